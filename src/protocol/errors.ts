@@ -1,0 +1,22 @@
+/** Error codes of the public API: stable strings a caller can switch on. */
+export type FastnetErrorCode =
+  | "MESSAGE_TOO_LARGE"
+  | "SEND_QUEUE_FULL"
+  | "NOT_OPEN"
+  | "HANDSHAKE_FAILED"
+  | "HANDSHAKE_TIMEOUT"
+  | "CERTIFICATE_REJECTED"
+  | "BIND_TIMEOUT"
+  | "BACKEND_UNAVAILABLE"
+  | "INVALID_OPTION"
+  | "SERVER_BUSY";
+
+/** The one error type thrown or rejected by this package; `code` says which limit or failure it was. */
+export class FastnetError extends Error {
+  readonly code: FastnetErrorCode;
+  constructor(code: FastnetErrorCode, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = "FastnetError";
+    this.code = code;
+  }
+}

@@ -1,0 +1,90 @@
+import type { AeadBackendName } from "./aead.js";
+import { FastnetError } from "./errors.js";
+
+/**
+ * Tuning of one session. Every timer and limit of the engine is here; defaults follow docs/protocol.md.
+ * Times are milliseconds, sizes bytes.
+ */
+export interface SessionOptions {
+  /** Largest reliable message accepted or sent (default 512 KiB). */
+  maxMessageSize: number;
+  /** Reliable message bytes queued and not yet acknowledged; a send beyond it throws SEND_QUEUE_FULL (default 512 KiB). */
+  sendQueueBytes: number;
+  /** Reliable stream bytes the receiver buffers out of order; advertised to the peer as its send window (default 1 MiB). */
+  receiveBufferBytes: number;
+  /** Send a PING after this much silence from us (default 1000). */
+  keepAliveMs: number;
+  /** Close the session after this much silence from the peer (default 10000). */
+  idleTimeoutMs: number;
+  /** Client: give up binding the UDP path after this long (default 10000). */
+  bindTimeoutMs: number;
+  /** Largest delay before acknowledging an ack-eliciting packet (default 25, RFC 9000 §13.2). */
+  maxAckDelayMs: number;
+  /** Acknowledge at once after this many ack-eliciting packets (default 2). */
+  ackElicitingThreshold: number;
+  /** RTT assumed before the first sample when the handshake gave none (default 333, RFC 9002 §6.2.2). */
+  initialRttMs: number;
+  /** Initiate a key update after this many packets sent under one key (default 2^20). */
+  keyUpdateIntervalPackets: number;
+  /** Initial congestion window in datagrams (default 10, RFC 9002 §7.2). */
+  initialWindowPackets: number;
+  /** Redundant CLOSE packets sent when closing (default 3). */
+  closePackets: number;
+}
+
+export const DEFAULT_SESSION_OPTIONS: Readonly<SessionOptions> = Object.freeze({
+  maxMessageSize: 512 * 1024,
+  sendQueueBytes: 512 * 1024,
+  receiveBufferBytes: 1024 * 1024,
+  keepAliveMs: 1000,
+  idleTimeoutMs: 10_000,
+  bindTimeoutMs: 10_000,
+  maxAckDelayMs: 25,
+  ackElicitingThreshold: 2,
+  initialRttMs: 333,
+  keyUpdateIntervalPackets: 1 << 20,
+  initialWindowPackets: 10,
+  closePackets: 3,
+});
+
+/** Options of the handshake and the endpoint, shared by server and client where they apply. */
+export interface EndpointOptions {
+  /** Which AEAD backend to use; "auto" picks the fastest available (default "auto"). */
+  aead: AeadBackendName | "auto";
+  /** TLS handshake plus UDP bind must finish within this (default 10000). */
+  handshakeTimeoutMs: number;
+  /** Server: handshakes in progress at once, over all sources (default 256). */
+  maxPendingHandshakes: number;
+  /** Server: handshakes in progress at once from one source IP (default 16). */
+  maxPendingHandshakesPerAddress: number;
+  /** Server: open sessions at once (default 10000). */
+  maxSessions: number;
+}
+
+export const DEFAULT_ENDPOINT_OPTIONS: Readonly<EndpointOptions> = Object.freeze({
+  aead: "auto",
+  handshakeTimeoutMs: 10_000,
+  maxPendingHandshakes: 256,
+  maxPendingHandshakesPerAddress: 16,
+  maxSessions: 10_000,
+});
+
+/** Merges user options over defaults, rejecting unknown keys' wrong types and non-positive numbers. */
+export function resolveOptions<T extends object>(defaults: Readonly<T>, given: Partial<T> | undefined): T {
+  const out = { ...defaults } as T;
+  if (!given) return out;
+  for (const key of Object.keys(defaults) as (keyof T)[]) {
+    const v = given[key];
+    if (v === undefined) continue;
+    const d = defaults[key];
+    if (typeof d === "number") {
+      if (typeof v !== "number" || !Number.isFinite(v) || v <= 0) {
+        throw new FastnetError("INVALID_OPTION", `option ${String(key)} must be a positive number, got ${String(v)}`);
+      }
+    } else if (typeof v !== typeof d) {
+      throw new FastnetError("INVALID_OPTION", `option ${String(key)} must be a ${typeof d}, got ${typeof v}`);
+    }
+    out[key] = v as T[keyof T];
+  }
+  return out;
+}
