@@ -1,0 +1,804 @@
+import type { AeadBackend } from "./aead.js";
+import { AEAD_TAG_LENGTH } from "./aead.js";
+import { NewReno, Pacer } from "./congestion.js";
+import { FastnetError } from "./errors.js";
+import {
+  AckFrame,
+  FrameType,
+  MAX_ACK_RANGES,
+  PATH_DATA_LENGTH,
+  datagramFrameOverhead,
+  encodeCloseReason,
+  streamFrameOverhead,
+  walkFrames,
+  writeAckFrame,
+  writeCloseFrame,
+  writeDatagramFrame,
+  writePathFrame,
+  writeStreamFrameHeader,
+  type FrameVisitor,
+} from "./frames.js";
+import { PacketCipher, splitExportedSecrets } from "./key-schedule.js";
+import { DEFAULT_SESSION_OPTIONS, resolveOptions, type SessionOptions } from "./options.js";
+import {
+  CID_OFFSET,
+  MAX_PAYLOAD_LENGTH,
+  PacketType,
+  cidEquals,
+  parseHeader,
+  writeHeader,
+  type ParsedHeader,
+} from "./packet-header.js";
+import { decodePacketNumber, packetNumberLength } from "./packet-number.js";
+import { RangeSet } from "./range-set.js";
+import { ReplayWindow } from "./replay-window.js";
+import { RttEstimator } from "./rtt-estimator.js";
+import { emptyDropCounters, type ConnectionStats, type DropCounters } from "./stats.js";
+import { StreamReceiver } from "./stream-receive.js";
+import { StreamSender } from "./stream-send.js";
+import { MAX_DATAGRAM_SIZE } from "./version.js";
+
+/** Close codes the engine itself uses; applications pass their own (Colyseus uses 4000 and up). */
+export const CloseCode = {
+  Normal: 1000,
+  /** Peer broke the protocol (flow control, oversized message). */
+  ProtocolError: 1002,
+  /** No close was received: idle timeout, bind timeout, stateless reset. */
+  Abnormal: 1006,
+} as const;
+
+/** Limits a peer announces in the handshake. */
+export interface TransportParams {
+  maxMessageSize: number;
+  receiveBufferBytes: number;
+  idleTimeoutMs: number;
+}
+
+export type Role = "client" | "server";
+export type ConnectionState = "binding" | "open" | "closing" | "closed";
+
+export type ConnectionEvent =
+  | { type: "open" }
+  | { type: "message"; data: Uint8Array }
+  | { type: "datagram"; data: Uint8Array }
+  | { type: "close"; code: number; reason: string; remote: boolean };
+
+/** What `handleDatagram` made of a datagram. */
+export const Received = {
+  /** Dropped and counted: it changed nothing. */
+  Dropped: 0,
+  /** Authenticated and processed. */
+  Accepted: 1,
+  /** Authenticated and the highest packet number so far (the trigger for path migration). */
+  AcceptedNewest: 2,
+} as const;
+export type Received = (typeof Received)[keyof typeof Received];
+
+export interface ConnectionConfig {
+  role: Role;
+  /** The 8-byte connection ID the server issued. */
+  cid: Uint8Array;
+  /** 64 bytes exported from the TLS 1.3 session with the CID in the context. */
+  keyingMaterial: Uint8Array;
+  aead: AeadBackend;
+  /** Current time in milliseconds (any monotonic origin). */
+  now: number;
+  /** Fills `out` with cryptographically random bytes (used for path challenges). */
+  random: (out: Uint8Array) => void;
+  /** The handshake's RTT measurement, used instead of the 333 ms default. */
+  initialRttMs?: number;
+  /** What the peer announced; defaults to our own options. */
+  peerParams?: TransportParams;
+  options?: Partial<SessionOptions>;
+}
+
+interface SentPacket {
+  pn: number;
+  timeSent: number;
+  size: number;
+  /** Flat [start, end) pairs of stream bytes carried. */
+  stream: number[] | null;
+  /** Largest packet number acknowledged by the ACK frame it carried, or -1. */
+  ackLargest: number;
+  /** Carried a PATH_CHALLENGE (retransmitted as a fresh challenge, not the same bytes). */
+  appLimited: boolean;
+}
+
+/** Packet-number threshold and time threshold for loss (RFC 9002 §6.1). */
+const PACKET_THRESHOLD = 3;
+const TIME_THRESHOLD = 9 / 8;
+const GRANULARITY_MS = 1;
+const MAX_QUEUED_DATAGRAMS = 64;
+const MAX_PTO_BACKOFF = 6;
+
+/**
+ * One end of a session: the sans-IO state machine. Datagrams and the time go in through
+ * `handleDatagram` and `handleTimeout`; datagrams to send come out of `pollTransmit`, the next deadline
+ * out of `pollTimeout`, and application events out of `pollEvent`. No I/O, no clock, no global randomness.
+ */
+export class Connection {
+  readonly role: Role;
+  readonly cid: Uint8Array;
+  readonly options: SessionOptions;
+  private _state: ConnectionState = "binding";
+
+  // Packet protection. Generations count key updates; the phase bit on the wire is generation & 1.
+  private sendCipher: PacketCipher;
+  private sendGen = 0;
+  private sendGenFirstPn = -1;
+  private sendGenConfirmed = true;
+  private packetsUnderKey = 0;
+  private recvCipher: PacketCipher;
+  private recvNext: PacketCipher;
+  private recvPrev: PacketCipher | null = null;
+  private recvPrevUntil = Infinity;
+  private recvGen = 0;
+  private recvGenFirstPn = 0;
+  private keyUpdates = 0;
+
+  private nextPn = 0;
+  private readonly replay = new ReplayWindow();
+  private largestRecvPn = -1;
+  private largestRecvTime = 0;
+  private readonly header: ParsedHeader = { type: PacketType.Data, keyPhase: 0, pnLength: 1, truncatedPn: 0, headerLength: 0 };
+  private readonly ackFrame = new AckFrame();
+  private readonly frameFlags = { ackEliciting: false };
+  private readonly visitor: FrameVisitor;
+  private now = 0;
+
+  // Acknowledgement state.
+  private readonly received = new RangeSet();
+  private ackPending = false;
+  private ackElicitingUnacked = 0;
+  private ackDeadline = Infinity;
+
+  // Recovery and congestion.
+  private sent: SentPacket[] = [];
+  readonly rtt: RttEstimator;
+  private readonly cc: NewReno;
+  private readonly pacer: Pacer;
+  private pacerWait = Infinity;
+  private largestAckedPn = -1;
+  private ptoCount = 0;
+  private probesPending = 0;
+  private lossTime = Infinity;
+  private lastAckElicitingSent = -Infinity;
+  private probeTimeouts = 0;
+  private packetsLost = 0;
+
+  // Channels.
+  private readonly streamOut = new StreamSender();
+  private readonly streamIn: StreamReceiver;
+  private readonly datagrams: Uint8Array[] = [];
+  private readonly segment = { offset: 0, len: 0 };
+  private peerWindow: number;
+  private readonly peerMaxMessage: number;
+  private pathResponses: Uint8Array[] = [];
+  private pingNeeded = false;
+
+  // Timers.
+  private lastReceived: number;
+  private readonly idleTimeoutMs: number;
+  private readonly bindDeadline: number;
+  private bindSent = false;
+
+  // Anti-amplification: until the peer proves it receives at its address, send at most 3x what came in.
+  private addressValidated: boolean;
+  private bytesReceivedUnvalidated = 0;
+  private bytesSentUnvalidated = 0;
+
+  // Closing.
+  private closeCode = 0;
+  private closeReason: Uint8Array = new Uint8Array(0);
+  private closeReasonText = "";
+  private closePacketsLeft = 0;
+
+  private readonly events: ConnectionEvent[] = [];
+  private eventHead = 0;
+
+  private readonly counters = {
+    packetsSent: 0,
+    packetsReceived: 0,
+    bytesSent: 0,
+    bytesReceived: 0,
+    messagesSent: 0,
+    messagesReceived: 0,
+    datagramsSent: 0,
+    datagramsReceived: 0,
+    datagramsDropped: { tooLarge: 0, congestion: 0, queueFull: 0 },
+  };
+  readonly dropped: DropCounters = emptyDropCounters();
+
+  constructor(config: ConnectionConfig) {
+    this.role = config.role;
+    this.cid = config.cid.slice();
+    this.options = resolveOptions(DEFAULT_SESSION_OPTIONS, config.options);
+    const peer = config.peerParams ?? {
+      maxMessageSize: this.options.maxMessageSize,
+      receiveBufferBytes: this.options.receiveBufferBytes,
+      idleTimeoutMs: this.options.idleTimeoutMs,
+    };
+    const secrets = splitExportedSecrets(config.keyingMaterial);
+    const mine = this.role === "client" ? secrets.clientToServer : secrets.serverToClient;
+    const theirs = this.role === "client" ? secrets.serverToClient : secrets.clientToServer;
+    this.sendCipher = new PacketCipher(config.aead, mine);
+    this.recvCipher = new PacketCipher(config.aead, theirs);
+    this.recvNext = this.recvCipher.next();
+    this.now = config.now;
+    this.lastReceived = config.now;
+    this.idleTimeoutMs = Math.min(this.options.idleTimeoutMs, peer.idleTimeoutMs > 0 ? peer.idleTimeoutMs : Infinity);
+    this.bindDeadline = config.now + this.options.bindTimeoutMs;
+    this.rtt = new RttEstimator(config.initialRttMs && config.initialRttMs > 0 ? config.initialRttMs : this.options.initialRttMs);
+    this.cc = new NewReno(MAX_DATAGRAM_SIZE, this.options.initialWindowPackets);
+    this.pacer = new Pacer(this.options.initialWindowPackets * MAX_DATAGRAM_SIZE);
+    this.peerWindow = peer.receiveBufferBytes;
+    this.peerMaxMessage = Math.min(peer.maxMessageSize, this.options.maxMessageSize);
+    // The client dialled the server's address itself; the server must wait for proof (RFC 9000 §8.1).
+    this.addressValidated = this.role === "client";
+    this.streamIn = new StreamReceiver(this.options.receiveBufferBytes, this.options.maxMessageSize, (m) => {
+      this.counters.messagesReceived++;
+      this.pushEvent({ type: "message", data: m });
+    });
+    this.random = config.random;
+    this.visitor = {
+      onPing: () => {},
+      onAck: (ack) => this.onAck(ack),
+      onStream: (offset, data) => {
+        const err = this.streamIn.onData(offset, data);
+        if (err) this.closeInternal(CloseCode.ProtocolError, `protocol violation: ${err}`, true);
+      },
+      onDatagram: (data) => {
+        if (this._state !== "open") return;
+        this.counters.datagramsReceived++;
+        this.pushEvent({ type: "datagram", data: data.slice() });
+      },
+      onClose: (code, reason) => this.onPeerClose(code, reason),
+      onPathChallenge: (data) => {
+        if (this.pathResponses.length < 4) this.pathResponses.push(data.slice());
+      },
+      onPathResponse: () => {},
+    };
+  }
+
+  private readonly random: (out: Uint8Array) => void;
+
+  get state(): ConnectionState {
+    return this._state;
+  }
+
+  /** Largest message `sendUnreliable` accepts: what fits in one datagram. */
+  get maxDatagramPayload(): number {
+    return MAX_PAYLOAD_LENGTH - datagramFrameOverhead(MAX_PAYLOAD_LENGTH);
+  }
+
+  /** Largest message `send` accepts: the smaller of our and the peer's limit. */
+  get maxMessageSize(): number {
+    return this.peerMaxMessage;
+  }
+
+  // ---------------------------------------------------------------- application API
+
+  /**
+   * Queues a reliable message (copied at once). Throws FastnetError MESSAGE_TOO_LARGE, SEND_QUEUE_FULL
+   * or NOT_OPEN; nothing is queued when it throws.
+   */
+  send(message: Uint8Array): void {
+    if (this._state === "closing" || this._state === "closed") {
+      throw new FastnetError("NOT_OPEN", `cannot send: session is ${this._state}`);
+    }
+    if (message.length > this.peerMaxMessage) {
+      throw new FastnetError("MESSAGE_TOO_LARGE", `message of ${message.length} bytes exceeds maxMessageSize ${this.peerMaxMessage}`);
+    }
+    if (this.streamOut.queuedBytes > 0 && this.streamOut.queuedBytes + message.length > this.options.sendQueueBytes) {
+      throw new FastnetError(
+        "SEND_QUEUE_FULL",
+        `send queue full: ${this.streamOut.queuedBytes} bytes unacknowledged + ${message.length} exceeds sendQueueBytes ${this.options.sendQueueBytes}`,
+      );
+    }
+    this.streamOut.push(message);
+    this.counters.messagesSent++;
+  }
+
+  /** Bytes of reliable messages queued and not yet acknowledged by the peer. */
+  get queuedBytes(): number {
+    return this.streamOut.queuedBytes;
+  }
+
+  /**
+   * Queues an unreliable datagram (copied). Returns false, counting the drop, when it is larger than
+   * `maxDatagramPayload`, when congestion control has no room, or when the session is not open.
+   */
+  sendUnreliable(message: Uint8Array): boolean {
+    const drops = this.counters.datagramsDropped;
+    if (message.length > this.maxDatagramPayload) {
+      drops.tooLarge++;
+      return false;
+    }
+    if (this._state !== "open") {
+      drops.congestion++;
+      return false;
+    }
+    // RFC 9221 §5.4: datagrams are congestion controlled and dropped, not queued, when blocked.
+    if (this.cc.bytesInFlight + message.length > this.cc.cwnd) {
+      drops.congestion++;
+      return false;
+    }
+    if (this.datagrams.length >= MAX_QUEUED_DATAGRAMS) {
+      drops.queueFull++;
+      return false;
+    }
+    this.datagrams.push(message.slice());
+    return true;
+  }
+
+  /** Starts closing: the peer gets `code` and `reason` in a few redundant CLOSE packets. */
+  close(code: number = CloseCode.Normal, reason = ""): void {
+    this.closeInternal(code, reason, true);
+  }
+
+  /**
+   * Switches the sending key to the next generation (RFC 9001 §6). Returns false when an update is
+   * still unconfirmed (the peer has not acknowledged a packet under the current key yet).
+   */
+  initiateKeyUpdate(): boolean {
+    if (this._state !== "open" || !this.sendGenConfirmed || this.sendGen !== this.recvGen) return false;
+    this.rotateSendKey();
+    return true;
+  }
+
+  /** Key generation currently used for sending. */
+  get keyGeneration(): number {
+    return this.sendGen;
+  }
+
+  pollEvent(): ConnectionEvent | null {
+    if (this.eventHead >= this.events.length) return null;
+    const ev = this.events[this.eventHead++]!;
+    if (this.eventHead === this.events.length) {
+      this.events.length = 0;
+      this.eventHead = 0;
+    }
+    return ev;
+  }
+
+  getStats(): ConnectionStats {
+    const c = this.counters;
+    return {
+      rtt: { smoothedMs: this.rtt.smoothed, varianceMs: this.rtt.variance, minMs: this.rtt.min === Infinity ? 0 : this.rtt.min, latestMs: this.rtt.latest },
+      packetsSent: c.packetsSent,
+      packetsReceived: c.packetsReceived,
+      bytesSent: c.bytesSent,
+      bytesReceived: c.bytesReceived,
+      packetsLost: this.packetsLost,
+      bytesRetransmitted: this.streamOut.retransmittedBytes,
+      messagesSent: c.messagesSent,
+      messagesReceived: c.messagesReceived,
+      datagramsSent: c.datagramsSent,
+      datagramsReceived: c.datagramsReceived,
+      datagramsDropped: { ...c.datagramsDropped },
+      dropped: { ...this.dropped },
+      congestionWindow: this.cc.cwnd,
+      bytesInFlight: this.cc.bytesInFlight,
+      keyUpdates: this.keyUpdates,
+      probeTimeouts: this.probeTimeouts,
+    };
+  }
+
+  // ---------------------------------------------------------------- receive path
+
+  /**
+   * Processes one datagram. Anything that fails a check is dropped and counted in `dropped`; nothing
+   * is sent in reply to it and no state changes. Never throws on bad input.
+   */
+  handleDatagram(buf: Uint8Array, now: number): Received {
+    this.now = now;
+    if (this._state === "closed" || this._state === "closing") {
+      this.dropped.closed++;
+      return Received.Dropped;
+    }
+    const h = this.header;
+    if (!parseHeader(buf, h)) {
+      this.dropped.malformed++;
+      return Received.Dropped;
+    }
+    if (!cidEquals(buf, CID_OFFSET, this.cid)) {
+      this.dropped.unknownCid++;
+      return Received.Dropped;
+    }
+    // Bind packets come only from the client, always padded to the full size (anti-amplification).
+    if (h.type === PacketType.Bind && (this.role === "client" || buf.length < MAX_DATAGRAM_SIZE)) {
+      this.dropped.malformed++;
+      return Received.Dropped;
+    }
+    const pn = decodePacketNumber(this.largestRecvPn, h.truncatedPn, h.pnLength * 8);
+    if (!this.replay.check(pn)) {
+      this.dropped.replay++;
+      return Received.Dropped;
+    }
+    const aad = buf.subarray(0, h.headerLength);
+    const sealed = buf.subarray(h.headerLength);
+    let cipher: PacketCipher;
+    let rotate = false;
+    if (h.keyPhase === (this.recvGen & 1)) {
+      cipher = this.recvCipher;
+    } else if (this.recvPrev !== null && pn < this.recvGenFirstPn) {
+      cipher = this.recvPrev;
+    } else {
+      cipher = this.recvNext;
+      rotate = true;
+    }
+    const payload = cipher.open(pn, aad, sealed);
+    if (payload === null) {
+      this.dropped.decrypt++;
+      return Received.Dropped;
+    }
+    // Authenticated. A peer with the keys that sends unparseable frames is still dropped, not obeyed.
+    if (!walkFrames(payload, null, this.ackFrame, this.frameFlags)) {
+      this.dropped.malformed++;
+      return Received.Dropped;
+    }
+    this.replay.mark(pn);
+    if (rotate) this.rotateRecvKey(pn, now);
+    const newest = pn > this.largestRecvPn;
+    if (newest) {
+      this.largestRecvPn = pn;
+      this.largestRecvTime = now;
+    }
+    this.received.add(pn, pn + 1);
+    this.received.truncateLow(MAX_ACK_RANGES);
+    this.counters.packetsReceived++;
+    this.counters.bytesReceived += buf.length;
+    if (!this.addressValidated) this.bytesReceivedUnvalidated += buf.length;
+    this.lastReceived = now;
+    if (this._state === "binding") {
+      this._state = "open";
+      this.pushEvent({ type: "open" });
+    }
+    const ackEliciting = this.frameFlags.ackEliciting;
+    walkFrames(payload, this.visitor, this.ackFrame, this.frameFlags);
+    if (ackEliciting && this._state === "open") {
+      this.ackPending = true;
+      this.ackElicitingUnacked++;
+      // Out of order, or a hole below the newest: acknowledge at once so the peer detects loss fast.
+      const gap = !newest || (this.received.size > 1 && this.received.starts[this.received.size - 1] === pn);
+      if (gap || this.ackElicitingUnacked >= this.options.ackElicitingThreshold) this.ackDeadline = now;
+      else if (this.ackDeadline === Infinity) this.ackDeadline = now + this.options.maxAckDelayMs;
+    }
+    // Packets without ack-eliciting frames are acknowledged only piggybacked (no ACK ping-pong).
+    return newest ? Received.AcceptedNewest : Received.Accepted;
+  }
+
+  private rotateRecvKey(pn: number, now: number): void {
+    this.recvPrev = this.recvCipher;
+    this.recvPrevUntil = now + 3 * this.ptoBase();
+    this.recvCipher = this.recvNext;
+    this.recvNext = this.recvCipher.next();
+    this.recvGen++;
+    this.recvGenFirstPn = pn;
+    // The peer updated: follow with our own send key (RFC 9001 §6.2).
+    if (this.sendGen < this.recvGen) this.rotateSendKey();
+  }
+
+  private rotateSendKey(): void {
+    this.sendCipher = this.sendCipher.next();
+    this.sendGen++;
+    this.sendGenFirstPn = -1;
+    this.sendGenConfirmed = false;
+    this.packetsUnderKey = 0;
+    this.keyUpdates++;
+  }
+
+  private onAck(ack: AckFrame): void {
+    const now = this.now;
+    const ackDelay = ack.delayUs / 1000;
+    let largestNewlyAcked: SentPacket | null = null;
+    let anyAckEliciting = false;
+    let r = ack.count - 1; // ranges come highest first; walk them lowest first
+    const keep: SentPacket[] = [];
+    for (const p of this.sent) {
+      while (r >= 0 && ack.largestOf[r]! < p.pn) r--;
+      if (r >= 0 && ack.smallest[r]! <= p.pn) {
+        // newly acknowledged
+        anyAckEliciting = true;
+        if (p.pn === ack.largest) largestNewlyAcked = p;
+        this.cc.onAcked(p.size, p.timeSent, p.appLimited);
+        if (p.stream) for (let i = 0; i < p.stream.length; i += 2) this.streamOut.onAcked(p.stream[i]!, p.stream[i + 1]!);
+        if (p.ackLargest >= 0) this.received.remove(0, p.ackLargest);
+        if (!this.sendGenConfirmed && this.sendGenFirstPn >= 0 && p.pn >= this.sendGenFirstPn) this.sendGenConfirmed = true;
+      } else {
+        keep.push(p);
+      }
+    }
+    this.sent = keep;
+    if (ack.largest > this.largestAckedPn && ack.largest < this.nextPn) this.largestAckedPn = ack.largest;
+    if (largestNewlyAcked && anyAckEliciting) {
+      this.rtt.update(now - largestNewlyAcked.timeSent, ackDelay, this.options.maxAckDelayMs);
+    }
+    if (anyAckEliciting) {
+      // The peer received what we sent to its address: the path is proven (RFC 9000 §8.1).
+      this.addressValidated = true;
+      this.ptoCount = 0;
+    }
+    this.detectLoss(now);
+  }
+
+  private detectLoss(now: number): void {
+    this.lossTime = Infinity;
+    if (this.largestAckedPn < 0) return;
+    const lossDelay = Math.max(TIME_THRESHOLD * Math.max(this.rtt.latest, this.rtt.smoothed), GRANULARITY_MS);
+    const lostSendTime = now - lossDelay;
+    let largestLostSent = -Infinity;
+    let firstLostSent = Infinity;
+    let lostCount = 0;
+    const keep: SentPacket[] = [];
+    for (const p of this.sent) {
+      if (p.pn > this.largestAckedPn) {
+        keep.push(p);
+        continue;
+      }
+      if (p.timeSent <= lostSendTime || this.largestAckedPn - p.pn >= PACKET_THRESHOLD) {
+        lostCount++;
+        this.cc.onRemoved(p.size);
+        if (p.stream) for (let i = 0; i < p.stream.length; i += 2) this.streamOut.onLost(p.stream[i]!, p.stream[i + 1]!);
+        if (p.timeSent > largestLostSent) largestLostSent = p.timeSent;
+        if (p.timeSent < firstLostSent) firstLostSent = p.timeSent;
+      } else {
+        keep.push(p);
+        this.lossTime = Math.min(this.lossTime, p.timeSent + lossDelay);
+      }
+    }
+    if (lostCount > 0) {
+      this.sent = keep;
+      this.packetsLost += lostCount;
+      // Persistent congestion (RFC 9002 §7.6), approximated: losses spanning 3 PTOs with nothing left in flight before them.
+      const persistent = this.rtt.hasSample && largestLostSent - firstLostSent > 3 * this.ptoBase() && keep.length === 0;
+      this.cc.onLost(largestLostSent, now, persistent);
+    }
+  }
+
+  private ptoBase(): number {
+    return this.rtt.pto(this.options.maxAckDelayMs, GRANULARITY_MS);
+  }
+
+  private lossDetectionDeadline(): number {
+    if (this.lossTime !== Infinity) return this.lossTime;
+    if (this.sent.length === 0) return Infinity;
+    const backoff = 2 ** Math.min(this.ptoCount, MAX_PTO_BACKOFF);
+    return this.lastAckElicitingSent + this.ptoBase() * backoff;
+  }
+
+  private onPeerClose(code: number, reason: string): void {
+    if (this._state === "closed") return;
+    this._state = "closed";
+    this.closeCode = code;
+    this.closeReasonText = reason;
+    this.pushEvent({ type: "close", code, reason, remote: true });
+  }
+
+  /** `notify`: send CLOSE packets to the peer; otherwise the session just ends (timeouts). */
+  private closeInternal(code: number, reason: string, notify: boolean): void {
+    if (this._state === "closing" || this._state === "closed") return;
+    this.closeCode = code;
+    this.closeReasonText = reason;
+    this.closeReason = encodeCloseReason(reason);
+    const canSend = notify && (this._state === "open" || (this.role === "client" && this.bindSent));
+    if (canSend) {
+      this._state = "closing";
+      this.closePacketsLeft = this.options.closePackets;
+    } else {
+      this.finishClose();
+    }
+  }
+
+  private finishClose(): void {
+    this._state = "closed";
+    this.pushEvent({ type: "close", code: this.closeCode, reason: this.closeReasonText, remote: false });
+  }
+
+  private pushEvent(ev: ConnectionEvent): void {
+    this.events.push(ev);
+  }
+
+  // ---------------------------------------------------------------- timers
+
+  /** Absolute time (ms) at which `handleTimeout` must be called next, or null when nothing is pending. */
+  pollTimeout(): number | null {
+    if (this._state === "closed") return null;
+    if (this._state === "closing") return this.now; // close packets are waiting to be polled
+    let t = this.lastReceived + this.idleTimeoutMs;
+    if (this._state === "binding") {
+      if (this.role === "client") t = Math.min(t, this.bindDeadline);
+      t = Math.min(t, this.lossDetectionDeadline());
+      return t;
+    }
+    t = Math.min(t, this.lossDetectionDeadline());
+    if (this.ackPending) t = Math.min(t, this.ackDeadline);
+    t = Math.min(t, this.keepAliveAt());
+    if (this.pacerWait !== Infinity) t = Math.min(t, this.pacerWait);
+    if (this.recvPrev) t = Math.min(t, this.recvPrevUntil);
+    return t;
+  }
+
+  private keepAliveAt(): number {
+    return Math.max(this.lastReceived, this.lastAckElicitingSent) + this.options.keepAliveMs;
+  }
+
+  /** Runs every timer that is due at `now`. */
+  handleTimeout(now: number): void {
+    this.now = now;
+    if (this._state === "closed" || this._state === "closing") return;
+    if (now >= this.lastReceived + this.idleTimeoutMs) {
+      this.closeInternal(CloseCode.Abnormal, "idle timeout", false);
+      return;
+    }
+    if (this._state === "binding" && this.role === "client" && now >= this.bindDeadline) {
+      this.closeInternal(CloseCode.Abnormal, "bind timeout: no answer from the server over UDP", false);
+      return;
+    }
+    if (this.recvPrev && now >= this.recvPrevUntil) {
+      this.recvPrev = null;
+      this.recvPrevUntil = Infinity;
+    }
+    if (now >= this.pacerWait) this.pacerWait = Infinity;
+    const lossAt = this.lossDetectionDeadline();
+    if (now >= lossAt) {
+      if (this.lossTime !== Infinity) {
+        this.detectLoss(now);
+      } else {
+        // Probe timeout (RFC 9002 §6.2.4): send up to two ack-eliciting probes, retransmitting the oldest data.
+        this.ptoCount++;
+        this.probeTimeouts++;
+        this.probesPending = 2;
+        const oldest = this.sent[0];
+        if (oldest?.stream) {
+          for (let i = 0; i < oldest.stream.length; i += 2) this.streamOut.onLost(oldest.stream[i]!, oldest.stream[i + 1]!);
+        }
+      }
+    }
+    if (this._state === "open" && now >= this.keepAliveAt()) this.pingNeeded = true;
+  }
+
+  // ---------------------------------------------------------------- send path
+
+  /**
+   * Builds the next datagram to send, or returns null when there is nothing to send now (call again
+   * after the next input or `pollTimeout`). The returned buffer is new and owned by the caller.
+   */
+  pollTransmit(now: number): Uint8Array | null {
+    this.now = now;
+    if (this._state === "closed") return null;
+    if (this._state === "closing") {
+      if (this.closePacketsLeft <= 0) return null;
+      this.closePacketsLeft--;
+      const pkt = this.buildPacket(now, "close");
+      if (this.closePacketsLeft === 0) this.finishClose();
+      return pkt;
+    }
+    if (this._state === "binding") {
+      if (this.role !== "client") return null; // the server learns the client's address from its bind
+      if (this.bindSent && this.probesPending === 0) return null;
+      if (this.probesPending > 0) this.probesPending--;
+      this.bindSent = true;
+      return this.buildPacket(now, "bind");
+    }
+    const ackDue = this.ackPending && now >= this.ackDeadline;
+    const probe = this.probesPending > 0;
+    const wantsElicit =
+      probe ||
+      this.pingNeeded ||
+      this.datagrams.length > 0 ||
+      this.pathResponses.length > 0 ||
+      this.streamOut.hasData(this.peerWindow);
+    if (!wantsElicit) return ackDue ? this.buildPacket(now, "ack") : null;
+    if (!probe) {
+      const cwndBlocked = this.cc.bytesInFlight >= this.cc.cwnd;
+      let paced = false;
+      if (!cwndBlocked) {
+        const wait = this.pacer.delayUntil(now, MAX_DATAGRAM_SIZE, this.cc.cwnd, this.rtt.smoothed);
+        if (wait > 0) {
+          this.pacerWait = wait;
+          paced = true;
+        }
+      }
+      if (cwndBlocked || paced) {
+        // Path responses and pings are tiny and must not wait behind bulk data.
+        if (this.pathResponses.length === 0 && !this.pingNeeded) return ackDue ? this.buildPacket(now, "ack") : null;
+      }
+    }
+    if (probe) this.probesPending--;
+    return this.buildPacket(now, probe ? "probe" : "data");
+  }
+
+  private readonly scratch = new Uint8Array(MAX_DATAGRAM_SIZE);
+
+  private buildPacket(now: number, kind: "data" | "ack" | "probe" | "bind" | "close"): Uint8Array | null {
+    let maxSize = MAX_DATAGRAM_SIZE;
+    if (!this.addressValidated) {
+      const budget = 3 * this.bytesReceivedUnvalidated - this.bytesSentUnvalidated;
+      if (budget < 64) return null;
+      maxSize = Math.min(maxSize, budget);
+    }
+    const pn = this.nextPn;
+    const pnLength = packetNumberLength(pn, this.largestAckedPn);
+    const headerLength = 1 + this.cid.length + pnLength;
+    const room = maxSize - headerLength - AEAD_TAG_LENGTH;
+    const p = this.scratch;
+    let off = 0;
+    let ackEliciting = false;
+    let ackLargest = -1;
+    let stream: number[] | null = null;
+    let appLimited = true;
+
+    if (kind === "close") {
+      off = writeCloseFrame(p, off, this.closeCode, this.closeReason);
+    } else {
+      if (this.ackPending && kind !== "bind") {
+        const delayUs = Math.max(0, Math.round((now - this.largestRecvTime) * 1000));
+        const o = writeAckFrame(p, off, room - off, this.received.starts, this.received.ends, delayUs);
+        if (o > off) {
+          ackLargest = this.received.max()! - 1;
+          off = o;
+          this.ackPending = false;
+          this.ackElicitingUnacked = 0;
+          this.ackDeadline = Infinity;
+        }
+      }
+      if (kind !== "ack") {
+        while (this.pathResponses.length > 0 && room - off >= 1 + PATH_DATA_LENGTH) {
+          off = writePathFrame(p, off, FrameType.PathResponse, this.pathResponses.shift()!);
+          ackEliciting = true;
+        }
+        while (this.datagrams.length > 0) {
+          const d = this.datagrams[0]!;
+          if (room - off < datagramFrameOverhead(d.length) + d.length) break;
+          off = writeDatagramFrame(p, off, d);
+          this.datagrams.shift();
+          this.counters.datagramsSent++;
+          ackEliciting = true;
+        }
+        for (;;) {
+          const space = room - off - streamFrameOverhead(this.streamOut.endOffset, room);
+          if (space <= 0) break;
+          this.streamOut.nextSegment(space, this.peerWindow, this.segment);
+          if (this.segment.len === 0) break;
+          const { offset, len } = this.segment;
+          const dataAt = writeStreamFrameHeader(p, off, offset, len);
+          this.streamOut.copy(offset, len, p, dataAt);
+          off = dataAt + len;
+          (stream ??= []).push(offset, offset + len);
+          ackEliciting = true;
+          appLimited = false;
+        }
+        if (!ackEliciting && (this.pingNeeded || kind === "probe" || kind === "bind")) {
+          p[off++] = FrameType.Ping;
+          ackEliciting = true;
+        }
+        if (ackEliciting) this.pingNeeded = false;
+      }
+    }
+    if (off === 0) return null;
+    let total = headerLength + off + AEAD_TAG_LENGTH;
+    if (kind === "bind") {
+      // Pad the client's bind to the full datagram size so the server may answer with as much.
+      p.fill(FrameType.Padding, off, room);
+      off = room;
+      total = MAX_DATAGRAM_SIZE;
+    }
+    const out = new Uint8Array(total);
+    writeHeader(out, kind === "bind" ? PacketType.Bind : PacketType.Data, (this.sendGen & 1) as 0 | 1, this.cid, pn, pnLength);
+    this.sendCipher.seal(out, headerLength, pn, out.subarray(0, headerLength), p.subarray(0, off));
+    this.nextPn++;
+    this.counters.packetsSent++;
+    this.counters.bytesSent += total;
+    if (!this.addressValidated) this.bytesSentUnvalidated += total;
+    if (this.sendGenFirstPn < 0) this.sendGenFirstPn = pn;
+    if (ackEliciting) {
+      this.sent.push({ pn, timeSent: now, size: total, stream, ackLargest, appLimited: appLimited && this.cc.bytesInFlight < this.cc.cwnd / 2 });
+      this.cc.onSent(total);
+      this.pacer.onSent(total);
+      this.lastAckElicitingSent = now;
+    }
+    if (++this.packetsUnderKey >= this.options.keyUpdateIntervalPackets) this.initiateKeyUpdate();
+    return out;
+  }
+}

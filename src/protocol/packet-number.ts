@@ -1,0 +1,28 @@
+/**
+ * Packet number truncation on the wire and recovery on receipt (RFC 9000 §17.1, Appendix A.2/A.3).
+ * Full packet numbers are 64-bit on paper and JavaScript integers below 2^53 here: at one packet per
+ * microsecond that lasts 285 years, so a session never wraps.
+ */
+
+/** Bytes (1 to 4) to send `pn` so that a receiver that has acknowledged up to `largestAcked` decodes it. */
+export function packetNumberLength(pn: number, largestAcked: number): 1 | 2 | 3 | 4 {
+  const unacked = largestAcked < 0 ? pn + 1 : pn - largestAcked;
+  // Twice the range of unacknowledged packets, plus one bit (RFC 9000 A.2).
+  const bits = Math.ceil(Math.log2(unacked * 2 + 1)) + 1;
+  if (bits <= 8) return 1;
+  if (bits <= 16) return 2;
+  if (bits <= 24) return 3;
+  return 4;
+}
+
+/** Recovers the full packet number from its truncated form (RFC 9000 A.3). */
+export function decodePacketNumber(largest: number, truncated: number, bits: number): number {
+  const expected = largest + 1;
+  const win = 2 ** bits;
+  const hwin = win / 2;
+  // (expected & ~mask) | truncated, without JavaScript's 32-bit bitwise operators
+  const candidate = expected - (expected % win) + truncated;
+  if (candidate <= expected - hwin && candidate < 2 ** 53 - win) return candidate + win;
+  if (candidate > expected + hwin && candidate >= win) return candidate - win;
+  return candidate;
+}

@@ -1,0 +1,107 @@
+/**
+ * A sorted set of disjoint half-open integer ranges [start, end). Used for received packet numbers,
+ * acknowledged stream bytes and stream bytes waiting for retransmission. Adjacent ranges merge.
+ */
+export class RangeSet {
+  /** Flat pairs: starts[i] < ends[i] <= starts[i + 1]. Arrays stay small (bounded by callers). */
+  readonly starts: number[] = [];
+  readonly ends: number[] = [];
+
+  get size(): number {
+    return this.starts.length;
+  }
+
+  isEmpty(): boolean {
+    return this.starts.length === 0;
+  }
+
+  /** Smallest value in the set; undefined when empty. */
+  min(): number | undefined {
+    return this.starts[0];
+  }
+
+  /** One past the largest value in the set; undefined when empty. */
+  max(): number | undefined {
+    return this.ends[this.ends.length - 1];
+  }
+
+  /** Index of the first range whose end is >= v (the one that contains or follows v). */
+  private lowerBound(v: number): number {
+    let lo = 0;
+    let hi = this.ends.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      if (this.ends[mid]! < v) lo = mid + 1;
+      else hi = mid;
+    }
+    return lo;
+  }
+
+  contains(v: number): boolean {
+    const i = this.lowerBound(v + 1);
+    return i < this.starts.length && this.starts[i]! <= v && v < this.ends[i]!;
+  }
+
+  /** True when all of [start, end) is in the set. */
+  containsRange(start: number, end: number): boolean {
+    const i = this.lowerBound(start + 1);
+    return i < this.starts.length && this.starts[i]! <= start && end <= this.ends[i]!;
+  }
+
+  /** Adds [start, end), merging with neighbours it touches. */
+  add(start: number, end: number): void {
+    if (start >= end) return;
+    let i = this.lowerBound(start); // first range with end >= start
+    let j = i;
+    let s = start;
+    let e = end;
+    while (j < this.starts.length && this.starts[j]! <= end) {
+      if (this.starts[j]! < s) s = this.starts[j]!;
+      if (this.ends[j]! > e) e = this.ends[j]!;
+      j++;
+    }
+    this.starts.splice(i, j - i, s);
+    this.ends.splice(i, j - i, e);
+  }
+
+  /** Removes [start, end) from the set. */
+  remove(start: number, end: number): void {
+    if (start >= end) return;
+    let i = this.lowerBound(start + 1);
+    while (i < this.starts.length && this.starts[i]! < end) {
+      const s = this.starts[i]!;
+      const e = this.ends[i]!;
+      if (s < start && e > end) {
+        // split
+        this.ends[i] = start;
+        this.starts.splice(i + 1, 0, end);
+        this.ends.splice(i + 1, 0, e);
+        return;
+      }
+      if (s < start) {
+        this.ends[i] = start;
+        i++;
+      } else if (e > end) {
+        this.starts[i] = end;
+        return;
+      } else {
+        this.starts.splice(i, 1);
+        this.ends.splice(i, 1);
+      }
+    }
+  }
+
+  /** Drops the lowest ranges until at most `max` remain. */
+  truncateLow(max: number): void {
+    const extra = this.starts.length - max;
+    if (extra > 0) {
+      this.starts.splice(0, extra);
+      this.ends.splice(0, extra);
+    }
+  }
+
+  clear(): void {
+    this.starts.length = 0;
+    this.ends.length = 0;
+  }
+}
