@@ -1,0 +1,15 @@
+/**
+ * colyseus-fastnet, server entry: the encrypted UDP engine (FastnetServer, sessions) and its options.
+ * The Colyseus transport is built on these; the client side lives in "colyseus-fastnet/client".
+ */
+export { FastnetServer, type FastnetServerOptions, type SessionInfo, type EndpointStats } from "./node/server.js";
+export { FastnetSession, ReadyState, type SessionEvents } from "./node/session.js";
+export { connect, FastnetClientSession, type ConnectOptions } from "./node/client.js";
+export { generateDevCertificate, type DevCertificate } from "./node/dev-certificate.js";
+export { certificateFingerprint, formatFingerprint, parseFingerprint } from "./node/fingerprint.js";
+export { availableAeadBackends, selectAeadBackend } from "./node/aead-select.js";
+export { FastnetError, type FastnetErrorCode } from "./protocol/errors.js";
+export { CloseCode, type TransportParams } from "./protocol/connection.js";
+export { DEFAULT_SESSION_OPTIONS, DEFAULT_ENDPOINT_OPTIONS, type SessionOptions, type EndpointOptions } from "./protocol/options.js";
+export type { ConnectionStats, DropCounters } from "./protocol/stats.js";
+export type { AeadBackend, AeadBackendName } from "./protocol/aead.js";

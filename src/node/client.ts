@@ -1,0 +1,171 @@
+import { randomFillSync } from "node:crypto";
+import dgram from "node:dgram";
+import { lookup } from "node:dns/promises";
+import { isIP, isIPv6 } from "node:net";
+import createDebug from "debug";
+import { Connection } from "../protocol/connection.js";
+import { FastnetError } from "../protocol/errors.js";
+import {
+  DEFAULT_ENDPOINT_OPTIONS,
+  DEFAULT_SESSION_OPTIONS,
+  resolveOptions,
+  type EndpointOptions,
+  type SessionOptions,
+} from "../protocol/options.js";
+import { selectAeadBackend } from "./aead-select.js";
+import { parseFingerprint } from "./fingerprint.js";
+import { performHandshake } from "./handshake-client.js";
+import { FastnetSession, clock } from "./session.js";
+
+const log = createDebug("fastnet:client");
+
+export interface ConnectOptions extends Partial<SessionOptions>, Partial<EndpointOptions> {
+  /** Path and query the session stands for (the server sees it in the hello), e.g. a room path. */
+  path?: string;
+  /** Extra headers passed to the server in the hello. */
+  headers?: Record<string, string>;
+  /** TLS verification, as node:tls: trust anchors and whether to verify at all. */
+  tls?: { ca?: string | string[] | Buffer; rejectUnauthorized?: boolean; servername?: string };
+  /** SHA-256 of the server certificate to pin instead of CA verification ("AB:CD:..", bytes or number[]). */
+  fingerprint?: string | Uint8Array | number[];
+  /** Local address (and port) for the UDP socket. */
+  localAddress?: string;
+  localPort?: number;
+  /** Upgrade path of the handshake (default "/.fastnet"). */
+  handshakePath?: string;
+}
+
+/** The client side of a session: adds the handshake's facts to FastnetSession. */
+export class FastnetClientSession extends FastnetSession {
+  /** Stateless reset token the server gave at the handshake. */
+  resetToken: Uint8Array = new Uint8Array(0);
+  /** TLS version the keys came from. */
+  tlsProtocol = "";
+  /** Remote UDP address and port. */
+  remoteAddress = "";
+  remotePort = 0;
+  /** @internal */
+  socket: dgram.Socket | null = null;
+}
+
+/**
+ * Opens a session: TLS 1.3 handshake over an HTTP Upgrade to `url` ("http://host:port"), then the UDP
+ * bind. Resolves once the server answered over UDP. Rejects with a FastnetError naming the cause:
+ * CERTIFICATE_REJECTED, HANDSHAKE_FAILED, HANDSHAKE_TIMEOUT, SERVER_BUSY, BIND_TIMEOUT.
+ */
+export async function connect(url: string, options: ConnectOptions = {}): Promise<FastnetClientSession> {
+  const sessionOptions = resolveOptions(DEFAULT_SESSION_OPTIONS, options);
+  const endpointOptions = resolveOptions(DEFAULT_ENDPOINT_OPTIONS, options);
+  const aead = selectAeadBackend(endpointOptions.aead);
+  const hs = await performHandshake({
+    url,
+    path: options.handshakePath,
+    hello: {
+      path: options.path ?? "/",
+      headers: options.headers,
+      params: {
+        maxMessageSize: sessionOptions.maxMessageSize,
+        receiveBufferBytes: sessionOptions.receiveBufferBytes,
+        idleTimeoutMs: sessionOptions.idleTimeoutMs,
+      },
+    },
+    ca: options.tls?.ca,
+    rejectUnauthorized: options.tls?.rejectUnauthorized,
+    servername: options.tls?.servername,
+    fingerprint: options.fingerprint !== undefined ? parseFingerprint(options.fingerprint) : undefined,
+    timeoutMs: endpointOptions.handshakeTimeoutMs,
+  });
+  let socket: dgram.Socket | null = null;
+  try {
+    const host = isIP(hs.accept.udpHost) ? hs.accept.udpHost : (await lookup(hs.accept.udpHost)).address;
+    socket = await openSocket(host, hs.accept.udpPort, options.localAddress, options.localPort);
+    const connection = new Connection({
+      role: "client",
+      cid: hs.accept.cid,
+      keyingMaterial: hs.keyingMaterial,
+      aead,
+      now: clock(),
+      random: randomFillSync,
+      initialRttMs: hs.rttMs,
+      peerParams: hs.accept.params,
+      options: sessionOptions,
+    });
+    const s = socket;
+    let sendsInFlight = 0;
+    let closeSocket = false;
+    const onSent = (): void => {
+      if (--sendsInFlight === 0 && closeSocket) s.close();
+    };
+    const session = new FastnetClientSession(connection, {
+      send: (d) => {
+        sendsInFlight++;
+        s.send(d, onSent);
+      },
+      closed: () => {
+        // Let the CLOSE packets leave before the socket goes.
+        if (sendsInFlight === 0) s.close();
+        else closeSocket = true;
+      },
+    });
+    session.socket = s;
+    session.resetToken = hs.accept.resetToken;
+    session.tlsProtocol = hs.protocol;
+    session.remoteAddress = host;
+    session.remotePort = hs.accept.udpPort;
+    s.on("message", (msg) => session.receive(msg));
+    const bound = new Promise<void>((resolve, reject) => {
+      const onError = (err: NodeJS.ErrnoException): void => {
+        // A connected UDP socket reports ICMP port unreachable as ECONNREFUSED: fail fast and say so.
+        cleanup();
+        session.connection.close(1006, "udp unreachable");
+        session.drive();
+        reject(new FastnetError("BIND_TIMEOUT", `UDP bind to ${host}:${hs.accept.udpPort} failed: ${err.code ?? err.message}`, { cause: err }));
+      };
+      const onOpen = (): void => {
+        cleanup();
+        resolve();
+      };
+      const onClose = (code: number, reason: string): void => {
+        cleanup();
+        reject(new FastnetError("BIND_TIMEOUT", `UDP bind to ${host}:${hs.accept.udpPort} failed: ${reason} (code ${code})`));
+      };
+      const cleanup = (): void => {
+        s.off("error", onError);
+        session.off("open", onOpen);
+        session.off("close", onClose);
+      };
+      s.on("error", onError);
+      session.on("open", onOpen);
+      session.on("close", onClose);
+    });
+    session.drive(); // sends the bind packet
+    await bound;
+    s.on("error", (err) => log("socket error: %s", err.message));
+    // The UDP path is proven; the TLS connection has no further use (the server closes it too).
+    hs.close();
+    return session;
+  } catch (err) {
+    hs.close();
+    try {
+      socket?.close();
+    } catch {
+      // already closed
+    }
+    throw err;
+  }
+}
+
+/** A UDP socket connected to the server, so sends need no address lookup and ICMP errors surface. */
+async function openSocket(host: string, port: number, localAddress?: string, localPort?: number): Promise<dgram.Socket> {
+  const socket = dgram.createSocket({ type: isIPv6(host) ? "udp6" : "udp4", recvBufferSize: 1 << 20, sendBufferSize: 1 << 20 });
+  await new Promise<void>((resolve, reject) => {
+    socket.once("error", reject);
+    socket.bind(localPort ?? 0, localAddress, () => {
+      socket.connect(port, host, () => {
+        socket.off("error", reject);
+        resolve();
+      });
+    });
+  });
+  return socket;
+}

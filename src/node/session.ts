@@ -1,0 +1,191 @@
+import { EventEmitter } from "node:events";
+import { performance } from "node:perf_hooks";
+import type { Connection } from "../protocol/connection.js";
+import type { ConnectionStats } from "../protocol/stats.js";
+
+/** WebSocket-like ready states, as Colyseus compares them. */
+export const ReadyState = { CONNECTING: 0, OPEN: 1, CLOSING: 2, CLOSED: 3 } as const;
+export type ReadyState = (typeof ReadyState)[keyof typeof ReadyState];
+
+export interface SessionEvents {
+  open: [];
+  /** A reliable message, delivered exactly once and in order. */
+  message: [data: Uint8Array];
+  /** An unreliable datagram. */
+  datagram: [data: Uint8Array];
+  /** The session ended: `remote` is true when the peer closed it. Emitted once. */
+  close: [code: number, reason: string, remote: boolean];
+}
+
+/** How a session reaches the network: the endpoint that owns the UDP socket supplies it. */
+export interface SessionIo {
+  /** Sends one datagram to the session's current peer address. */
+  send(datagram: Uint8Array): void;
+  /** Called once after the session closed, so the endpoint can forget it. */
+  closed(session: FastnetSession): void;
+}
+
+/** Current time for the core, in milliseconds on a monotonic clock. */
+export const clock = (): number => performance.now();
+
+/**
+ * One encrypted UDP session, on either side: a thin driver around the sans-IO `Connection` that moves
+ * datagrams, runs its one timer and turns its events into EventEmitter events.
+ */
+export class FastnetSession extends EventEmitter<SessionEvents> {
+  readonly connection: Connection;
+  private readonly io: SessionIo;
+  private timer: NodeJS.Timeout | null = null;
+  private timerAt = Infinity;
+  private flushQueued = false;
+  private ended = false;
+
+  constructor(connection: Connection, io: SessionIo) {
+    super();
+    this.connection = connection;
+    this.io = io;
+  }
+
+  /** 0 while binding, 1 open, 2 closing, 3 closed. */
+  get readyState(): ReadyState {
+    switch (this.connection.state) {
+      case "binding":
+        return ReadyState.CONNECTING;
+      case "open":
+        return ReadyState.OPEN;
+      case "closing":
+        return ReadyState.CLOSING;
+      default:
+        return ReadyState.CLOSED;
+    }
+  }
+
+  /** Largest payload `sendUnreliable` accepts (one datagram). */
+  get maxUnreliableSize(): number {
+    return this.connection.maxDatagramPayload;
+  }
+
+  /** Largest reliable message (the smaller of both sides' `maxMessageSize`). */
+  get maxMessageSize(): number {
+    return this.connection.maxMessageSize;
+  }
+
+  /**
+   * Sends a reliable-ordered message. `data` is copied before this returns. Throws FastnetError
+   * (MESSAGE_TOO_LARGE, SEND_QUEUE_FULL, NOT_OPEN) without queuing anything.
+   */
+  send(data: Uint8Array): void {
+    this.connection.send(data);
+    this.queueFlush();
+  }
+
+  /** Sends an unreliable datagram; returns false when it was dropped (counted in the statistics). */
+  sendUnreliable(data: Uint8Array): boolean {
+    const ok = this.connection.sendUnreliable(data);
+    if (ok) this.queueFlush();
+    return ok;
+  }
+
+  /** Closes the session; the peer receives `code` and `reason`. */
+  close(code = 1000, reason = ""): void {
+    this.connection.close(code, reason);
+    this.flush();
+  }
+
+  /** Initiates a key update (RFC 9001 §6); false while the previous one is unconfirmed. */
+  updateKeys(): boolean {
+    const ok = this.connection.initiateKeyUpdate();
+    if (ok) this.queueFlush();
+    return ok;
+  }
+
+  getStats(): ConnectionStats {
+    return this.connection.getStats();
+  }
+
+  /** @internal Driver entry: one datagram from the socket. Returns the core's verdict. */
+  receive(datagram: Uint8Array): number {
+    const verdict = this.connection.handleDatagram(datagram, clock());
+    this.drive();
+    return verdict;
+  }
+
+  /** @internal Sends what the core has and rearms the timer; used after any input. */
+  drive(): void {
+    this.flush();
+  }
+
+  // Many sends in one tick leave as full packets: the flush waits for the end of the current job.
+  private queueFlush(): void {
+    if (this.flushQueued) return;
+    this.flushQueued = true;
+    queueMicrotask(() => {
+      this.flushQueued = false;
+      this.flush();
+    });
+  }
+
+  private flush(): void {
+    if (this.ended) return;
+    const now = clock();
+    let d: Uint8Array | null;
+    while ((d = this.connection.pollTransmit(now)) !== null) this.io.send(d);
+    this.dispatchEvents();
+    this.schedule();
+  }
+
+  private dispatchEvents(): void {
+    let ev;
+    while ((ev = this.connection.pollEvent()) !== null) {
+      switch (ev.type) {
+        case "open":
+          this.emit("open");
+          break;
+        case "message":
+          this.emit("message", ev.data);
+          break;
+        case "datagram":
+          this.emit("datagram", ev.data);
+          break;
+        case "close":
+          this.end(ev.code, ev.reason, ev.remote);
+          return;
+      }
+    }
+  }
+
+  private end(code: number, reason: string, remote: boolean): void {
+    if (this.ended) return;
+    this.ended = true;
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = null;
+    this.io.closed(this);
+    this.emit("close", code, reason, remote);
+  }
+
+  private schedule(): void {
+    if (this.ended) return;
+    const at = this.connection.pollTimeout();
+    if (at === null) {
+      if (this.timer) clearTimeout(this.timer);
+      this.timer = null;
+      this.timerAt = Infinity;
+      return;
+    }
+    // Keep an earlier timer: it fires, recomputes and rearms. Rearming on every packet costs more.
+    if (this.timer && this.timerAt <= at) return;
+    if (this.timer) clearTimeout(this.timer);
+    this.timerAt = at;
+    const delay = Math.max(0, at - clock());
+    this.timer = setTimeout(this.onTimer, Math.ceil(delay));
+    this.timer.unref();
+  }
+
+  private readonly onTimer = (): void => {
+    this.timer = null;
+    this.timerAt = Infinity;
+    if (this.ended) return;
+    this.connection.handleTimeout(clock());
+    this.flush();
+  };
+}
