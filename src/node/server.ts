@@ -36,6 +36,8 @@ export interface FastnetServerOptions extends Partial<SessionOptions>, Partial<E
   udpHost?: string;
   /** Address clients should send UDP to, when it differs from what they connected to (NAT, proxies). */
   publicAddress?: string;
+  /** UDP port clients should send to, when a port mapping puts it elsewhere than the bound one. */
+  publicPort?: number;
   /** Server id placed in every connection ID (QUIC-LB layout), 0 to 3 bytes (default none). */
   serverId?: Uint8Array;
   /** Upgrade path of the handshake (default "/.fastnet"). */
@@ -210,7 +212,7 @@ export class FastnetServer extends EventEmitter<{ session: [FastnetSession, Sess
     try {
       keyingMaterial = p.accept({
         cid,
-        udpPort: this.udpBoundPort,
+        udpPort: this.options.publicPort ?? this.udpBoundPort,
         udpHost: this.options.publicAddress,
         resetToken: this.resetToken(cid),
         params,
