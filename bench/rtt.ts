@@ -1,0 +1,391 @@
+/**
+ * Loopback round-trip benchmark: ONE message in flight (send, wait for the echo, send the next), client in
+ * this process, echo server in a separate child process (bench/support/rtt-server.ts, forked with this
+ * node binary and --import tsx). Transports, all measured in one run:
+ *   udp-raw          raw unencrypted node:dgram echo, connected client socket: the floor
+ *   fastnet-<aead>   the engine's reliable channel (session.send, echoed by the server's session), server
+ *                    and client both forced to that AEAD backend; one case per available backend
+ *   ws               `ws` WebSocket echo, plain ws:// (no TLS, no compression), binary messages
+ * Payloads are 32 and 512 bytes. Each round trip is timed with process.hrtime.bigint() from just before
+ * the send to the echo's arrival callback. The first 4 bytes carry a sequence number checked on the echo.
+ *
+ * Usage: node --import tsx bench/rtt.ts [--json] [--samples N] [--quick] [--warmup N] [--only a,b]
+ *                                       [--pin same|split|none] [--server-cpu-prof DIR]
+ *   --samples N   counted round trips per (transport, payload), default 10000
+ *   --quick       1000 samples (smoke run)
+ *   --warmup N    uncounted round trips per (transport, payload) before measuring, default 1000
+ *   --only LIST   comma-separated transports to run (e.g. udp-raw,fastnet-sodium)
+ *   --pin P       CPU placement of client and server processes (Linux, via taskset), default "same":
+ *                   same   both on one CPU: every wake-up is a local context switch, so the round trip is
+ *                          the CPU cost of the whole path (client + kernel + server): the strictest view
+ *                   split  client on one CPU, server on another: every wake-up crosses CPUs (on a VM an
+ *                          IPI through the hypervisor, tens of µs), closer to two machines
+ *                   none   leave it to the scheduler: results are bimodal and differ between transports
+ *                          by placement luck (see bench/support/affinity.ts), only for comparison
+ *                 When taskset is unavailable the default falls back to "none" and says so.
+ *   --server-cpu-prof DIR   run every server child with --cpu-prof (50 µs sampling), profiles written to DIR
+ *   --json        the last stdout line is {"bench":"rtt","results":[{transport,payload,samples,p50_us,p90_us,p99_us}]}
+ * Exit code 0 when every case ran (whatever the target verdict), 1 when a case failed (message on stderr).
+ *
+ * Bias control: the CPU placement is pinned (--pin, above), the same for every transport. Every
+ * transport gets its own fresh child server, started before measuring. After each
+ * (transport, payload) case got its warm-up, the counted samples are taken in ROUNDS rounds; each round
+ * runs one block of every case, and the case order is rotated by one position per round, so every case
+ * sits at every position (first, ..., last) once when there are as many rounds as cases. Slow drifts of
+ * the machine (frequency, noisy neighbours, GC pressure building up) therefore spread over all cases
+ * instead of hitting whichever ran last. Each block starts with a few uncounted round trips so the
+ * cache/branch-predictor disturbance of switching transports is not charged to the first samples.
+ */
+import { cpus } from "node:os";
+import { availableAeadBackends } from "../src/index.js";
+import type { AeadBackendName } from "../src/index.js";
+import { planPlacement, pinProcess, type Placement } from "./support/affinity.js";
+import { killAllChildren, startServerChild, type ServerChild } from "./support/children.js";
+import { openFastnet, openUdpRaw, openWs, type EchoClient } from "./support/rtt-clients.js";
+
+const PAYLOADS = [32, 512] as const;
+const TARGET_RATIO = 1.2;
+const ROUNDS = 10;
+const BLOCK_REWARM = 50;
+/** Startup of a child (tsx compile, dev certificate) and connects. */
+const START_TIMEOUT_MS = 30_000;
+const CONNECT_TIMEOUT_MS = 10_000;
+const STOP_TIMEOUT_MS = 3_000;
+/** A round trip that has not come back after this long fails the case (checked by a coarse watchdog). */
+const STALL_MS = 2_000;
+/** The whole run must finish within this. */
+const OVERALL_TIMEOUT_MS = 10 * 60_000;
+
+interface Args {
+  json: boolean;
+  samples: number;
+  warmup: number;
+  only: string[] | null;
+  serverCpuProf: string | null;
+  pin: Placement;
+  pinExplicit: boolean;
+}
+
+function parseArgs(argv: string[]): Args {
+  const args: Args = { json: false, samples: 10_000, warmup: 1_000, only: null, serverCpuProf: null, pin: "same", pinExplicit: false };
+  const intArg = (name: string, v: string | undefined): number => {
+    const n = Number(v);
+    if (!Number.isInteger(n) || n <= 0) throw new Error(`${name} needs a positive integer, got ${String(v)}`);
+    return n;
+  };
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!;
+    switch (a) {
+      case "--json":
+        args.json = true;
+        break;
+      case "--quick":
+        args.samples = 1_000;
+        break;
+      case "--samples":
+        args.samples = intArg(a, argv[++i]);
+        break;
+      case "--warmup":
+        args.warmup = intArg(a, argv[++i]);
+        break;
+      case "--only":
+        args.only = (argv[++i] ?? "").split(",").filter(Boolean);
+        break;
+      case "--pin": {
+        const v = argv[++i];
+        if (v !== "same" && v !== "split" && v !== "none") throw new Error(`--pin needs same, split or none, got ${String(v)}`);
+        args.pin = v;
+        args.pinExplicit = true;
+        break;
+      }
+      case "--server-cpu-prof":
+        args.serverCpuProf = argv[++i] ?? null;
+        if (!args.serverCpuProf) throw new Error("--server-cpu-prof needs a directory");
+        break;
+      default:
+        throw new Error(`unknown argument ${a}`);
+    }
+  }
+  return args;
+}
+
+interface Transport {
+  name: string;
+  server: ServerChild;
+  client: EchoClient;
+}
+
+interface Case {
+  transport: Transport;
+  payload: number;
+  buf: Uint8Array;
+  seq: number;
+  samples: Float64Array; // ns per round trip
+  filled: number;
+}
+
+interface Result {
+  transport: string;
+  payload: number;
+  samples: number;
+  p50_us: number;
+  p90_us: number;
+  p99_us: number;
+}
+
+const progress = (s: string): void => {
+  process.stderr.write(`[rtt] ${s}\n`);
+};
+
+/**
+ * Runs `count` round trips on a case, one in flight. Stores each in `c.samples` when `record`.
+ * Rejects if the transport fails, the echo is wrong, or no echo arrives for STALL_MS.
+ */
+function runBlock(c: Case, count: number, record: boolean): Promise<void> {
+  const { client, server, name } = c.transport;
+  const buf = c.buf;
+  const len = buf.length;
+  const samples = c.samples;
+  return new Promise<void>((resolve, reject) => {
+    let done = 0;
+    let seen = -1;
+    let stalledTicks = 0;
+    let t0 = 0n;
+    let finished = false;
+    const finish = (err: Error | null): void => {
+      if (finished) return;
+      finished = true;
+      clearInterval(watchdog);
+      client.onEcho = null;
+      client.onFail = null;
+      server.onUnexpectedExit = null;
+      if (err) reject(err);
+      else resolve();
+    };
+    const watchdog = setInterval(() => {
+      if (done !== seen) {
+        seen = done;
+        stalledTicks = 0;
+      } else if (++stalledTicks * 500 >= STALL_MS) {
+        finish(new Error(`${name} ${len} B: no echo for ${STALL_MS} ms (${done}/${count} round trips of the block done)`));
+      }
+    }, 500);
+    const fire = (): void => {
+      const s = ++c.seq;
+      buf[0] = s & 0xff;
+      buf[1] = (s >>> 8) & 0xff;
+      buf[2] = (s >>> 16) & 0xff;
+      buf[3] = (s >>> 24) & 0xff;
+      t0 = process.hrtime.bigint();
+      try {
+        client.send(buf);
+      } catch (err) {
+        finish(new Error(`${name} ${len} B: send failed: ${(err as Error).message}`));
+      }
+    };
+    client.onFail = (err) => finish(err);
+    server.onUnexpectedExit = (why) => finish(new Error(`${name}: server child ${why}\n${server.output()}`));
+    if (client.failed) return finish(client.failed);
+    if (server.unexpectedExit) return finish(new Error(`${name}: server child ${server.unexpectedExit}`));
+    client.onEcho = (d) => {
+      const t1 = process.hrtime.bigint();
+      const s = c.seq;
+      if (d.length !== len || d[0] !== (s & 0xff) || d[1] !== ((s >>> 8) & 0xff) || d[2] !== ((s >>> 16) & 0xff) || d[3] !== ((s >>> 24) & 0xff)) {
+        finish(new Error(`${name} ${len} B: wrong echo (${d.length} bytes, expected ${len} with sequence ${s})`));
+        return;
+      }
+      if (record) samples[c.filled++] = Number(t1 - t0);
+      if (++done === count) finish(null);
+      else fire();
+    };
+    fire();
+  });
+}
+
+function percentile(sorted: Float64Array, p: number): number {
+  // Nearest-rank percentile.
+  const rank = Math.max(1, Math.ceil(p * sorted.length));
+  return sorted[rank - 1]!;
+}
+
+const us = (ns: number): number => Math.round(ns / 100) / 10;
+
+/** Where the processes run, decided once in main(): null for no pinning. */
+let serverCpu: number | null = null;
+let placementNote = "";
+
+/** Pins this process per `args.pin`; falls back to no pinning (with a note) only when --pin was not given. */
+function applyPlacement(args: Args): void {
+  const plan = planPlacement(args.pin);
+  let why: string | null = null;
+  if (plan && "error" in plan) {
+    why = plan.error;
+  } else if (plan) {
+    try {
+      pinProcess(process.pid, plan.client);
+      serverCpu = plan.server;
+      placementNote = `${args.pin}: client on CPU ${plan.client}, server on CPU ${plan.server}`;
+      return;
+    } catch (err) {
+      why = (err as Error).message;
+    }
+  } else {
+    placementNote = "none: placement left to the scheduler (results depend on it)";
+    return;
+  }
+  if (args.pinExplicit) throw new Error(`--pin ${args.pin}: ${why}`);
+  args.pin = "none";
+  placementNote = `none (could not pin: ${why}); placement left to the scheduler`;
+}
+
+async function startChild(name: string, childArgs: string[], prof: string[]): Promise<ServerChild> {
+  const server = await startServerChild(name, childArgs, START_TIMEOUT_MS, prof);
+  if (serverCpu !== null) pinProcess(server.process.pid!, serverCpu);
+  return server;
+}
+
+async function openTransport(name: string, args: Args): Promise<Transport> {
+  const prof = args.serverCpuProf ? ["--cpu-prof", "--cpu-prof-interval=50", `--cpu-prof-dir=${args.serverCpuProf}`, `--cpu-prof-name=server-${name}.cpuprofile`] : [];
+  if (name === "udp-raw") {
+    const server = await startChild(name, ["udp-raw"], prof);
+    return { name, server, client: await openUdpRaw(server.info.udpPort, CONNECT_TIMEOUT_MS) };
+  }
+  if (name === "ws") {
+    const server = await startChild(name, ["ws"], prof);
+    return { name, server, client: await openWs(server.info.port, CONNECT_TIMEOUT_MS) };
+  }
+  const backend = name.slice("fastnet-".length) as AeadBackendName;
+  const server = await startChild(name, ["fastnet", backend], prof);
+  if (server.info.aead !== backend) throw new Error(`${name}: server child runs backend ${String(server.info.aead)}, not ${backend}`);
+  if (!server.info.fingerprint) throw new Error(`${name}: server child sent no fingerprint`);
+  return { name, server, client: await openFastnet(server.info.port, server.info.fingerprint, backend, CONNECT_TIMEOUT_MS) };
+}
+
+function cpuModel(): string {
+  return cpus()[0]?.model.trim() ?? "unknown";
+}
+
+async function main(): Promise<void> {
+  const args = parseArgs(process.argv.slice(2));
+  const backends = availableAeadBackends().map((b) => b.name);
+  let names = ["udp-raw", ...backends.map((b) => `fastnet-${b}`), "ws"];
+  if (args.only) {
+    const unknown = args.only.filter((n) => !names.includes(n));
+    if (unknown.length > 0) throw new Error(`--only: unknown or unavailable transport(s) ${unknown.join(", ")} (available: ${names.join(", ")})`);
+    names = names.filter((n) => args.only!.includes(n));
+  }
+  applyPlacement(args);
+  progress(`node ${process.version}, ${cpus().length} CPUs (${cpuModel()}), AEAD backends: ${backends.join(", ")}; placement ${placementNote}`);
+
+  const transports: Transport[] = [];
+  for (const name of names) {
+    progress(`starting ${name} server child and connecting`);
+    transports.push(await openTransport(name, args));
+  }
+
+  const cases: Case[] = [];
+  for (const payload of PAYLOADS) {
+    for (const t of transports) {
+      cases.push({ transport: t, payload, buf: new Uint8Array(payload).fill(0xa5), seq: 0, samples: new Float64Array(args.samples), filled: 0 });
+    }
+  }
+
+  // Warm-up: every case, uncounted, before any measurement.
+  for (const c of cases) await runBlock(c, args.warmup, false);
+  progress(`warm-up done (${args.warmup} round trips per case), measuring ${args.samples} per case`);
+
+  // Measurement: ROUNDS rounds, case order rotated by one each round (see the header comment).
+  const rounds = Math.min(ROUNDS, args.samples);
+  for (let r = 0; r < rounds; r++) {
+    const quota = Math.floor(((r + 1) * args.samples) / rounds) - Math.floor((r * args.samples) / rounds);
+    for (let k = 0; k < cases.length; k++) {
+      const c = cases[(k + r) % cases.length]!;
+      await runBlock(c, BLOCK_REWARM, false);
+      await runBlock(c, quota, true);
+    }
+  }
+
+  for (const t of transports) await t.client.close();
+  for (const t of transports) await t.server.stop(STOP_TIMEOUT_MS);
+
+  const results: Result[] = cases.map((c) => {
+    const sorted = c.samples.slice(0, c.filled).sort();
+    return {
+      transport: c.transport.name,
+      payload: c.payload,
+      samples: c.filled,
+      p50_us: us(percentile(sorted, 0.5)),
+      p90_us: us(percentile(sorted, 0.9)),
+      p99_us: us(percentile(sorted, 0.99)),
+    };
+  });
+
+  printTable(results, args);
+  if (args.json) console.log(JSON.stringify({ bench: "rtt", results }));
+}
+
+function printTable(results: Result[], args: Args): void {
+  const pad = (s: string | number, w: number): string => String(s).padStart(w);
+  console.log(`RTT over loopback, one message in flight; server in a child process; node ${process.version}, ${cpus().length} CPUs, ${cpuModel()}`);
+  console.log(`${args.samples} samples per case after ${args.warmup} warm-up round trips; ${Math.min(ROUNDS, args.samples)} interleaved rounds; ws is plain ws:// (unencrypted)`);
+  console.log(`placement ${placementNote}`);
+  console.log(`${"transport".padEnd(16)}${pad("payload", 8)}${pad("samples", 9)}${pad("p50 µs", 9)}${pad("p90 µs", 9)}${pad("p99 µs", 9)}${pad("p50/raw", 9)}${pad("p50-raw µs", 12)}`);
+  for (const payload of PAYLOADS) {
+    const raw = results.find((r) => r.transport === "udp-raw" && r.payload === payload);
+    for (const r of results.filter((x) => x.payload === payload)) {
+      const ratio = raw ? (r.p50_us / raw.p50_us).toFixed(2) + "x" : "n/a";
+      const extra = raw ? (r.p50_us - raw.p50_us >= 0 ? "+" : "") + (r.p50_us - raw.p50_us).toFixed(1) : "n/a";
+      console.log(`${r.transport.padEnd(16)}${pad(r.payload, 8)}${pad(r.samples, 9)}${pad(r.p50_us.toFixed(1), 9)}${pad(r.p90_us.toFixed(1), 9)}${pad(r.p99_us.toFixed(1), 9)}${pad(ratio, 9)}${pad(extra, 12)}`);
+    }
+  }
+  console.log(`target: fastest fastnet backend p50 <= ${TARGET_RATIO}x udp-raw p50 and < ws p50 (a FAIL is a result, not an error: exit code stays 0)`);
+  for (const payload of PAYLOADS) {
+    const raw = results.find((r) => r.transport === "udp-raw" && r.payload === payload);
+    const ws = results.find((r) => r.transport === "ws" && r.payload === payload);
+    const fast = results
+      .filter((r) => r.transport.startsWith("fastnet-") && r.payload === payload)
+      .sort((a, b) => a.p50_us - b.p50_us)[0];
+    if (!raw || !ws || !fast) {
+      console.log(`  ${payload} B: n/a (needs udp-raw, ws and at least one fastnet backend in the run)`);
+      continue;
+    }
+    const limit = raw.p50_us * TARGET_RATIO;
+    const okRaw = fast.p50_us <= limit;
+    const okWs = fast.p50_us < ws.p50_us;
+    console.log(
+      `  ${payload} B: ${fast.transport} p50 ${fast.p50_us.toFixed(1)} µs = ${(fast.p50_us / raw.p50_us).toFixed(2)}x udp-raw ` +
+        `(limit ${limit.toFixed(1)} µs: ${okRaw ? "ok" : "over"}), ws p50 ${ws.p50_us.toFixed(1)} µs (${okWs ? "below" : "not below"}) -> ${okRaw && okWs ? "PASS" : "FAIL"}`,
+    );
+  }
+}
+
+// Children never outlive us: killed on normal exit, on error and on signals.
+process.on("exit", killAllChildren);
+for (const sig of ["SIGINT", "SIGTERM", "SIGHUP"] as const) {
+  process.on(sig, () => {
+    process.stderr.write(`rtt: ${sig}, stopping\n`);
+    killAllChildren();
+    process.exit(130);
+  });
+}
+const overall = setTimeout(() => {
+  process.stderr.write(`rtt: FAILED: the run did not finish within ${OVERALL_TIMEOUT_MS / 1000} s\n`);
+  killAllChildren();
+  process.exit(1);
+}, OVERALL_TIMEOUT_MS);
+overall.unref();
+
+main().then(
+  () => {
+    clearTimeout(overall);
+    killAllChildren();
+    // Exit explicitly: a straggling handle (timer, socket) must not keep a finished benchmark alive.
+    process.exitCode = 0;
+    setImmediate(() => process.exit(0));
+  },
+  (err: unknown) => {
+    process.stderr.write(`rtt: FAILED: ${err instanceof Error ? err.message : String(err)}\n`);
+    killAllChildren();
+    process.exit(1);
+  },
+);
