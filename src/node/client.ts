@@ -86,26 +86,16 @@ export async function connect(url: string, options: ConnectOptions = {}): Promis
       aead,
       now: clock(),
       random: randomFillSync,
+      alloc: Buffer.allocUnsafe,
       initialRttMs: hs.rttMs,
       peerParams: hs.accept.params,
       options: sessionOptions,
     });
     const s = socket;
-    let sendsInFlight = 0;
-    let closeSocket = false;
-    const onSent = (): void => {
-      if (--sendsInFlight === 0 && closeSocket) s.close();
-    };
     const session = new FastnetClientSession(connection, {
-      send: (d) => {
-        sendsInFlight++;
-        s.send(d, onSent);
-      },
-      closed: () => {
-        // Let the CLOSE packets leave before the socket goes.
-        if (sendsInFlight === 0) s.close();
-        else closeSocket = true;
-      },
+      // A connected socket sends synchronously (no address lookup), so nothing is pending at close.
+      send: (d) => s.send(d),
+      closed: () => s.close(),
     });
     session.socket = s;
     session.resetToken = hs.accept.resetToken;

@@ -38,6 +38,7 @@ export class FastnetSession extends EventEmitter<SessionEvents> {
   private timer: NodeJS.Timeout | null = null;
   private timerAt = Infinity;
   private flushQueued = false;
+  private dispatching = false;
   private ended = false;
 
   constructor(connection: Connection, io: SessionIo) {
@@ -106,7 +107,7 @@ export class FastnetSession extends EventEmitter<SessionEvents> {
   /** @internal Driver entry: one datagram from the socket. Returns the core's verdict. */
   receive(datagram: Uint8Array): number {
     const verdict = this.connection.handleDatagram(datagram, clock());
-    this.drive();
+    this.flush();
     return verdict;
   }
 
@@ -117,7 +118,7 @@ export class FastnetSession extends EventEmitter<SessionEvents> {
 
   // Many sends in one tick leave as full packets: the flush waits for the end of the current job.
   private queueFlush(): void {
-    if (this.flushQueued) return;
+    if (this.flushQueued || this.dispatching) return;
     this.flushQueued = true;
     queueMicrotask(() => {
       this.flushQueued = false;
@@ -127,10 +128,18 @@ export class FastnetSession extends EventEmitter<SessionEvents> {
 
   private flush(): void {
     if (this.ended) return;
+    // Events first: what a 'message' handler sends joins this flush, in the packet that carries the ACK.
+    this.dispatching = true;
+    try {
+      this.dispatchEvents();
+    } finally {
+      this.dispatching = false;
+    }
+    if (this.ended) return;
     const now = clock();
     let d: Uint8Array | null;
     while ((d = this.connection.pollTransmit(now)) !== null) this.io.send(d);
-    this.dispatchEvents();
+    this.dispatchEvents(); // a close finishes while its CLOSE packets are polled
     this.schedule();
   }
 

@@ -1,5 +1,6 @@
 import type { AeadBackend } from "./aead.js";
 import { AEAD_TAG_LENGTH } from "./aead.js";
+import { defaultAllocator, type Allocator } from "./allocator.js";
 import { NewReno, Pacer } from "./congestion.js";
 import { FastnetError } from "./errors.js";
 import {
@@ -90,6 +91,8 @@ export interface ConnectionConfig {
   /** What the peer announced; defaults to our own options. */
   peerParams?: TransportParams;
   options?: Partial<SessionOptions>;
+  /** Buffers for outgoing packets and delivered messages (default: new Uint8Array). */
+  alloc?: Allocator;
 }
 
 interface SentPacket {
@@ -153,7 +156,7 @@ export class Connection {
   private ackDeadline = Infinity;
 
   // Recovery and congestion.
-  private sent: SentPacket[] = [];
+  private readonly sent: SentPacket[] = [];
   readonly rtt: RttEstimator;
   private readonly cc: NewReno;
   private readonly pacer: Pacer;
@@ -167,7 +170,8 @@ export class Connection {
   private packetsLost = 0;
 
   // Channels.
-  private readonly streamOut = new StreamSender();
+  private readonly streamOut: StreamSender;
+  private readonly alloc: Allocator;
   private readonly streamIn: StreamReceiver;
   private readonly datagrams: Uint8Array[] = [];
   private readonly segment = { offset: 0, len: 0 };
@@ -235,10 +239,17 @@ export class Connection {
     this.peerMaxMessage = Math.min(peer.maxMessageSize, this.options.maxMessageSize);
     // The client dialled the server's address itself; the server must wait for proof (RFC 9000 §8.1).
     this.addressValidated = this.role === "client";
-    this.streamIn = new StreamReceiver(this.options.receiveBufferBytes, this.options.maxMessageSize, (m) => {
-      this.counters.messagesReceived++;
-      this.pushEvent({ type: "message", data: m });
-    });
+    this.alloc = config.alloc ?? defaultAllocator;
+    this.streamOut = new StreamSender(this.alloc);
+    this.streamIn = new StreamReceiver(
+      this.options.receiveBufferBytes,
+      this.options.maxMessageSize,
+      (m) => {
+        this.counters.messagesReceived++;
+        this.pushEvent({ type: "message", data: m });
+      },
+      this.alloc,
+    );
     this.random = config.random;
     this.visitor = {
       onPing: () => {},
@@ -250,7 +261,9 @@ export class Connection {
       onDatagram: (data) => {
         if (this._state !== "open") return;
         this.counters.datagramsReceived++;
-        this.pushEvent({ type: "datagram", data: data.slice() });
+        const copy = this.alloc(data.length);
+        copy.set(data);
+        this.pushEvent({ type: "datagram", data: copy });
       },
       onClose: (code, reason) => this.onPeerClose(code, reason),
       onPathChallenge: (data) => {
@@ -327,7 +340,9 @@ export class Connection {
       drops.queueFull++;
       return false;
     }
-    this.datagrams.push(message.slice());
+    const copy = this.alloc(message.length);
+    copy.set(message);
+    this.datagrams.push(copy);
     return true;
   }
 
@@ -494,8 +509,10 @@ export class Connection {
     let largestNewlyAcked: SentPacket | null = null;
     let anyAckEliciting = false;
     let r = ack.count - 1; // ranges come highest first; walk them lowest first
-    const keep: SentPacket[] = [];
-    for (const p of this.sent) {
+    const sent = this.sent;
+    let w = 0; // compacts `sent` in place: no array per ACK
+    for (let i = 0; i < sent.length; i++) {
+      const p = sent[i]!;
       while (r >= 0 && ack.largestOf[r]! < p.pn) r--;
       if (r >= 0 && ack.smallest[r]! <= p.pn) {
         // newly acknowledged
@@ -506,10 +523,10 @@ export class Connection {
         if (p.ackLargest >= 0) this.received.remove(0, p.ackLargest);
         if (!this.sendGenConfirmed && this.sendGenFirstPn >= 0 && p.pn >= this.sendGenFirstPn) this.sendGenConfirmed = true;
       } else {
-        keep.push(p);
+        sent[w++] = p;
       }
     }
-    this.sent = keep;
+    sent.length = w;
     if (ack.largest > this.largestAckedPn && ack.largest < this.nextPn) this.largestAckedPn = ack.largest;
     if (largestNewlyAcked && anyAckEliciting) {
       this.rtt.update(now - largestNewlyAcked.timeSent, ackDelay, this.options.maxAckDelayMs);
@@ -530,10 +547,12 @@ export class Connection {
     let largestLostSent = -Infinity;
     let firstLostSent = Infinity;
     let lostCount = 0;
-    const keep: SentPacket[] = [];
-    for (const p of this.sent) {
+    const sent = this.sent;
+    let w = 0;
+    for (let i = 0; i < sent.length; i++) {
+      const p = sent[i]!;
       if (p.pn > this.largestAckedPn) {
-        keep.push(p);
+        sent[w++] = p;
         continue;
       }
       if (p.timeSent <= lostSendTime || this.largestAckedPn - p.pn >= PACKET_THRESHOLD) {
@@ -543,15 +562,15 @@ export class Connection {
         if (p.timeSent > largestLostSent) largestLostSent = p.timeSent;
         if (p.timeSent < firstLostSent) firstLostSent = p.timeSent;
       } else {
-        keep.push(p);
+        sent[w++] = p;
         this.lossTime = Math.min(this.lossTime, p.timeSent + lossDelay);
       }
     }
+    sent.length = w;
     if (lostCount > 0) {
-      this.sent = keep;
       this.packetsLost += lostCount;
       // Persistent congestion (RFC 9002 §7.6), approximated: losses spanning 3 PTOs with nothing left in flight before them.
-      const persistent = this.rtt.hasSample && largestLostSent - firstLostSent > 3 * this.ptoBase() && keep.length === 0;
+      const persistent = this.rtt.hasSample && largestLostSent - firstLostSent > 3 * this.ptoBase() && w === 0;
       this.cc.onLost(largestLostSent, now, persistent);
     }
   }
@@ -563,7 +582,7 @@ export class Connection {
   private lossDetectionDeadline(): number {
     if (this.lossTime !== Infinity) return this.lossTime;
     if (this.sent.length === 0) return Infinity;
-    const backoff = 2 ** Math.min(this.ptoCount, MAX_PTO_BACKOFF);
+    const backoff = 1 << Math.min(this.ptoCount, MAX_PTO_BACKOFF);
     return this.lastAckElicitingSent + this.ptoBase() * backoff;
   }
 
@@ -784,7 +803,7 @@ export class Connection {
       off = room;
       total = MAX_DATAGRAM_SIZE;
     }
-    const out = new Uint8Array(total);
+    const out = this.alloc(total);
     writeHeader(out, kind === "bind" ? PacketType.Bind : PacketType.Data, (this.sendGen & 1) as 0 | 1, this.cid, pn, pnLength);
     this.sendCipher.seal(out, headerLength, pn, out.subarray(0, headerLength), p.subarray(0, off));
     this.nextPn++;

@@ -15,14 +15,17 @@ export function packetNumberLength(pn: number, largestAcked: number): 1 | 2 | 3 
   return 4;
 }
 
+const WINDOWS = [1, 0x100, 0x10000, 0x1000000, 0x100000000];
+const MAX_PN = Number.MAX_SAFE_INTEGER + 1;
+
 /** Recovers the full packet number from its truncated form (RFC 9000 A.3). */
 export function decodePacketNumber(largest: number, truncated: number, bits: number): number {
   const expected = largest + 1;
-  const win = 2 ** bits;
+  const win = WINDOWS[bits >>> 3]!;
   const hwin = win / 2;
   // (expected & ~mask) | truncated, without JavaScript's 32-bit bitwise operators
   const candidate = expected - (expected % win) + truncated;
-  if (candidate <= expected - hwin && candidate < 2 ** 53 - win) return candidate + win;
+  if (candidate <= expected - hwin && candidate < MAX_PN - win) return candidate + win;
   if (candidate > expected + hwin && candidate >= win) return candidate - win;
   return candidate;
 }

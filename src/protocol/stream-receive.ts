@@ -1,3 +1,4 @@
+import { defaultAllocator, type Allocator } from "./allocator.js";
 import { RangeSet } from "./range-set.js";
 
 /** Why the receiver refused a peer's stream data: both are protocol violations by an authenticated peer. */
@@ -26,6 +27,7 @@ export class StreamReceiver {
     private readonly window: number,
     private readonly maxMessageSize: number,
     private readonly deliver: (message: Uint8Array) => void,
+    private readonly alloc: Allocator = defaultAllocator,
   ) {}
 
   /** Handles one STREAM frame. Returns an error for a violation; duplicates are ignored. */
@@ -57,7 +59,9 @@ export class StreamReceiver {
         if (err2) return err2;
         i = 0;
       } else {
-        this.segments.set(pos, part.slice());
+        const copy = this.alloc(part.length);
+        copy.set(part);
+        this.segments.set(pos, copy);
         this.pending.add(pos, gapEnd);
         this.bufferedBytes += part.length;
         i = 0; // the set changed shape; rescan from the start (ranges are few)
@@ -93,16 +97,18 @@ export class StreamReceiver {
         this.prefixHave = 0;
         if (len > this.maxMessageSize) return "message-too-large";
         if (len === 0) {
-          this.deliver(new Uint8Array(0));
+          this.deliver(this.alloc(0));
           continue;
         }
         if (bytes.length - p >= len) {
           // Whole message in this piece: one copy, since `bytes` may alias a reused buffer.
-          this.deliver(bytes.slice(p, p + len));
+          const msg = this.alloc(len);
+          msg.set(len === bytes.length ? bytes : bytes.subarray(p, p + len));
+          this.deliver(msg);
           p += len;
           continue;
         }
-        this.body = new Uint8Array(len);
+        this.body = this.alloc(len);
         this.bodyFill = 0;
       }
       const n = Math.min(this.body.length - this.bodyFill, bytes.length - p);

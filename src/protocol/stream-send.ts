@@ -1,4 +1,5 @@
 import { RangeSet } from "./range-set.js";
+import { defaultAllocator, type Allocator } from "./allocator.js";
 import { varintSize, writeVarint } from "./varint.js";
 
 /**
@@ -27,10 +28,12 @@ export class StreamSender {
   /** Stream bytes sent again after a loss, for statistics. */
   retransmittedBytes = 0;
 
+  constructor(private readonly alloc: Allocator = defaultAllocator) {}
+
   /** Queues a message, copying it: callers reuse their buffers. */
   push(message: Uint8Array): void {
     const prefix = varintSize(message.length);
-    const chunk = new Uint8Array(prefix + message.length);
+    const chunk = this.alloc(prefix + message.length);
     writeVarint(chunk, 0, message.length);
     chunk.set(message, prefix);
     this.chunks.push(chunk);
@@ -89,10 +92,11 @@ export class StreamSender {
     const end = offset + len;
     while (pos < end) {
       const chunk = this.chunks[i]!;
-      const start = this.chunkStarts[i]!;
-      const from = pos - start;
+      const from = pos - this.chunkStarts[i]!;
       const n = Math.min(chunk.length - from, end - pos);
-      buf.set(chunk.subarray(from, from + n), at);
+      if (from === 0 && n === chunk.length) buf.set(chunk, at);
+      else if (n <= 64) for (let k = 0; k < n; k++) buf[at + k] = chunk[from + k]!; // cheaper than a subarray view
+      else buf.set(chunk.subarray(from, from + n), at);
       at += n;
       pos += n;
       i++;
