@@ -900,3 +900,51 @@ describe("simulation: the simulated network itself", function () {
     assert.throws(() => sim3.runUntil(() => false, 600_000), /stalled/); // both sides close, then nothing happens
   });
 });
+
+describe("simulation: timers never stay due", function () {
+  it("an amplification-limited server whose client vanished arms no timer that is already past", function () {
+    const pair = makePair({ seed: 1 });
+    const { client, server } = pair;
+    let now = pair.now;
+    const bind = client.pollTransmit(now)!;
+    now += 20;
+    server.handleDatagram(bind, now); // the only datagram the server ever gets
+    server.send(new Uint8Array(100_000));
+    while (server.pollTransmit(now)) {} // spends the 3 x 1200-byte budget
+    for (let i = 0; i < 50 && server.state !== "closed"; i++) {
+      const t = server.pollTimeout();
+      if (t === null) break;
+      assert.ok(t > now || i === 0, `pollTimeout() returned ${t - pair.now} ms again after handleTimeout at ${now - pair.now} ms`);
+      now = Math.max(now, t);
+      server.handleTimeout(now);
+      while (server.pollTransmit(now)) {}
+    }
+    assert.equal(server.state, "closed", "the idle timeout ends it");
+  });
+
+  it("with default options a client whose server never answers reports a bind timeout, not an idle timeout", function () {
+    const sim = new SimNetwork(makePair({ seed: 9 }), { seed: 9, clientToServer: { loss: 1 } });
+    sim.runUntil(() => sim.client.state === "closed", 30_000);
+    assert.match(sim.closeEvent("client")!.reason, /bind/);
+  });
+
+  it("an exact-deadline driver makes progress under loss and jitter (loss timer rounding)", function () {
+    const sim = openSim({ seed: 16939, options: { sendQueueBytes: 20_000 } }, {
+      link: { loss: 0.15, delayMs: 20, jitterMs: 15 }, timerGranularityMs: 0, maxStepsPerInstant: 1000,
+    });
+    for (let i = 0; i < 4; i++) sim.client.send(new Uint8Array(5000));
+    let sent = 0;
+    sim.onStep = () => {
+      while (sent < 30) {
+        try {
+          sim.client.send(new Uint8Array(1000 + ((sent * 977) % 6000)));
+        } catch (e) {
+          if (e instanceof FastnetError) return;
+          throw e;
+        }
+        sent++;
+      }
+    };
+    sim.runUntil(() => sim.messages("server").length === 34, 300_000);
+  });
+});

@@ -113,6 +113,8 @@ const TIME_THRESHOLD = 9 / 8;
 const GRANULARITY_MS = 1;
 const MAX_QUEUED_DATAGRAMS = 64;
 const MAX_PTO_BACKOFF = 6;
+/** Below this many bytes of anti-amplification budget no useful packet fits. */
+const MIN_AMPLIFICATION_BUDGET = 64;
 
 /**
  * One end of a session: the sans-IO state machine. Datagrams and the time go in through
@@ -425,6 +427,11 @@ export class Connection {
       this.dropped.malformed++;
       return Received.Dropped;
     }
+    // A binding server opens on the client's padded Bind and nothing else.
+    if (this._state === "binding" && this.role === "server" && h.type !== PacketType.Bind) {
+      this.dropped.malformed++;
+      return Received.Dropped;
+    }
     const pn = decodePacketNumber(this.largestRecvPn, h.truncatedPn, h.pnLength * 8);
     if (!this.replay.check(pn)) {
       this.dropped.replay++;
@@ -543,7 +550,6 @@ export class Connection {
     this.lossTime = Infinity;
     if (this.largestAckedPn < 0) return;
     const lossDelay = Math.max(TIME_THRESHOLD * Math.max(this.rtt.latest, this.rtt.smoothed), GRANULARITY_MS);
-    const lostSendTime = now - lossDelay;
     let largestLostSent = -Infinity;
     let firstLostSent = Infinity;
     let lostCount = 0;
@@ -555,7 +561,9 @@ export class Connection {
         sent[w++] = p;
         continue;
       }
-      if (p.timeSent <= lostSendTime || this.largestAckedPn - p.pn >= PACKET_THRESHOLD) {
+      // One expression for both the test and the timer, so float rounding cannot leave a timer due forever.
+      const lossAt = p.timeSent + lossDelay;
+      if (lossAt <= now || this.largestAckedPn - p.pn >= PACKET_THRESHOLD) {
         lostCount++;
         this.cc.onRemoved(p.size);
         if (p.stream) for (let i = 0; i < p.stream.length; i += 2) this.streamOut.onLost(p.stream[i]!, p.stream[i + 1]!);
@@ -563,7 +571,7 @@ export class Connection {
         if (p.timeSent < firstLostSent) firstLostSent = p.timeSent;
       } else {
         sent[w++] = p;
-        this.lossTime = Math.min(this.lossTime, p.timeSent + lossDelay);
+        this.lossTime = Math.min(this.lossTime, lossAt);
       }
     }
     sent.length = w;
@@ -631,11 +639,19 @@ export class Connection {
       return t;
     }
     t = Math.min(t, this.lossDetectionDeadline());
-    if (this.ackPending) t = Math.min(t, this.ackDeadline);
-    t = Math.min(t, this.keepAliveAt());
+    // A deadline whose packet cannot leave (anti-amplification) or is already due would spin the
+    // driver: report it only when acting on it can send something (RFC 9002 §6.2.2.1).
+    if (!this.amplificationBlocked()) {
+      if (this.ackPending) t = Math.min(t, this.ackDeadline);
+      if (!this.pingNeeded) t = Math.min(t, this.keepAliveAt());
+    }
     if (this.pacerWait !== Infinity) t = Math.min(t, this.pacerWait);
     if (this.recvPrev) t = Math.min(t, this.recvPrevUntil);
     return t;
+  }
+
+  private amplificationBlocked(): boolean {
+    return !this.addressValidated && 3 * this.bytesReceivedUnvalidated - this.bytesSentUnvalidated < MIN_AMPLIFICATION_BUDGET;
   }
 
   private keepAliveAt(): number {
@@ -646,12 +662,13 @@ export class Connection {
   handleTimeout(now: number): void {
     this.now = now;
     if (this._state === "closed" || this._state === "closing") return;
-    if (now >= this.lastReceived + this.idleTimeoutMs) {
-      this.closeInternal(CloseCode.Abnormal, "idle timeout", false);
-      return;
-    }
+    // While binding, silence means the bind failed: say so rather than "idle timeout".
     if (this._state === "binding" && this.role === "client" && now >= this.bindDeadline) {
       this.closeInternal(CloseCode.Abnormal, "bind timeout: no answer from the server over UDP", false);
+      return;
+    }
+    if (now >= this.lastReceived + this.idleTimeoutMs) {
+      this.closeInternal(CloseCode.Abnormal, "idle timeout", false);
       return;
     }
     if (this.recvPrev && now >= this.recvPrevUntil) {
@@ -734,7 +751,7 @@ export class Connection {
     let maxSize = MAX_DATAGRAM_SIZE;
     if (!this.addressValidated) {
       const budget = 3 * this.bytesReceivedUnvalidated - this.bytesSentUnvalidated;
-      if (budget < 64) return null;
+      if (budget < MIN_AMPLIFICATION_BUDGET) return null;
       maxSize = Math.min(maxSize, budget);
     }
     const pn = this.nextPn;

@@ -23,7 +23,7 @@ export const FrameType = {
   PathResponse: 0x07,
 } as const;
 
-/** ACK frames list at most this many ranges; older ones are dropped first. */
+/** ACK frames list at most this many ranges beyond the first (33 in all); older ones are dropped first. */
 export const MAX_ACK_RANGES = 32;
 export const MAX_CLOSE_REASON_BYTES = 256;
 export const PATH_DATA_LENGTH = 8;

@@ -7,12 +7,9 @@
 /** Bytes (1 to 4) to send `pn` so that a receiver that has acknowledged up to `largestAcked` decodes it. */
 export function packetNumberLength(pn: number, largestAcked: number): 1 | 2 | 3 | 4 {
   const unacked = largestAcked < 0 ? pn + 1 : pn - largestAcked;
-  // Twice the range of unacknowledged packets, plus one bit (RFC 9000 A.2).
-  const bits = Math.ceil(Math.log2(unacked * 2 + 1)) + 1;
-  if (bits <= 8) return 1;
-  if (bits <= 16) return 2;
-  if (bits <= 24) return 3;
-  return 4;
+  // RFC 9000 A.2: log2(unacknowledged range) + 1 bits, so the receiver's window is twice that range.
+  const bytes = Math.ceil((Math.log2(Math.max(unacked, 1)) + 1) / 8);
+  return Math.min(Math.max(bytes, 1), 4) as 1 | 2 | 3 | 4;
 }
 
 const WINDOWS = [1, 0x100, 0x10000, 0x1000000, 0x100000000];

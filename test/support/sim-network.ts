@@ -393,9 +393,10 @@ export class SimNetwork {
     this.maxStepsPerInstant = cfg.maxStepsPerInstant ?? 10_000;
     this.deadline = pair.now + (cfg.maxVirtualMs ?? 30 * 60_000);
     this.record = cfg.record ?? false;
-    // FASTNET_SIM_TIMER_GRANULARITY=0 runs every simulation with exact deadlines.
+    // Timers fire at exactly pollTimeout() by default, the strictest driver (a deadline that stays due
+    // is caught as a livelock); FASTNET_SIM_TIMER_GRANULARITY=1 rounds up to whole ms like setTimeout.
     const envGranularity = process.env.FASTNET_SIM_TIMER_GRANULARITY;
-    this.granularity = cfg.timerGranularityMs ?? (envGranularity !== undefined && envGranularity !== "" ? Number(envGranularity) : 1);
+    this.granularity = cfg.timerGranularityMs ?? (envGranularity !== undefined && envGranularity !== "" ? Number(envGranularity) : 0);
   }
 
   get now(): number {
