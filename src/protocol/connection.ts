@@ -483,7 +483,9 @@ export class Connection {
       this.ackElicitingUnacked++;
       // Out of order, or a hole below the newest: acknowledge at once so the peer detects loss fast.
       const gap = !newest || (this.received.size > 1 && this.received.starts[this.received.size - 1] === pn);
-      if (gap || this.ackElicitingUnacked >= this.options.ackElicitingThreshold) this.ackDeadline = now;
+      // A Bind is answered at once: the client's session opens on that answer.
+      const immediate = gap || h.type === PacketType.Bind || this.ackElicitingUnacked >= this.options.ackElicitingThreshold;
+      if (immediate) this.ackDeadline = now;
       else if (this.ackDeadline === Infinity) this.ackDeadline = now + this.options.maxAckDelayMs;
     }
     // Packets without ack-eliciting frames are acknowledged only piggybacked (no ACK ping-pong).
