@@ -508,7 +508,7 @@ describe("simulation: close", function () {
     sim.conn(closer).send(new Uint8Array(2000));
     sim.runFor(1_500);
     sim.conn(closer).close(4321, REASON);
-    assert.equal(sim.conn(closer).state, "closing");
+    assert.ok(sim.conn(closer).closing, "closing from close() on (CLOSE may wait for unacknowledged data)");
     sim.runUntil(() => sim.client.state === "closed" && sim.server.state === "closed", 60_000);
     const own = sim.closeEvent(closer)!;
     assert.deepEqual({ code: own.code, reason: own.reason, remote: own.remote }, { code: 4321, reason: REASON, remote: false });
@@ -516,6 +516,24 @@ describe("simulation: close", function () {
     assert.equal(sim.countEvents(other(closer), "close"), 1);
     assert.throws(() => sim.conn(closer).send(Uint8Array.of(1)), (e) => e instanceof FastnetError && e.code === "NOT_OPEN");
     return { sim, peer: sim.closeEvent(other(closer))! };
+  }
+
+  for (const loss of [0, 0.15]) {
+    it(`messages sent just before close() arrive before the close, at ${loss * 100}% loss`, function () {
+      for (const seed of seedsFrom(951, 6)) {
+        const closer: Side = seed % 2 ? "client" : "server";
+        const sim = openSim({ seed }, { link: { loss, delayMs: 20, jitterMs: 10 } });
+        const sizes = [10, 3000, 40_000, 7];
+        sizes.forEach((n, i) => sim.conn(closer).send(new Uint8Array(n).fill(i + 1)));
+        sim.conn(closer).close(4000, "bye");
+        sim.runUntil(() => sim.client.state === "closed" && sim.server.state === "closed", 60_000);
+        const got = sim.messages(other(closer));
+        assert.deepEqual(got.map((m) => m.length), sizes, `seed ${seed}: every message before the close`);
+        assert.deepEqual(got.map((m) => m[0]), [1, 2, 3, 4]);
+        const peerClose = sim.closeEvent(other(closer))!;
+        assert.equal(peerClose.code, 4000, `seed ${seed}`);
+      }
+    });
   }
 
   for (const loss of [0, 0.05, 0.15]) {

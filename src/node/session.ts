@@ -53,7 +53,7 @@ export class FastnetSession extends EventEmitter<SessionEvents> {
       case "binding":
         return ReadyState.CONNECTING;
       case "open":
-        return ReadyState.OPEN;
+        return this.connection.closing ? ReadyState.CLOSING : ReadyState.OPEN;
       case "closing":
         return ReadyState.CLOSING;
       default:

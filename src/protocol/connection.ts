@@ -113,6 +113,9 @@ const TIME_THRESHOLD = 9 / 8;
 const GRANULARITY_MS = 1;
 const MAX_QUEUED_DATAGRAMS = 64;
 const MAX_PTO_BACKOFF = 6;
+/** Bounds of the wait for acknowledgements before a close goes out (see `close`). */
+const DRAIN_MIN_MS = 250;
+const DRAIN_MAX_MS = 2000;
 /** Below this many bytes of anti-amplification budget no useful packet fits. */
 const MIN_AMPLIFICATION_BUDGET = 64;
 
@@ -197,6 +200,8 @@ export class Connection {
   private closeCode = 0;
   private closeReason: Uint8Array = new Uint8Array(0);
   private closeReasonText = "";
+  /** A close waiting for the reliable stream to be acknowledged. */
+  private drain: { code: number; reason: string; deadline: number } | null = null;
   private closePacketsLeft = 0;
 
   private readonly events: ConnectionEvent[] = [];
@@ -298,8 +303,8 @@ export class Connection {
    * or NOT_OPEN; nothing is queued when it throws.
    */
   send(message: Uint8Array): void {
-    if (this._state === "closing" || this._state === "closed") {
-      throw new FastnetError("NOT_OPEN", `cannot send: session is ${this._state}`);
+    if (this._state === "closing" || this._state === "closed" || this.drain) {
+      throw new FastnetError("NOT_OPEN", `cannot send: session is ${this.drain ? "closing" : this._state}`);
     }
     if (message.length > this.peerMaxMessage) {
       throw new FastnetError("MESSAGE_TOO_LARGE", `message of ${message.length} bytes exceeds maxMessageSize ${this.peerMaxMessage}`);
@@ -329,7 +334,7 @@ export class Connection {
       drops.tooLarge++;
       return false;
     }
-    if (this._state !== "open") {
+    if (this._state !== "open" || this.drain) {
       drops.congestion++;
       return false;
     }
@@ -350,7 +355,31 @@ export class Connection {
 
   /** Starts closing: the peer gets `code` and `reason` in a few redundant CLOSE packets. */
   close(code: number = CloseCode.Normal, reason = ""): void {
+    if (this._state === "open" && this.streamOut.hasUnacked()) {
+      // Deliver what was sent before the close (as a WebSocket close does): CLOSE follows once
+      // every reliable byte is acknowledged, or after a bounded wait if the peer is gone.
+      if (!this.drain) this.drain = { code, reason, deadline: this.now + this.drainWait() };
+      return;
+    }
     this.closeInternal(code, reason, true);
+  }
+
+  /** True from `close()` on: no more sends are accepted. */
+  get closing(): boolean {
+    return this.drain !== null || this._state === "closing";
+  }
+
+  /** How long a draining close waits without progress before giving up on the peer. */
+  private drainWait(): number {
+    return Math.min(Math.max(3 * this.ptoBase(), DRAIN_MIN_MS), DRAIN_MAX_MS);
+  }
+
+  private finishDrain(now: number): void {
+    const d = this.drain;
+    if (d && (!this.streamOut.hasUnacked() || now >= d.deadline)) {
+      this.drain = null;
+      this.closeInternal(d.code, d.reason, true);
+    }
   }
 
   /**
@@ -546,6 +575,11 @@ export class Connection {
       this.ptoCount = 0;
     }
     this.detectLoss(now);
+    if (this.drain) {
+      // Acknowledgements are progress: the wait restarts, so a live peer gets all the data.
+      if (anyAckEliciting) this.drain.deadline = now + this.drainWait();
+      this.finishDrain(now);
+    }
   }
 
   private detectLoss(now: number): void {
@@ -649,6 +683,7 @@ export class Connection {
     }
     if (this.pacerWait !== Infinity) t = Math.min(t, this.pacerWait);
     if (this.recvPrev) t = Math.min(t, this.recvPrevUntil);
+    if (this.drain) t = Math.min(t, this.drain.deadline);
     return t;
   }
 
@@ -676,6 +711,10 @@ export class Connection {
     if (this.recvPrev && now >= this.recvPrevUntil) {
       this.recvPrev = null;
       this.recvPrevUntil = Infinity;
+    }
+    if (this.drain) {
+      this.finishDrain(now);
+      if (this._state !== "open") return;
     }
     if (now >= this.pacerWait) this.pacerWait = Infinity;
     const lossAt = this.lossDetectionDeadline();
