@@ -1,4 +1,9 @@
-/** colyseus-fastnet/client: connect to a fastnet server from Node. */
+/**
+ * colyseus-fastnet/client: the @colyseus/sdk Client over fastnet (FastnetClient), and the engine's
+ * client side for direct use.
+ */
+export { FastnetClient, FastnetRoom, type FastnetClientOptions, type LatencyOptions } from "./client/fastnet-client.js";
+export { FastnetClientTransport } from "./client/client-transport.js";
 export { connect, FastnetClientSession, type ConnectOptions } from "./node/client.js";
 export { FastnetSession, ReadyState, type SessionEvents } from "./node/session.js";
 export { FastnetError, type FastnetErrorCode } from "./protocol/errors.js";

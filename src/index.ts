@@ -1,7 +1,9 @@
 /**
- * colyseus-fastnet, server entry: the encrypted UDP engine (FastnetServer, sessions) and its options.
- * The Colyseus transport is built on these; the client side lives in "colyseus-fastnet/client".
+ * colyseus-fastnet, server entry: the Colyseus transport (FastnetTransport), and the encrypted UDP
+ * engine it is built on (FastnetServer, sessions). The SDK client lives in "colyseus-fastnet/client".
  */
+export { FastnetTransport, type FastnetTransportOptions } from "./server/fastnet-transport.js";
+export { FastnetServerClient } from "./server/server-client.js";
 export { FastnetServer, type FastnetServerOptions, type SessionInfo, type EndpointStats } from "./node/server.js";
 export { FastnetSession, ReadyState, type SessionEvents } from "./node/session.js";
 export { connect, FastnetClientSession, type ConnectOptions } from "./node/client.js";

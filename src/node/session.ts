@@ -87,9 +87,18 @@ export class FastnetSession extends EventEmitter<SessionEvents> {
     return ok;
   }
 
-  /** Closes the session; the peer receives `code` and `reason`. */
+  /**
+   * Closes the session; the peer receives `code` and `reason` after every message sent before
+   * (the close waits, bounded, for them to be acknowledged). 'close' is emitted then.
+   */
   close(code = 1000, reason = ""): void {
     this.connection.close(code, reason);
+    this.flush();
+  }
+
+  /** Closes at once, dropping unacknowledged messages (a stale session being replaced). */
+  abort(code = 1006, reason = ""): void {
+    this.connection.abort(code, reason);
     this.flush();
   }
 

@@ -364,6 +364,12 @@ export class Connection {
     this.closeInternal(code, reason, true);
   }
 
+  /** Closes at once, without waiting for unacknowledged data: the peer still gets `code` and `reason`. */
+  abort(code: number = CloseCode.Abnormal, reason = ""): void {
+    this.drain = null;
+    this.closeInternal(code, reason, true);
+  }
+
   /** True from `close()` on: no more sends are accepted. */
   get closing(): boolean {
     return this.drain !== null || this._state === "closing";

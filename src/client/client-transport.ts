@@ -1,0 +1,128 @@
+import createDebug from "debug";
+import { connect, type ConnectOptions, type FastnetClientSession } from "../node/client.js";
+import type { ConnectionStats } from "../protocol/stats.js";
+
+const log = createDebug("fastnet:sdk");
+
+/** The SDK's transport event object (`ITransportEventMap`): the Room assigns its handlers on it. */
+export interface TransportEvents {
+  onopen?: ((ev: any) => any) | null;
+  onmessage?: ((ev: any) => any) | null;
+  onclose?: ((ev: any) => any) | null;
+  onerror?: ((ev: any) => any) | null;
+}
+
+/** Close code the SDK reads as "connection lost": it calls onDrop and starts reconnecting. */
+const ABNORMAL_CLOSURE = 1006;
+
+/** Where the transport takes per-connection facts from: the seat reservation's pin, the options. */
+export interface ClientTransportContext {
+  /** Engine, TLS and socket options for every connection. */
+  options: ConnectOptions;
+  /** SHA-256 pin of the server's dev certificate, when the matchmaking response published one. */
+  fingerprint?: Uint8Array;
+}
+
+/**
+ * The SDK `ITransport` over a fastnet session. `connect` may be called again after a close (the SDK
+ * reconnects on the same transport): each call runs a new handshake. One frame per `onmessage`.
+ */
+export class FastnetClientTransport {
+  readonly events: TransportEvents;
+  /** The URL given to the last `connect` (fastnet://host:port/processId/roomId?...). */
+  url = "";
+  /** The current session, while connecting or open. */
+  session: FastnetClientSession | null = null;
+  private readonly context: ClientTransportContext;
+  private attempt = 0;
+  private closedByUser = false;
+
+  constructor(events: TransportEvents, context: ClientTransportContext) {
+    this.events = events;
+    this.context = context;
+  }
+
+  get isOpen(): boolean {
+    return this.session?.readyState === 1;
+  }
+
+  /** Statistics of the current session (RTT, packets, losses, drops, congestion window). */
+  getStats(): ConnectionStats | null {
+    return this.session?.getStats() ?? null;
+  }
+
+  /** Reliable-ordered send; `data` is copied at once. Dropped (as by a closed WebSocket) when not open. */
+  send(data: Buffer | Uint8Array): void {
+    if (!this.isOpen) {
+      log("send while not open: dropped %d bytes", data.length);
+      return;
+    }
+    this.session!.send(data);
+  }
+
+  /** Unreliable datagram; dropped and counted when it cannot go (too large, congestion). */
+  sendUnreliable(data: Buffer | Uint8Array): void {
+    if (this.isOpen) this.session!.sendUnreliable(data);
+  }
+
+  /**
+   * Connects to `url`: `fastnet://host:port/<processId>/<roomId>?sessionId=..` (`fastnets://` when the
+   * client was given an https endpoint; the handshake then still runs TLS 1.3 inside the upgrade).
+   * `headers` are the SDK's client headers, passed on to the server's auth context.
+   */
+  connect(url: string, headers?: Record<string, string>): void {
+    this.url = url;
+    this.closedByUser = false;
+    const attempt = ++this.attempt;
+    const parsed = new URL(url);
+    const base = `${parsed.protocol === "fastnets:" ? "https" : "http"}://${parsed.host}`;
+    const options: ConnectOptions = {
+      ...this.context.options,
+      path: `${parsed.pathname}${parsed.search}`,
+      headers: headers && typeof headers === "object" ? { ...headers } : undefined,
+    };
+    if (this.context.fingerprint && options.fingerprint === undefined) options.fingerprint = this.context.fingerprint;
+    connect(base, options).then(
+      (session) => {
+        if (attempt !== this.attempt || this.closedByUser) {
+          session.abort(1000, "superseded");
+          return;
+        }
+        this.session = session;
+        session.on("message", (data) => this.events.onmessage?.({ data: toArrayBuffer(data) }));
+        session.on("datagram", (data) => this.events.onmessage?.({ data: toArrayBuffer(data) }));
+        session.once("close", (code, reason) => {
+          if (this.session === session) this.session = null;
+          this.events.onclose?.({ code, reason });
+        });
+        this.events.onopen?.({});
+      },
+      (err: Error) => {
+        if (attempt !== this.attempt) return;
+        log("connect to %s failed: %s", base, err.message);
+        // The SDK turns a close before JOIN into the join's rejection (code, reason), and a close
+        // after it into onDrop + reconnection: both want the cause in the reason.
+        this.events.onclose?.({ code: ABNORMAL_CLOSURE, reason: err.message });
+      },
+    );
+  }
+
+  /** Closes the session with `code` (default 1000); the SDK gets `onclose` once it is closed. */
+  close(code?: number, reason?: string): void {
+    this.closedByUser = true;
+    const s = this.session;
+    if (s) s.close(code ?? 1000, reason ?? "");
+    else {
+      // Still connecting: abandon the attempt and report the close as a WebSocket would.
+      this.attempt++;
+      this.events.onclose?.({ code: code ?? 1000, reason: reason ?? "" });
+    }
+  }
+}
+
+/** The Room reads `new Uint8Array(event.data)`: an exact ArrayBuffer avoids a copy there. */
+function toArrayBuffer(data: Uint8Array): ArrayBuffer | Uint8Array {
+  const buf = data.buffer;
+  if (data.byteOffset === 0 && data.byteLength === buf.byteLength && buf instanceof ArrayBuffer) return buf;
+  return data;
+}

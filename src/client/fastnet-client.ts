@@ -1,0 +1,169 @@
+import { Client, Room, ServerError, type ClientOptions, type EndpointSettings } from "@colyseus/sdk";
+import { connect, type ConnectOptions } from "../node/client.js";
+import { parseFingerprint } from "../node/fingerprint.js";
+import type { EndpointOptions, SessionOptions } from "../protocol/options.js";
+import { FastnetClientTransport, type ClientTransportContext } from "./client-transport.js";
+
+/** Protocol byte of a Colyseus PING frame (latency probe). */
+const PROTOCOL_PING = 9;
+/** Close code for a failed latency measurement, as the SDK uses. */
+const ABNORMAL_CLOSURE = 1006;
+
+/** Options of FastnetClient: the SDK's ClientOptions plus TLS, socket and engine tuning. */
+export interface FastnetClientOptions extends Omit<ClientOptions, "protocol">, Partial<SessionOptions>, Partial<EndpointOptions> {
+  /** Certificate verification, as in node:tls: extra trust anchors, and whether to verify at all. */
+  tls?: { ca?: string | string[] | Buffer; rejectUnauthorized?: boolean; servername?: string };
+  /** Pin this SHA-256 certificate fingerprint instead of CA verification ("AB:CD:..", bytes or number[]). */
+  fingerprint?: string | Uint8Array | number[];
+  /**
+   * Pin the fingerprint a dev server publishes in its matchmaking response (default true), as the SDK
+   * does for WebTransport. Set false to require CA verification even against a dev server.
+   */
+  pinDevCertificate?: boolean;
+  /** Local address (and port) for the UDP socket. */
+  localAddress?: string;
+  localPort?: number;
+}
+
+export interface LatencyOptions {
+  /** Number of pings; the average is returned (default 1). */
+  pingCount?: number;
+  /** Milliseconds before the measurement fails (default 1500). */
+  timeout?: number;
+}
+
+/**
+ * The `@colyseus/sdk` Client over fastnet: `joinOrCreate`, `join`, `joinById`, `create` and `reconnect`
+ * return ordinary SDK rooms whose `room.connection.transport` is a {@link FastnetClientTransport}.
+ */
+export class FastnetClient extends Client {
+  /** Options every room connection of this client uses. */
+  readonly fastnet: { options: ConnectOptions; pinDevCertificate: boolean };
+  /** The last fingerprint a matchmaking response published (used by getLatency when none was given). */
+  private lastFingerprint: Uint8Array | undefined;
+
+  constructor(settings?: string | EndpointSettings, options: FastnetClientOptions = {}) {
+    const { tls, fingerprint, pinDevCertificate, localAddress, localPort, headers, urlBuilder, fetchFn, ...tuning } = options;
+    super(settings, { headers, urlBuilder, fetchFn });
+    // The room URL is built as `${protocol}://host:port/processId/roomId?...`; the transport parses it.
+    (this.settings as { protocol?: string }).protocol = "fastnet";
+    this.fastnet = {
+      options: {
+        ...tuning,
+        tls,
+        fingerprint: fingerprint !== undefined ? parseFingerprint(fingerprint) : undefined,
+        localAddress,
+        localPort,
+      },
+      pinDevCertificate: pinDevCertificate ?? true,
+    };
+  }
+
+  protected override createRoom<T>(roomName: string, rootSchema?: any): Room<any, T> {
+    return new FastnetRoom<T>(roomName, rootSchema, this, (fp) => (this.lastFingerprint = fp));
+  }
+
+  /** Round-trip time of a PING over a fresh fastnet session to this endpoint (a latency probe). */
+  override getLatency(options: LatencyOptions = {}): Promise<number> {
+    const pingCount = options.pingCount ?? 1;
+    const timeout = options.timeout ?? 1500;
+    const url = new URL(this["getHttpEndpoint"]());
+    const pin = this.fastnet.options.fingerprint ?? (this.fastnet.pinDevCertificate ? this.lastFingerprint : undefined);
+    const fail = (message: string) => new ServerError(ABNORMAL_CLOSURE, `Failed to get latency: ${message}`);
+    return new Promise<number>((resolve, reject) => {
+      let settled = false;
+      let close = (): void => {};
+      const timer = setTimeout(() => settle(() => reject(fail(`timed out after ${timeout}ms`))), timeout);
+      const settle = (run: () => void): void => {
+        if (settled) return;
+        settled = true;
+        clearTimeout(timer);
+        close();
+        run();
+      };
+      connect(`${url.protocol}//${url.host}`, {
+        ...this.fastnet.options,
+        fingerprint: pin,
+        path: "/",
+        handshakeTimeoutMs: timeout,
+        bindTimeoutMs: timeout,
+      }).then(
+        (session) => {
+          close = () => session.abort(1000, "latency measured");
+          if (settled) return close();
+          const samples: number[] = [];
+          let sentAt = performance.now();
+          session.on("message", () => {
+            samples.push(performance.now() - sentAt);
+            if (samples.length < pingCount) {
+              sentAt = performance.now();
+              session.send(Uint8Array.of(PROTOCOL_PING));
+            } else {
+              settle(() => resolve(samples.reduce((a, b) => a + b, 0) / samples.length));
+            }
+          });
+          session.once("close", (code, reason) => settle(() => reject(fail(`connection closed (${code})${reason ? `: ${reason}` : ""}`))));
+          session.send(Uint8Array.of(PROTOCOL_PING));
+        },
+        (err: Error) => settle(() => reject(fail(err.message))),
+      );
+    });
+  }
+
+  /** The endpoint with the lowest fastnet latency, as a FastnetClient. */
+  static override async selectByLatency(
+    endpoints: Array<string | EndpointSettings>,
+    options?: FastnetClientOptions,
+    latencyOptions: LatencyOptions = {},
+  ): Promise<FastnetClient> {
+    const clients = endpoints.map((e) => new FastnetClient(e, options));
+    const results = await Promise.allSettled(clients.map((c) => c.getLatency(latencyOptions)));
+    let best = -1;
+    results.forEach((r, i) => {
+      if (r.status === "fulfilled" && (best < 0 || r.value < (results[best] as PromiseFulfilledResult<number>).value)) best = i;
+    });
+    if (best < 0) throw new Error("All endpoints failed to respond");
+    return clients[best]!;
+  }
+}
+
+/**
+ * An SDK Room whose connection runs over fastnet. The SDK has no transport hook: `Room.connect` does
+ * `this.connection = new Connection(protocol)`, so an own accessor on `connection` swaps the
+ * connection's transport for ours the moment it is assigned (a prototype accessor would be shadowed:
+ * `connection` is a class field).
+ */
+export class FastnetRoom<State = any> extends Room<any, State> {
+  private readonly transportContext: ClientTransportContext;
+
+  constructor(name: string, rootSchema: any, client: FastnetClient, onFingerprint: (fp: Uint8Array) => void) {
+    super(name, rootSchema);
+    const ctx: ClientTransportContext = { options: client.fastnet.options };
+    this.transportContext = ctx;
+    this.pinDevCertificate = client.fastnet.pinDevCertificate;
+    this.onFingerprint = onFingerprint;
+    let connection: any;
+    Object.defineProperty(this, "connection", {
+      configurable: true,
+      enumerable: true,
+      get: () => connection,
+      set: (c: any) => {
+        connection = c;
+        if (c && !(c.transport instanceof FastnetClientTransport)) c.transport = new FastnetClientTransport(c.events, ctx);
+      },
+    });
+  }
+
+  private readonly pinDevCertificate: boolean;
+  private readonly onFingerprint: (fp: Uint8Array) => void;
+
+  /** Keeps the seat reservation's certificate pin, then connects as the SDK does. */
+  override connect(endpoint: string, options?: any, headers?: any): void {
+    const fp = options?.fingerprint;
+    if (this.pinDevCertificate && Array.isArray(fp) && fp.length > 0) {
+      this.transportContext.fingerprint = parseFingerprint(fp);
+      this.onFingerprint(this.transportContext.fingerprint);
+    }
+    super.connect(endpoint, options, headers);
+  }
+}

@@ -1,0 +1,153 @@
+import http from "node:http";
+import {
+  CloseCode,
+  Protocol,
+  Transport,
+  connectClientToRoom,
+  createAuthContext,
+  isDevMode,
+  logger,
+  matchMaker,
+} from "@colyseus/core";
+import createDebug from "debug";
+import { formatFingerprint } from "../node/fingerprint.js";
+import { FastnetServer, type FastnetServerOptions, type SessionInfo } from "../node/server.js";
+import type { FastnetSession } from "../node/session.js";
+import { FastnetServerClient, type LatencySetting } from "./server-client.js";
+
+const log = createDebug("fastnet:transport");
+
+/** Latency probes (a handshake naming no room) are closed after this long, as ws-transport does. */
+const PROBE_LIFETIME_MS = 1000;
+
+/**
+ * Options of the Colyseus transport: every engine option (see the README's table) plus
+ * `tls: { cert, key }` (PEM; without it a dev certificate is generated and its fingerprint published),
+ * `server` (an existing http.Server), `udpPort` (default: the TCP port number), `udpHost`,
+ * `publicAddress`, `publicPort` and `serverId`.
+ */
+export type FastnetTransportOptions = Omit<FastnetServerOptions, "verifyHello">;
+
+/** Events of the transport (more come with migration). */
+export interface FastnetTransportEvents {
+  /** A session opened (after its UDP bind), before it is connected to a room. */
+  session: [session: FastnetSession, info: SessionInfo];
+}
+
+/**
+ * Colyseus transport over encrypted UDP: `new Server({ transport: new FastnetTransport() })`.
+ * Matchmaking runs on the transport's HTTP server, the TLS 1.3 handshake on the same TCP port
+ * (HTTP Upgrade), and sessions on UDP (same port number unless `udpPort` says otherwise).
+ */
+export class FastnetTransport extends Transport {
+  /** The engine: its `stats`, `sessionCount`, `udpPort` and events are public. */
+  readonly engine: FastnetServer;
+  declare server: http.Server;
+  override protocol = "fastnet";
+  private readonly latency: LatencySetting = { ms: 0 };
+  private readonly clients = new Map<string, FastnetServerClient>();
+  private expressApp: unknown;
+
+  constructor(options: FastnetTransportOptions = {}) {
+    super();
+    this.engine = new FastnetServer(options);
+    this.server = this.engine.http;
+    this.engine.on("session", (session, info) => this.onSession(session, info));
+    this.engine.on("error", (err) => logger.error?.(`fastnet: ${err.message}`));
+  }
+
+  /** Binds TCP (matchmaking and handshake) and UDP; calls back once both are bound, or with the error. */
+  listen(port?: number | string, hostname?: string, _backlog?: number, listeningListener?: Function): this {
+    this.engine.listen(port === undefined ? 0 : Number(port), hostname).then(
+      () => {
+        const fp = this.engine.fingerprint;
+        if (fp) {
+          this.fingerprint = Array.from(fp);
+          logger.info?.(
+            `fastnet: no TLS certificate given: using a self-signed dev certificate (SHA-256 ${formatFingerprint(fp)}), published to clients for pinning`,
+          );
+        }
+        log("listening: tcp %d, udp %d", this.engine.port, this.engine.udpPort);
+        listeningListener?.();
+      },
+      (err: Error) => listeningListener?.(err),
+    );
+    return this;
+  }
+
+  /** Closes every session (4001, or 4010 in devMode) and then the sockets. */
+  shutdown(): void {
+    const code = isDevMode ? CloseCode.MAY_TRY_RECONNECT : CloseCode.SERVER_SHUTDOWN;
+    void this.engine.close(code, "server shutdown");
+  }
+
+  /** Delays both channels by `milliseconds` (Colyseus passes half the round trip). */
+  simulateLatency(milliseconds: number): void {
+    this.latency.ms = milliseconds > Number.EPSILON ? milliseconds : 0;
+  }
+
+  /** An Express app on the transport's HTTP server, as ws-transport offers (express must be installed). */
+  override async getExpressApp(): Promise<any> {
+    if (!this.expressApp) {
+      const express = (await import("express")).default;
+      const app = express();
+      this.server.on("request", app);
+      this.expressApp = app;
+    }
+    return this.expressApp;
+  }
+
+  private onSession(session: FastnetSession, info: SessionInfo): void {
+    const url = new URL(info.hello.path, "fastnet://server");
+    const sessionId = url.searchParams.get("sessionId");
+    const roomId = /\/[a-zA-Z0-9_-]+\/([a-zA-Z0-9_-]+)$/.exec(url.pathname)?.[1] ?? null;
+
+    if (!sessionId && !roomId) {
+      // Latency probe: echo every PING, close after a second.
+      const timer = setTimeout(() => session.close(CloseCode.NORMAL_CLOSURE), PROBE_LIFETIME_MS);
+      session.on("message", () => {
+        if (session.readyState === 1) session.send(Uint8Array.of(Protocol.PING));
+      });
+      session.once("close", () => clearTimeout(timer));
+      return;
+    }
+    void this.join(session, info, url, sessionId ?? "", roomId);
+  }
+
+  private async join(session: FastnetSession, info: SessionInfo, url: URL, sessionId: string, roomId: string | null): Promise<void> {
+    const reconnectionToken = url.searchParams.get("reconnectionToken");
+    const skipHandshake = url.searchParams.has("skipHandshake");
+    // A reconnect for a session we still think alive: that one is stale (its path died). Drop it now,
+    // so the room runs onDrop and reserves the seat, instead of waiting for our idle timeout.
+    const stale = this.clients.get(sessionId);
+    if (reconnectionToken && stale && stale.readyState <= 1) {
+      log("dropping stale session of %s for its reconnection", sessionId);
+      stale.session.abort(CloseCode.ABNORMAL_CLOSURE, "replaced by a reconnection");
+    }
+    const client = new FastnetServerClient(sessionId, session, this.latency);
+    this.clients.set(sessionId, client);
+    session.once("close", () => {
+      if (this.clients.get(sessionId) === client) this.clients.delete(sessionId);
+    });
+    const room = roomId ? matchMaker.getLocalRoomById(roomId) : undefined;
+    const headers: Record<string, string> = { ...(info.hello.headers ?? {}) };
+    try {
+      await connectClientToRoom(
+        room,
+        client,
+        createAuthContext({ headers, token: url.searchParams.get("_authToken"), remoteAddress: info.remoteAddress }),
+        { reconnectionToken: reconnectionToken ?? undefined, skipHandshake },
+      );
+    } catch (e) {
+      const err = e as { code?: number; message?: string };
+      log("join of %s to %s failed: %s", sessionId, roomId, err.message);
+      const code = reconnectionToken
+        ? isDevMode
+          ? CloseCode.MAY_TRY_RECONNECT
+          : CloseCode.FAILED_TO_RECONNECT
+        : CloseCode.WITH_ERROR;
+      // The ERROR frame is delivered before the close: a close waits for the reliable stream.
+      client.error(err.code ?? 0, err.message ?? String(e), () => client.leave(code, err.message ?? ""));
+    }
+  }
+}

@@ -1,0 +1,123 @@
+import { EventEmitter } from "node:events";
+import {
+  ClientState,
+  Protocol,
+  enqueueClientRaw,
+  getMessageBytes,
+  logger,
+  type Client,
+  type ClientPrivate,
+  type ISendOptions,
+} from "@colyseus/core";
+import type { FastnetSession } from "../node/session.js";
+
+/** What the transport shares with its clients: the simulated one-way latency, in ms. */
+export interface LatencySetting {
+  ms: number;
+}
+
+/**
+ * The server-side Colyseus `Client` of one fastnet session. `ref` emits exactly one 'message' per
+ * Colyseus frame (reliable messages and datagrams alike, never a duplicate) and one 'close' with the
+ * real close code. `rawUnreliable` exists, so `@unreliable` state fields travel as datagrams.
+ */
+export class FastnetServerClient implements Client, ClientPrivate {
+  "~messages": any;
+  id: string;
+  sessionId: string;
+  state: ClientState = ClientState.JOINING;
+  reconnectionToken!: string;
+  readonly ref = new EventEmitter();
+  /** The fastnet session carrying this client (its statistics are `session.getStats()`). */
+  readonly session: FastnetSession;
+  auth?: any;
+  userData?: any;
+  view?: any;
+
+  _enqueuedMessages: any[] = [];
+  _reconnectionToken?: string;
+  _joinedAt = 0;
+  _numMessagesLastSecond = 0;
+  _messageCountResetsAt = 0;
+  _lastMessageTime = 0;
+
+  private readonly latency: LatencySetting;
+
+  constructor(sessionId: string, session: FastnetSession, latency: LatencySetting) {
+    this.id = this.sessionId = sessionId;
+    this.session = session;
+    this.latency = latency;
+    session.on("message", (data) => this.ref.emit("message", data));
+    session.on("datagram", (data) => this.ref.emit("message", data));
+    session.once("close", (code) => this.ref.emit("close", code));
+    // A listener-less 'error' would throw; nothing in this transport emits it, but user code might.
+    this.ref.on("error", (err) => logger.error?.(err));
+  }
+
+  sendBytes(type: string | number, bytes: Buffer | Uint8Array, options?: ISendOptions): void {
+    this.enqueueRaw(getMessageBytes.raw(Protocol.ROOM_DATA_BYTES, type, undefined, bytes), options);
+  }
+
+  send(messageOrType: any, messageOrOptions?: any, options?: ISendOptions): void {
+    this.enqueueRaw(getMessageBytes.raw(Protocol.ROOM_DATA, messageOrType, messageOrOptions), options);
+  }
+
+  enqueueRaw(data: Uint8Array | Buffer, options?: ISendOptions): void {
+    enqueueClientRaw(this, data, options);
+  }
+
+  /** Reliable-ordered channel. `data` is copied before this returns (callers reuse their buffers). */
+  raw(data: Uint8Array | Buffer, _options?: ISendOptions, cb?: (err?: Error) => void): void {
+    this.deliver(data, false, cb);
+  }
+
+  /** Unreliable channel: one datagram, dropped (and counted) rather than queued when it cannot go. */
+  rawUnreliable(data: Uint8Array | Buffer, _options?: ISendOptions, cb?: (err?: Error) => void): void {
+    this.deliver(data, true, cb);
+  }
+
+  private deliver(data: Uint8Array, unreliable: boolean, cb?: (err?: Error) => void): void {
+    const ms = this.latency.ms;
+    if (ms > 0) {
+      const copy = Uint8Array.from(data); // the caller may reuse `data` before the timer fires
+      setTimeout(() => this.deliver(copy, unreliable, cb), ms).unref?.();
+      return;
+    }
+    if (this.session.readyState !== 1) {
+      cb?.(new Error(`fastnet session is not open (readyState ${this.session.readyState})`));
+      return;
+    }
+    try {
+      if (unreliable) this.session.sendUnreliable(data);
+      else this.session.send(data);
+      cb?.();
+    } catch (err) {
+      // A full send queue or an oversized message: the Colyseus contract reports through the callback.
+      if (cb) cb(err as Error);
+      else logger.error?.(`fastnet: send to ${this.sessionId} failed: ${(err as Error).message}`);
+    }
+  }
+
+  error(code: number, message = "", cb?: (err?: Error) => void): void {
+    this.raw(getMessageBytes[Protocol.ERROR](code, message), undefined, cb);
+  }
+
+  get readyState(): number {
+    return this.session.readyState;
+  }
+
+  /** Closes the session: the SDK receives `code` and `reason`, and the room sees 'close'(code). */
+  leave(code?: number, data?: string): void {
+    this.session.close(code ?? 1000, data ?? "");
+  }
+
+  /** @deprecated use leave() */
+  close(code?: number, data?: string): void {
+    logger.warn("DEPRECATION WARNING: use client.leave() instead of client.close()");
+    this.leave(code, data);
+  }
+
+  toJSON(): { sessionId: string; readyState: number } {
+    return { sessionId: this.sessionId, readyState: this.readyState };
+  }
+}
