@@ -1,6 +1,7 @@
 /**
  * Child echo servers for bench/rtt.ts: fork bench/support/rtt-server.ts with the same node binary and
  * `--import tsx`, wait (bounded) for its "ready" message over IPC, and make sure no child outlives us.
+ * startScriptChild does the same for another script speaking that protocol (bench/room.ts's room server).
  */
 import { fork, type ChildProcess } from "node:child_process";
 import { fileURLToPath } from "node:url";
@@ -60,7 +61,21 @@ export function startServerChild(
   timeoutMs: number,
   extraExecArgv: string[] = [],
 ): Promise<ServerChild> {
-  const child = fork(SERVER_SCRIPT, args, {
+  return startScriptChild(SERVER_SCRIPT, label, args, timeoutMs, extraExecArgv);
+}
+
+/**
+ * Same as startServerChild, for another child script (absolute path) that speaks the same IPC protocol
+ * (ChildMessage / ParentMessage of rtt-server.ts), e.g. bench/support/room-server.ts.
+ */
+export function startScriptChild(
+  script: string,
+  label: string,
+  args: string[],
+  timeoutMs: number,
+  extraExecArgv: string[] = [],
+): Promise<ServerChild> {
+  const child = fork(script, args, {
     execPath: process.execPath,
     execArgv: ["--import", "tsx", ...extraExecArgv],
     cwd: REPO_ROOT,
