@@ -232,6 +232,31 @@ describe("UDP sessions over real loopback sockets", function () {
     raw.close();
   });
 
+  it("delivers a message the server sends as the session opens to a listener attached after connect resolves", async () => {
+    server.once("session", (s) => s.send(Uint8Array.of(42, 43))); // rides in the answer to the bind
+    const client = await connect(`http://127.0.0.1:${server.port}`, { fingerprint: server.fingerprint! });
+    clients.push(client);
+    const [m] = (await within(once(client, "message"), 5000, "welcome message")) as [Uint8Array];
+    assert.deepEqual([...m], [42, 43]);
+  });
+
+  it("serves IPv4 and IPv6 clients when listening without a host (dual-stack UDP)", async function () {
+    const any = new FastnetServer({});
+    await any.listen(0);
+    any.on("session", (s) => s.on("message", (m) => s.send(m)));
+    try {
+      for (const host of ["127.0.0.1", "[::1]"]) {
+        const c = await connect(`http://${host}:${any.port}`, { fingerprint: any.fingerprint! });
+        const echoed = new Promise<Uint8Array>((r) => c.once("message", r));
+        c.send(Uint8Array.of(7));
+        assert.deepEqual([...(await within(echoed, 5000, `echo over ${host}`))], [7]);
+        c.close();
+      }
+    } finally {
+      await any.close();
+    }
+  });
+
   it("refuses handshakes beyond maxSessions with SERVER_BUSY-like rejection", async () => {
     const small = new FastnetServer({ maxSessions: 1 });
     await small.listen(0, "127.0.0.1");

@@ -1,5 +1,6 @@
 import createDebug from "debug";
-import { connect, type ConnectOptions, type FastnetClientSession } from "../node/client.js";
+import { connect, type ConnectOptions, type FastnetClientSession, type RebindOptions } from "../node/client.js";
+import { FastnetError } from "../protocol/errors.js";
 import type { ConnectionStats } from "../protocol/stats.js";
 
 const log = createDebug("fastnet:sdk");
@@ -49,6 +50,15 @@ export class FastnetClientTransport {
   /** Statistics of the current session (RTT, packets, losses, drops, congestion window). */
   getStats(): ConnectionStats | null {
     return this.session?.getStats() ?? null;
+  }
+
+  /**
+   * Moves the session to a new local socket (another local address, or a fresh port) and resolves
+   * when the new path works. The server keeps the same session: the room sees nothing.
+   */
+  rebind(options: RebindOptions = {}): Promise<void> {
+    if (!this.session) return Promise.reject(new FastnetError("NOT_OPEN", "cannot rebind: not connected"));
+    return this.session.rebind(options);
   }
 
   /** Reliable-ordered send; `data` is copied at once. Dropped (as by a closed WebSocket) when not open. */

@@ -23,6 +23,8 @@ export interface FastnetClientOptions extends Omit<ClientOptions, "protocol">, P
   /** Local address (and port) for the UDP socket. */
   localAddress?: string;
   localPort?: number;
+  /** Keep-alive intervals of silence before rebinding to a fresh local port by itself (default 3; 0: off). */
+  autoRebindAfterKeepAlives?: number;
 }
 
 export interface LatencyOptions {

@@ -33,9 +33,25 @@ export interface ConnectOptions extends Partial<SessionOptions>, Partial<Endpoin
   localPort?: number;
   /** Upgrade path of the handshake (default "/.fastnet"). */
   handshakePath?: string;
+  /**
+   * After this many keep-alive intervals with nothing heard, rebind to a fresh local port and probe,
+   * so a dead NAT mapping heals by itself (default 3; 0 turns it off).
+   */
+  autoRebindAfterKeepAlives?: number;
 }
 
-/** The client side of a session: adds the handshake's facts to FastnetSession. */
+const DEFAULT_AUTO_REBIND_AFTER = 3;
+
+/** Where `rebind` moves the session: a local address and/or port (default: same address, a fresh port). */
+export interface RebindOptions {
+  localAddress?: string;
+  localPort?: number;
+}
+
+/**
+ * The client side of a session: adds the handshake's facts, and moving to a new local socket
+ * (`rebind`) while the server keeps the session (same connection ID, same keys).
+ */
 export class FastnetClientSession extends FastnetSession {
   /** Stateless reset token the server gave at the handshake. */
   resetToken: Uint8Array = new Uint8Array(0);
@@ -44,8 +60,85 @@ export class FastnetClientSession extends FastnetSession {
   /** Remote UDP address and port. */
   remoteAddress = "";
   remotePort = 0;
-  /** @internal */
+  /** Rebinds done, on request or on their own after silence. */
+  rebinds = 0;
+  /** The UDP socket in use (replaced by `rebind`). */
   socket: dgram.Socket | null = null;
+  /** @internal Local address asked for at connect, reused by automatic rebinds. */
+  localAddress: string | undefined;
+  /** @internal Keep-alive intervals of silence before an automatic rebind (0: never). */
+  autoRebindAfter = 0;
+  private rebinding: Promise<void> | null = null;
+  private lastAutoRebindAt = -Infinity;
+  private readonly pathWaiters = new Set<() => void>();
+
+  /** @internal Makes `socket` the one the session sends on and listens to. */
+  attach(socket: dgram.Socket): void {
+    this.socket = socket;
+    socket.on("message", (msg) => {
+      if (this.socket !== socket) return; // a late datagram on a socket being replaced
+      this.receive(msg);
+      for (const check of this.pathWaiters) check();
+    });
+    socket.on("error", (err) => log("socket error: %s", err.message));
+  }
+
+  /**
+   * Moves the session to a new local socket at once (closing the old one), probes the new path and
+   * resolves when a packet sent from it was acknowledged: the server then sends there. The room on
+   * the server sees nothing. Rejects (FastnetError) if the session closes or no answer comes within
+   * `bindTimeoutMs`.
+   */
+  rebind(options: RebindOptions = {}): Promise<void> {
+    if (this.readyState !== 1) return Promise.reject(new FastnetError("NOT_OPEN", "cannot rebind: session is not open"));
+    const run = this.doRebind(options).finally(() => {
+      if (this.rebinding === run) this.rebinding = null;
+    });
+    this.rebinding = run;
+    return run;
+  }
+
+  private async doRebind(options: RebindOptions): Promise<void> {
+    const next = await openSocket(this.remoteAddress, this.remotePort, options.localAddress ?? this.localAddress, options.localPort);
+    if (this.readyState !== 1) {
+      next.close();
+      throw new FastnetError("NOT_OPEN", "cannot rebind: session closed meanwhile");
+    }
+    const old = this.socket;
+    this.attach(next);
+    old?.close();
+    this.rebinds++;
+    const firstPn = this.connection.nextPacketNumber;
+    this.connection.probePath(); // a full-size probe: the server may answer with up to 3x that
+    this.drive();
+    await new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => done(new FastnetError("BIND_TIMEOUT", `rebind: no answer on the new path within ${this.connection.options.bindTimeoutMs} ms`)), this.connection.options.bindTimeoutMs);
+      const check = (): void => {
+        if (this.connection.largestAcked >= firstPn) done();
+      };
+      const onClose = (code: number, reason: string): void => done(new FastnetError("NOT_OPEN", `session closed during rebind: ${reason} (${code})`));
+      const done = (err?: Error): void => {
+        clearTimeout(timer);
+        this.pathWaiters.delete(check);
+        this.off("close", onClose);
+        if (err) reject(err);
+        else resolve();
+      };
+      this.pathWaiters.add(check);
+      this.once("close", onClose);
+    });
+  }
+
+  /** Heals a dead NAT mapping: after `autoRebindAfter` keep-alive intervals of silence, rebind once. */
+  protected override onTimerTick(now: number): void {
+    if (this.autoRebindAfter <= 0 || this.rebinding || this.readyState !== 1) return;
+    const since = this.connection.lastReceivedAt;
+    if (since <= this.lastAutoRebindAt) return; // one try per silence
+    if (now - since < this.autoRebindAfter * this.connection.options.keepAliveMs) return;
+    this.lastAutoRebindAt = since;
+    log("silent for %d ms: rebinding to a fresh local port", Math.round(now - since));
+    this.rebind({}).catch((err: Error) => log("automatic rebind failed: %s", err.message));
+  }
 }
 
 /**
@@ -90,19 +183,22 @@ export async function connect(url: string, options: ConnectOptions = {}): Promis
       initialRttMs: hs.rttMs,
       peerParams: hs.accept.params,
       options: sessionOptions,
+      resetToken: hs.accept.resetToken,
     });
     const s = socket;
-    const session = new FastnetClientSession(connection, {
+    const session: FastnetClientSession = new FastnetClientSession(connection, {
       // A connected socket sends synchronously (no address lookup), so nothing is pending at close.
-      send: (d) => s.send(d),
-      closed: () => s.close(),
+      send: (d) => session.socket?.send(d),
+      closed: () => session.socket?.close(),
     });
-    session.socket = s;
+    session.localAddress = options.localAddress;
+    session.autoRebindAfter = options.autoRebindAfterKeepAlives ?? DEFAULT_AUTO_REBIND_AFTER;
     session.resetToken = hs.accept.resetToken;
     session.tlsProtocol = hs.protocol;
     session.remoteAddress = host;
     session.remotePort = hs.accept.udpPort;
-    s.on("message", (msg) => session.receive(msg));
+    session.attach(s);
+    session.holdDelivery();
     const bound = new Promise<void>((resolve, reject) => {
       const onError = (err: NodeJS.ErrnoException): void => {
         // A connected UDP socket reports ICMP port unreachable as ECONNREFUSED: fail fast and say so.
@@ -130,7 +226,8 @@ export async function connect(url: string, options: ConnectOptions = {}): Promis
     });
     session.drive(); // sends the bind packet
     await bound;
-    s.on("error", (err) => log("socket error: %s", err.message));
+    // Listeners are attached once this promise resolves; deliver what came with the bind answer after.
+    setImmediate(() => session.releaseDelivery());
     // The UDP path is proven; the TLS connection has no further use (the server closes it too).
     hs.close();
     return session;

@@ -5,8 +5,8 @@ import http from "node:http";
 import { isIPv6 } from "node:net";
 import createDebug from "debug";
 import type { AeadBackend } from "../protocol/aead.js";
-import { generateCid } from "../protocol/cid.js";
-import { Connection, type TransportParams } from "../protocol/connection.js";
+import { cidCouldBeOurs, cidToHex, generateCid } from "../protocol/cid.js";
+import { Connection, Received, type TransportParams } from "../protocol/connection.js";
 import {
   DEFAULT_ENDPOINT_OPTIONS,
   DEFAULT_SESSION_OPTIONS,
@@ -16,11 +16,13 @@ import {
 } from "../protocol/options.js";
 import { CID_OFFSET, MIN_PACKET_LENGTH } from "../protocol/packet-header.js";
 import { SessionTable } from "../protocol/session-table.js";
-import { MAX_DATAGRAM_SIZE } from "../protocol/version.js";
+import { MigrationManager, SessionPaths, type PathAddress } from "../protocol/migration.js";
+import { MIN_RESET_LENGTH, RateLimiter, buildStatelessReset, statelessResetToken } from "../protocol/stateless-reset.js";
+import { CID_LENGTH, MAX_DATAGRAM_SIZE } from "../protocol/version.js";
 import { selectAeadBackend } from "./aead-select.js";
 import { generateDevCertificate } from "./dev-certificate.js";
 import { HandshakeServer, type PendingHandshake } from "./handshake-server.js";
-import { RESET_TOKEN_LENGTH, type ClientHello } from "./handshake-messages.js";
+import type { ClientHello } from "./handshake-messages.js";
 import { FastnetSession, clock } from "./session.js";
 
 const log = createDebug("fastnet:server");
@@ -42,6 +44,18 @@ export interface FastnetServerOptions extends Partial<SessionOptions>, Partial<E
   serverId?: Uint8Array;
   /** Upgrade path of the handshake (default "/.fastnet"). */
   handshakePath?: string;
+  /**
+   * Secret behind stateless reset tokens; it must survive a restart for clients to learn of it at once.
+   * Default: derived from `tls.key` when given, else random per process.
+   */
+  statelessResetKey?: string | Uint8Array;
+  /** Stateless resets sent per second at most (default 100). */
+  statelessResetsPerSecond?: number;
+  /** Addresses validated at once per session (default 3). */
+  maxCandidatePaths?: number;
+  /** Migrations a session may start per `migrationWindowMs` (default 30 per 10 s). */
+  maxMigrations?: number;
+  migrationWindowMs?: number;
   /**
    * Decides whether a handshake may proceed, before a session is created (e.g. a seat reservation check).
    * Throw or reject to refuse: the client's connect fails with the error's message.
@@ -65,13 +79,28 @@ export interface EndpointStats {
   /** Handshakes refused because `maxSessions` sessions are open. */
   sessionsRefused: number;
   sessionsOpened: number;
+  /** Validated migrations: sessions that moved to a new peer address. */
+  migrations: number;
+  /** Migrations refused by the per-session rate limit. */
+  migrationsRefused: number;
+  /** Path validations that failed (the session went back to its last validated address). */
+  pathValidationsFailed: number;
+  /** Stateless resets sent for unknown connection IDs, and those held back by the rate limit. */
+  statelessResetsSent: number;
+  statelessResetsLimited: number;
+}
+
+/** A validated move of a session to a new peer address. */
+export interface MigrationEvent {
+  session: FastnetSession;
+  from: PathAddress;
+  to: PathAddress;
 }
 
 interface ServerSessionState {
   session: FastnetSession;
-  /** Peer address; set by the authenticated bind packet, never by unauthenticated input. */
-  address: string | null;
-  port: number;
+  /** Where packets go, the last validated address, candidates: moved only by authenticated packets. */
+  paths: SessionPaths;
   pending: PendingHandshake | null;
 }
 
@@ -80,9 +109,23 @@ interface ServerSessionState {
  * demultiplexing datagrams by connection ID into sessions. Emits 'session'(session, info) once a
  * client's UDP bind authenticated, and 'error'(err) for socket errors after listen.
  */
-export class FastnetServer extends EventEmitter<{ session: [FastnetSession, SessionInfo]; error: [Error] }> {
+export class FastnetServer extends EventEmitter<{ session: [FastnetSession, SessionInfo]; migration: [MigrationEvent]; error: [Error] }> {
   readonly http: http.Server;
-  readonly stats: EndpointStats = { datagramsReceived: 0, malformed: 0, unknownCid: 0, sessionsRefused: 0, sessionsOpened: 0 };
+  readonly stats: EndpointStats = {
+    datagramsReceived: 0,
+    malformed: 0,
+    unknownCid: 0,
+    sessionsRefused: 0,
+    sessionsOpened: 0,
+    migrations: 0,
+    migrationsRefused: 0,
+    pathValidationsFailed: 0,
+    statelessResetsSent: 0,
+    statelessResetsLimited: 0,
+  };
+  /** Paths, validation and rate limits of every session; also the address index. */
+  readonly migration: MigrationManager<FastnetSession>;
+  private readonly resets: RateLimiter;
   private readonly options: FastnetServerOptions;
   private readonly sessionOptions: SessionOptions;
   private readonly endpointOptions: EndpointOptions;
@@ -92,7 +135,7 @@ export class FastnetServer extends EventEmitter<{ session: [FastnetSession, Sess
   private socket: dgram.Socket | null = null;
   private handshakes: HandshakeServer | null = null;
   private _fingerprint: Uint8Array | null = null;
-  private resetSecret = new Uint8Array(32);
+  private readonly resetSecret: Uint8Array;
   private udpBoundPort = 0;
 
   constructor(options: FastnetServerOptions = {}) {
@@ -103,7 +146,13 @@ export class FastnetServer extends EventEmitter<{ session: [FastnetSession, Sess
     this.aead = selectAeadBackend(this.endpointOptions.aead);
     this.ownsHttp = !options.server;
     this.http = options.server ?? http.createServer();
-    randomFillSync(this.resetSecret);
+    this.resetSecret = resetSecretFrom(options);
+    this.migration = new MigrationManager({
+      maxCandidatePaths: options.maxCandidatePaths,
+      maxMigrations: options.maxMigrations,
+      migrationWindowMs: options.migrationWindowMs,
+    });
+    this.resets = new RateLimiter(options.statelessResetsPerSecond ?? 100, clock());
   }
 
   /** SHA-256 of the dev certificate (null with a user certificate): what clients pin. */
@@ -161,23 +210,21 @@ export class FastnetServer extends EventEmitter<{ session: [FastnetSession, Sess
     const tcp = this.http.address();
     const tcpPort = tcp && typeof tcp === "object" ? tcp.port : port;
     const udpHost = this.options.udpHost ?? host;
-    const type = udpHost && isIPv6(udpHost) ? "udp6" : "udp4";
-    const socket = dgram.createSocket({ type, recvBufferSize: 4 << 20, sendBufferSize: 4 << 20 });
-    socket.on("message", this.onDatagram);
-    const bound = new Promise<void>((resolve, reject) => {
-      socket.once("error", reject);
-      socket.bind(this.options.udpPort ?? tcpPort, udpHost, () => {
-        socket.off("error", reject);
-        resolve();
-      });
-    });
+    const udpPort = this.options.udpPort ?? tcpPort;
+    let socket: dgram.Socket;
     try {
-      await bound;
+      // No host: all interfaces, IPv4 and IPv6 alike, as the HTTP server listens (a dual-stack socket),
+      // falling back to IPv4 on a machine without IPv6.
+      if (udpHost === undefined) {
+        socket = await bindUdp("udp6", udpPort, undefined).catch(() => bindUdp("udp4", udpPort, undefined));
+      } else {
+        socket = await bindUdp(isIPv6(udpHost) ? "udp6" : "udp4", udpPort, udpHost);
+      }
     } catch (err) {
-      socket.close();
       if (this.ownsHttp) this.http.close();
       throw err;
     }
+    socket.on("message", this.onDatagram);
     socket.on("error", (err) => this.emit("error", err));
     this.socket = socket;
     this.udpBoundPort = socket.address().port;
@@ -214,7 +261,7 @@ export class FastnetServer extends EventEmitter<{ session: [FastnetSession, Sess
         cid,
         udpPort: this.options.publicPort ?? this.udpBoundPort,
         udpHost: this.options.publicAddress,
-        resetToken: this.resetToken(cid),
+        resetToken: statelessResetToken(this.resetSecret, cid),
         params,
       });
     } catch (err) {
@@ -232,19 +279,33 @@ export class FastnetServer extends EventEmitter<{ session: [FastnetSession, Sess
       peerParams: p.hello.params,
       options: this.sessionOptions,
     });
-    const state: ServerSessionState = { session: null!, address: null, port: 0, pending: p };
+    const state: ServerSessionState = { session: null!, paths: new SessionPaths(), pending: p };
     state.session = new FastnetSession(connection, {
       send: (d) => this.sendTo(state, d),
       closed: () => {
         this.table.delete(cid);
+        this.migration.remove(state.session, state.paths);
         state.pending?.finish();
         state.pending = null;
       },
     });
+    state.session.on("pathValidated", (data) => {
+      const moved = this.migration.validated(state.session, state.paths, data);
+      if (!moved) return;
+      this.stats.migrations++;
+      log("session %s migrated %s:%d -> %s:%d", cidToHex(cid), moved.from.address, moved.from.port, moved.to.address, moved.to.port);
+      this.emit("migration", { session: state.session, from: moved.from, to: moved.to });
+    });
+    state.session.on("pathFailed", (data) => {
+      const back = this.migration.failed(state.paths, data);
+      if (!back) return;
+      this.stats.pathValidationsFailed++;
+      state.session.connection.revertPath();
+    });
     this.table.add(cid, state);
     // If TLS dies or times out before the UDP bind, the half-made session goes with it.
     const abandon = (): void => {
-      if (state.pending && state.address === null) {
+      if (state.pending && state.paths.current === null) {
         state.pending = null;
         this.table.delete(cid);
       }
@@ -256,21 +317,21 @@ export class FastnetServer extends EventEmitter<{ session: [FastnetSession, Sess
       // The UDP path works; the session must not depend on TCP any longer.
       state.pending?.finish();
       state.pending = null;
-      this.emit("session", state.session, { hello: p.hello, remoteAddress: state.address ?? p.remoteAddress });
+      this.emit("session", state.session, { hello: p.hello, remoteAddress: state.paths.current?.address ?? p.remoteAddress });
     });
   }
 
-  /** Stateless reset token for a CID: a keyed hash, so a restarted server cannot produce it. */
-  private resetToken(cid: Uint8Array): Uint8Array {
-    // HMAC-style derivation with the per-process secret (RFC 9000 §10.3.2).
-    return hmacSha256(this.resetSecret, cid).subarray(0, RESET_TOKEN_LENGTH);
-  }
-
   private sendTo(state: ServerSessionState, d: Uint8Array): void {
-    if (!this.socket || state.address === null) return;
+    const to = state.paths.current;
+    if (!this.socket || to === null) return;
     // No completion callback: without one node sends synchronously once the address is resolved (an IP
     // literal resolves on the next tick), which is measurably cheaper per packet.
-    this.socket.send(d, state.port, state.address);
+    this.socket.send(d, to.port, to.address);
+  }
+
+  /** Sessions whose validated address is `address:port` (the address index). */
+  sessionsAt(address: string, port: number): FastnetSession[] {
+    return this.migration.sessionsAt({ address, port });
   }
 
   private readonly onDatagram = (msg: Buffer, rinfo: dgram.RemoteInfo): void => {
@@ -282,22 +343,48 @@ export class FastnetServer extends EventEmitter<{ session: [FastnetSession, Sess
     const state = this.table.lookup(msg, CID_OFFSET);
     if (!state) {
       this.stats.unknownCid++;
+      this.maybeReset(msg, rinfo);
       return;
     }
     try {
-      const wasUnbound = state.address === null;
-      if (wasUnbound) {
-        // Tentatively answer where the bind came from; kept only if it authenticates.
-        state.address = rinfo.address;
-        state.port = rinfo.port;
-      }
-      const verdict = state.session.receive(msg);
-      if (verdict === 0 && wasUnbound && state.session.readyState === 0) state.address = null;
+      const from: PathAddress = { address: rinfo.address, port: rinfo.port };
+      state.session.receive(msg, (verdict) => {
+        // Runs after authentication and before any reply is sent: decide where replies go.
+        if (verdict === Received.Dropped) return;
+        const paths = state.paths;
+        if (paths.current === null) {
+          this.migration.bind(state.session, paths, from);
+          return;
+        }
+        const decision = this.migration.consider(paths, from, verdict === Received.AcceptedNewest, clock());
+        if (decision.kind === "return") state.session.connection.revertPath();
+        else if (decision.kind === "migrate") {
+          const data = state.session.connection.startPathValidation(clock(), msg.length, decision.newNetwork);
+          this.migration.challenged(paths, data, from);
+        } else if (decision.kind === "stay" && decision.reason === "rate-limited") this.stats.migrationsRefused++;
+      });
     } catch (err) {
       // A bug, not input: keep the process alive and say so.
       log("internal error on receive: %s", (err as Error).stack);
     }
   };
+
+  /** Answers a packet for an unknown CID with a stateless reset, if it is long enough and the rate allows. */
+  private maybeReset(msg: Buffer, rinfo: dgram.RemoteInfo): void {
+    if (!this.socket || msg.length <= MIN_RESET_LENGTH) return;
+    // Only CIDs we could have issued (our QUIC-LB config octet and server id): other traffic, random
+    // garbage included, is dropped without a reply like any other bad input.
+    if (!cidCouldBeOurs(msg.subarray(CID_OFFSET, CID_OFFSET + CID_LENGTH), this.options.serverId)) return;
+    if (!this.resets.take(clock())) {
+      this.stats.statelessResetsLimited++;
+      return;
+    }
+    const cid = msg.subarray(CID_OFFSET, CID_OFFSET + CID_LENGTH);
+    const reset = buildStatelessReset(cid, statelessResetToken(this.resetSecret, cid), msg.length, randomFillSync);
+    if (!reset) return;
+    this.stats.statelessResetsSent++;
+    this.socket.send(reset, rinfo.port, rinfo.address);
+  }
 
   /**
    * Closes every session with `code` and `reason` (their CLOSE packets are handed to the socket first),
@@ -322,6 +409,26 @@ export class FastnetServer extends EventEmitter<{ session: [FastnetSession, Sess
   }
 }
 
-function hmacSha256(key: Uint8Array, data: Uint8Array): Uint8Array {
-  return createHmac("sha256", key).update(data).digest();
+/** A bound UDP socket (large buffers: one socket serves every session). */
+function bindUdp(type: "udp4" | "udp6", port: number, host: string | undefined): Promise<dgram.Socket> {
+  const socket = dgram.createSocket({ type, ipv6Only: false, recvBufferSize: 4 << 20, sendBufferSize: 4 << 20 });
+  return new Promise<dgram.Socket>((resolve, reject) => {
+    socket.once("error", (err) => {
+      socket.close();
+      reject(err);
+    });
+    socket.bind(port, host, () => {
+      socket.removeAllListeners("error");
+      resolve(socket);
+    });
+  });
+}
+
+/** The stateless reset secret: configured, else derived from the TLS key (stable across restarts), else random. */
+function resetSecretFrom(options: FastnetServerOptions): Uint8Array {
+  const given = options.statelessResetKey ?? options.tls?.key;
+  if (given !== undefined && given.length > 0) {
+    return createHmac("sha256", "fastnet stateless reset v1").update(given).digest();
+  }
+  return randomFillSync(new Uint8Array(32));
 }

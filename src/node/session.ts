@@ -1,6 +1,6 @@
 import { EventEmitter } from "node:events";
 import { performance } from "node:perf_hooks";
-import type { Connection } from "../protocol/connection.js";
+import type { Connection, Received } from "../protocol/connection.js";
 import type { ConnectionStats } from "../protocol/stats.js";
 
 /** WebSocket-like ready states, as Colyseus compares them. */
@@ -15,6 +15,9 @@ export interface SessionEvents {
   datagram: [data: Uint8Array];
   /** The session ended: `remote` is true when the peer closed it. Emitted once. */
   close: [code: number, reason: string, remote: boolean];
+  /** @internal A path challenge was answered / went unanswered (the endpoint handles migration). */
+  pathValidated: [data: Uint8Array];
+  pathFailed: [data: Uint8Array];
 }
 
 /** How a session reaches the network: the endpoint that owns the UDP socket supplies it. */
@@ -39,6 +42,7 @@ export class FastnetSession extends EventEmitter<SessionEvents> {
   private timerAt = Infinity;
   private flushQueued = false;
   private dispatching = false;
+  private held: { type: "message" | "datagram"; data: Uint8Array }[] | null = null;
   private ended = false;
 
   constructor(connection: Connection, io: SessionIo) {
@@ -114,8 +118,9 @@ export class FastnetSession extends EventEmitter<SessionEvents> {
   }
 
   /** @internal Driver entry: one datagram from the socket. Returns the core's verdict. */
-  receive(datagram: Uint8Array): number {
+  receive(datagram: Uint8Array, beforeReply?: (verdict: Received) => void): Received {
     const verdict = this.connection.handleDatagram(datagram, clock());
+    beforeReply?.(verdict);
     this.flush();
     return verdict;
   }
@@ -160,20 +165,42 @@ export class FastnetSession extends EventEmitter<SessionEvents> {
           this.emit("open");
           break;
         case "message":
-          this.emit("message", ev.data);
-          break;
         case "datagram":
-          this.emit("datagram", ev.data);
+          if (this.held) this.held.push(ev);
+          else this.emit(ev.type, ev.data);
           break;
         case "close":
           this.end(ev.code, ev.reason, ev.remote);
           return;
+        case "pathValidated":
+          this.emit("pathValidated", ev.data);
+          break;
+        case "pathFailed":
+          this.emit("pathFailed", ev.data);
+          break;
       }
     }
   }
 
+  /**
+   * @internal Holds 'message' and 'datagram' events until `releaseDelivery()`: a session handed out by
+   * a promise may already carry data (the answer to the bind can hold the server's first message),
+   * and the caller attaches its listeners only after the promise resolves.
+   */
+  holdDelivery(): void {
+    this.held ??= [];
+  }
+
+  /** @internal Delivers what was held, in order, and stops holding. */
+  releaseDelivery(): void {
+    const q = this.held;
+    this.held = null;
+    if (q) for (const ev of q) this.emit(ev.type, ev.data);
+  }
+
   private end(code: number, reason: string, remote: boolean): void {
     if (this.ended) return;
+    this.releaseDelivery(); // what arrived before the close is delivered before it
     this.ended = true;
     if (this.timer) clearTimeout(this.timer);
     this.timer = null;
@@ -199,11 +226,16 @@ export class FastnetSession extends EventEmitter<SessionEvents> {
     this.timer.unref();
   }
 
+  /** Called on every timer wake-up, after the core ran its timers (subclasses add policies). */
+  protected onTimerTick(_now: number): void {}
+
   private readonly onTimer = (): void => {
     this.timer = null;
     this.timerAt = Infinity;
     if (this.ended) return;
-    this.connection.handleTimeout(clock());
+    const now = clock();
+    this.connection.handleTimeout(now);
     this.flush();
+    if (!this.ended) this.onTimerTick(now);
   };
 }

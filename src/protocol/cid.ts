@@ -22,6 +22,13 @@ export function generateCid(random: (out: Uint8Array) => void, serverId: Uint8Ar
   return cid;
 }
 
+/** True when `cid` has the config octet we use and starts with `serverId`: it may be a CID we issued. */
+export function cidCouldBeOurs(cid: Uint8Array, serverId: Uint8Array = new Uint8Array(0), configId = 0): boolean {
+  if (cid.length < CID_LENGTH || cid[0] !== ((configId << 5) | (CID_LENGTH - 1))) return false;
+  for (let i = 0; i < serverId.length; i++) if (cid[1 + i] !== serverId[i]) return false;
+  return true;
+}
+
 /** Reads the server id of `length` bytes back from a CID (what a load balancer does). */
 export function cidServerId(cid: Uint8Array, length: number): Uint8Array {
   return cid.slice(1, 1 + length);

@@ -10,10 +10,20 @@ export class NewReno {
   readonly minWindow: number;
   private readonly mss: number;
 
+  private readonly initialWindow: number;
+
   constructor(mss: number, initialPackets: number) {
     this.mss = mss;
-    this.cwnd = Math.max(initialPackets * mss, 2 * mss);
+    this.initialWindow = Math.max(initialPackets * mss, 2 * mss);
+    this.cwnd = this.initialWindow;
     this.minWindow = 2 * mss;
+  }
+
+  /** Back to the initial state, for a new network path (RFC 9000 §9.4); bytes in flight stay counted. */
+  reset(): void {
+    this.cwnd = this.initialWindow;
+    this.ssthresh = Infinity;
+    this.recoveryStart = -Infinity;
   }
 
   /** Room left in the window for ack-eliciting bytes. */

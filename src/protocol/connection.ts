@@ -62,7 +62,11 @@ export type ConnectionEvent =
   | { type: "open" }
   | { type: "message"; data: Uint8Array }
   | { type: "datagram"; data: Uint8Array }
-  | { type: "close"; code: number; reason: string; remote: boolean };
+  | { type: "close"; code: number; reason: string; remote: boolean }
+  /** A PATH_RESPONSE echoed the challenge `data` (see `startPathValidation`). */
+  | { type: "pathValidated"; data: Uint8Array }
+  /** No response to the challenge `data` in time: the path is not usable. */
+  | { type: "pathFailed"; data: Uint8Array };
 
 /** What `handleDatagram` made of a datagram. */
 export const Received = {
@@ -93,6 +97,8 @@ export interface ConnectionConfig {
   options?: Partial<SessionOptions>;
   /** Buffers for outgoing packets and delivered messages (default: new Uint8Array). */
   alloc?: Allocator;
+  /** Client: the stateless reset token the server gave at the handshake (RFC 9000 §10.3). */
+  resetToken?: Uint8Array;
 }
 
 interface SentPacket {
@@ -113,6 +119,12 @@ const TIME_THRESHOLD = 9 / 8;
 const GRANULARITY_MS = 1;
 const MAX_QUEUED_DATAGRAMS = 64;
 const MAX_PTO_BACKOFF = 6;
+/** Stateless reset token length (RFC 9000 §10.3). */
+export const STATELESS_RESET_TOKEN_LENGTH = 16;
+/** Challenges outstanding at once (one per candidate path). */
+const MAX_CHALLENGES = 3;
+/** Path validation gives up after max(3 PTO, this) (RFC 9000 §8.2.4). */
+const PATH_VALIDATION_MIN_MS = 200;
 /** Bounds of the wait for acknowledgements before a close goes out (see `close`). */
 const DRAIN_MIN_MS = 250;
 const DRAIN_MAX_MS = 2000;
@@ -183,6 +195,12 @@ export class Connection {
   private peerWindow: number;
   private readonly peerMaxMessage: number;
   private pathResponses: Uint8Array[] = [];
+  /** Outstanding PATH_CHALLENGEs we sent (a few at most), with when to resend and when to give up. */
+  private challenges: { data: Uint8Array; sendAt: number; deadline: number }[] = [];
+  /** Pad the next ack-eliciting packet to the full size (a path probe: it grants the peer's budget). */
+  private padNext = false;
+  private readonly resetToken: Uint8Array | null;
+  private statelessResets = 0;
   private pingNeeded = false;
 
   // Timers.
@@ -239,7 +257,8 @@ export class Connection {
     this.lastReceived = config.now;
     this.idleTimeoutMs = Math.min(this.options.idleTimeoutMs, peer.idleTimeoutMs > 0 ? peer.idleTimeoutMs : Infinity);
     this.bindDeadline = config.now + this.options.bindTimeoutMs;
-    this.rtt = new RttEstimator(config.initialRttMs && config.initialRttMs > 0 ? config.initialRttMs : this.options.initialRttMs);
+    const measured = config.initialRttMs !== undefined && config.initialRttMs > 0;
+    this.rtt = new RttEstimator(measured ? config.initialRttMs! : this.options.initialRttMs, measured);
     this.cc = new NewReno(MAX_DATAGRAM_SIZE, this.options.initialWindowPackets);
     this.pacer = new Pacer(this.options.initialWindowPackets * MAX_DATAGRAM_SIZE);
     this.peerWindow = peer.receiveBufferBytes;
@@ -258,6 +277,7 @@ export class Connection {
       this.alloc,
     );
     this.random = config.random;
+    this.resetToken = config.resetToken && config.resetToken.length === STATELESS_RESET_TOKEN_LENGTH ? config.resetToken.slice() : null;
     this.visitor = {
       onPing: () => {},
       onAck: (ack) => this.onAck(ack),
@@ -276,7 +296,7 @@ export class Connection {
       onPathChallenge: (data) => {
         if (this.pathResponses.length < 4) this.pathResponses.push(data.slice());
       },
-      onPathResponse: () => {},
+      onPathResponse: (data) => this.onPathResponse(data),
     };
   }
 
@@ -364,6 +384,65 @@ export class Connection {
     this.closeInternal(code, reason, true);
   }
 
+  /**
+   * The driver moved this session's sending to a new, unproven peer address (RFC 9000 §9): from now on
+   * at most 3x the bytes received are sent until a PATH_CHALLENGE is answered. Returns the challenge
+   * data; a `pathValidated` or `pathFailed` event with the same data follows. `triggerBytes` is the
+   * size of the datagram that came from the new address. `newNetwork` (a new IP, not just a new port)
+   * restarts congestion control and RTT estimation, which belonged to the old path (§9.4).
+   */
+  startPathValidation(now: number, triggerBytes: number, newNetwork: boolean): Uint8Array {
+    this.now = now;
+    this.addressValidated = false;
+    this.bytesReceivedUnvalidated = triggerBytes;
+    this.bytesSentUnvalidated = 0;
+    if (newNetwork) {
+      this.cc.reset();
+      this.rtt.resetTo(this.rtt.smoothed);
+    }
+    const data = new Uint8Array(PATH_DATA_LENGTH);
+    this.random(data);
+    if (this.challenges.length >= MAX_CHALLENGES) this.challenges.shift();
+    const deadline = now + Math.max(3 * this.ptoBase(), PATH_VALIDATION_MIN_MS);
+    this.challenges.push({ data, sendAt: now, deadline });
+    return data;
+  }
+
+  /** The driver went back to a previously validated address: sending is unrestricted again. */
+  revertPath(): void {
+    this.addressValidated = true;
+    this.challenges.length = 0;
+  }
+
+  /** Client: makes the next packet a full-size PING probe (after a rebind, so the server may answer at once). */
+  probePath(): void {
+    this.pingNeeded = true;
+    this.padNext = true;
+  }
+
+  /** Largest of our packet numbers the peer acknowledged, or -1. */
+  get largestAcked(): number {
+    return this.largestAckedPn;
+  }
+
+  /** The packet number the next packet will carry. */
+  get nextPacketNumber(): number {
+    return this.nextPn;
+  }
+
+  /** When the last authenticated packet arrived (ms, the driver's clock). */
+  get lastReceivedAt(): number {
+    return this.lastReceived;
+  }
+
+  private onPathResponse(data: Uint8Array): void {
+    const i = this.challenges.findIndex((c) => equalBytes(c.data, data));
+    if (i < 0) return; // unsolicited or late: ignored
+    const [c] = this.challenges.splice(i, 1);
+    this.addressValidated = true;
+    this.pushEvent({ type: "pathValidated", data: c!.data });
+  }
+
   /** Closes at once, without waiting for unacknowledged data: the peer still gets `code` and `reason`. */
   abort(code: number = CloseCode.Abnormal, reason = ""): void {
     this.drain = null;
@@ -433,6 +512,7 @@ export class Connection {
       bytesInFlight: this.cc.bytesInFlight,
       keyUpdates: this.keyUpdates,
       probeTimeouts: this.probeTimeouts,
+      statelessResets: this.statelessResets,
     };
   }
 
@@ -470,6 +550,7 @@ export class Connection {
     const pn = decodePacketNumber(this.largestRecvPn, h.truncatedPn, h.pnLength * 8);
     if (!this.replay.check(pn)) {
       this.dropped.replay++;
+      this.checkStatelessReset(buf);
       return Received.Dropped;
     }
     const aad = buf.subarray(0, h.headerLength);
@@ -487,6 +568,7 @@ export class Connection {
     const payload = cipher.open(pn, aad, sealed);
     if (payload === null) {
       this.dropped.decrypt++;
+      this.checkStatelessReset(buf);
       return Received.Dropped;
     }
     // Authenticated. A peer with the keys that sends unparseable frames is still dropped, not obeyed.
@@ -525,6 +607,21 @@ export class Connection {
     }
     // Packets without ack-eliciting frames are acknowledged only piggybacked (no ACK ping-pong).
     return newest ? Received.AcceptedNewest : Received.Accepted;
+  }
+
+  /**
+   * A packet that cannot be processed may be a stateless reset: its last 16 bytes are the token the
+   * server derived for our CID. Only the server that issued the CID can make it (RFC 9000 §10.3).
+   */
+  private checkStatelessReset(buf: Uint8Array): void {
+    const token = this.resetToken;
+    if (token === null || this.role !== "client") return;
+    const at = buf.length - STATELESS_RESET_TOKEN_LENGTH;
+    let diff = 0;
+    for (let i = 0; i < STATELESS_RESET_TOKEN_LENGTH; i++) diff |= buf[at + i]! ^ token[i]!;
+    if (diff !== 0) return;
+    this.statelessResets++;
+    this.onPeerClose(CloseCode.Abnormal, "stateless reset: the server no longer knows this session");
   }
 
   private rotateRecvKey(pn: number, now: number): void {
@@ -625,6 +722,11 @@ export class Connection {
     }
   }
 
+  private challengeDue(now: number): boolean {
+    for (const c of this.challenges) if (c.sendAt <= now) return true;
+    return false;
+  }
+
   private ptoBase(): number {
     return this.rtt.pto(this.options.maxAckDelayMs, GRANULARITY_MS);
   }
@@ -690,6 +792,7 @@ export class Connection {
     if (this.pacerWait !== Infinity) t = Math.min(t, this.pacerWait);
     if (this.recvPrev) t = Math.min(t, this.recvPrevUntil);
     if (this.drain) t = Math.min(t, this.drain.deadline);
+    for (const c of this.challenges) t = Math.min(t, c.deadline, this.amplificationBlocked() ? Infinity : c.sendAt);
     return t;
   }
 
@@ -721,6 +824,13 @@ export class Connection {
     if (this.drain) {
       this.finishDrain(now);
       if (this._state !== "open") return;
+    }
+    if (this.challenges.length > 0) {
+      const failed = this.challenges.filter((c) => now >= c.deadline);
+      if (failed.length > 0) {
+        this.challenges = this.challenges.filter((c) => now < c.deadline);
+        for (const c of failed) this.pushEvent({ type: "pathFailed", data: c.data });
+      }
     }
     if (now >= this.pacerWait) this.pacerWait = Infinity;
     const lossAt = this.lossDetectionDeadline();
@@ -771,6 +881,7 @@ export class Connection {
       this.pingNeeded ||
       this.datagrams.length > 0 ||
       this.pathResponses.length > 0 ||
+      this.challengeDue(now) ||
       this.streamOut.hasData(this.peerWindow);
     if (!wantsElicit) return ackDue ? this.buildPacket(now, "ack") : null;
     if (!probe) {
@@ -785,7 +896,9 @@ export class Connection {
       }
       if (cwndBlocked || paced) {
         // Path responses and pings are tiny and must not wait behind bulk data.
-        if (this.pathResponses.length === 0 && !this.pingNeeded) return ackDue ? this.buildPacket(now, "ack") : null;
+        if (this.pathResponses.length === 0 && !this.pingNeeded && !this.challengeDue(now)) {
+          return ackDue ? this.buildPacket(now, "ack") : null;
+        }
       }
     }
     if (probe) this.probesPending--;
@@ -831,6 +944,12 @@ export class Connection {
           off = writePathFrame(p, off, FrameType.PathResponse, this.pathResponses.shift()!);
           ackEliciting = true;
         }
+        for (const c of this.challenges) {
+          if (c.sendAt > now || room - off < 1 + PATH_DATA_LENGTH) continue;
+          off = writePathFrame(p, off, FrameType.PathChallenge, c.data);
+          c.sendAt = now + this.ptoBase(); // resent each PTO until answered or given up
+          ackEliciting = true;
+        }
         while (this.datagrams.length > 0) {
           const d = this.datagrams[0]!;
           if (room - off < datagramFrameOverhead(d.length) + d.length) break;
@@ -861,6 +980,12 @@ export class Connection {
     }
     if (off === 0) return null;
     let total = headerLength + off + AEAD_TAG_LENGTH;
+    if (this.padNext && ackEliciting && kind !== "bind" && kind !== "close" && maxSize === MAX_DATAGRAM_SIZE) {
+      this.padNext = false;
+      p.fill(FrameType.Padding, off, room);
+      off = room;
+      total = MAX_DATAGRAM_SIZE;
+    }
     if (kind === "bind") {
       // Pad the client's bind to the full datagram size so the server may answer with as much.
       p.fill(FrameType.Padding, off, room);
@@ -884,4 +1009,10 @@ export class Connection {
     if (++this.packetsUnderKey >= this.options.keyUpdateIntervalPackets) this.initiateKeyUpdate();
     return out;
   }
+}
+
+function equalBytes(a: Uint8Array, b: Uint8Array): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
 }

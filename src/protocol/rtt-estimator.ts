@@ -7,11 +7,26 @@ export class RttEstimator {
   /** Whether a real sample from this session's packets has been taken yet. */
   hasSample = false;
 
-  /** `initial` is the handshake's measurement when there is one (better than the 333 ms default). */
-  constructor(initial: number) {
+  /**
+   * `initial` is the handshake's measurement when there is one (better than the 333 ms default).
+   * `measured`: it was really measured, so it also seeds min RTT. Without that, a session whose every
+   * ACK is delayed (datagrams slower than the ACK threshold) never gets a clean sample, and the peer's
+   * ack delay could never be subtracted (RFC 9002 §5.3 subtracts it only above min + delay).
+   */
+  constructor(initial: number, measured = false) {
     this.latest = initial;
     this.smoothed = initial;
     this.variance = initial / 2;
+    if (measured) this.min = initial;
+  }
+
+  /** Forgets the samples (a new path): `initial` is assumed until the next one (RFC 9000 §9.4). */
+  resetTo(initial: number): void {
+    this.latest = initial;
+    this.smoothed = initial;
+    this.variance = initial / 2;
+    this.min = Infinity;
+    this.hasSample = false;
   }
 
   /** Feeds one sample; `ackDelay` is the peer's reported delay, capped by its max_ack_delay. */

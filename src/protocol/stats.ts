@@ -34,6 +34,8 @@ export interface ConnectionStats {
   bytesInFlight: number;
   keyUpdates: number;
   probeTimeouts: number;
+  /** Client: authenticated stateless resets received (at most 1: the session ends). */
+  statelessResets: number;
 }
 
 export function emptyDropCounters(): DropCounters {

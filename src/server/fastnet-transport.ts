@@ -1,3 +1,4 @@
+import { EventEmitter } from "node:events";
 import http from "node:http";
 import {
   CloseCode,
@@ -11,7 +12,7 @@ import {
 } from "@colyseus/core";
 import createDebug from "debug";
 import { formatFingerprint } from "../node/fingerprint.js";
-import { FastnetServer, type FastnetServerOptions, type SessionInfo } from "../node/server.js";
+import { FastnetServer, type EndpointStats, type FastnetServerOptions, type SessionInfo } from "../node/server.js";
 import type { FastnetSession } from "../node/session.js";
 import { FastnetServerClient, type LatencySetting } from "./server-client.js";
 
@@ -28,10 +29,16 @@ const PROBE_LIFETIME_MS = 1000;
  */
 export type FastnetTransportOptions = Omit<FastnetServerOptions, "verifyHello">;
 
-/** Events of the transport (more come with migration). */
+/** An address on the transport's events. */
+export interface PeerAddress {
+  address: string;
+  port: number;
+}
+
+/** Events of the transport: `transport.on("migration", (sessionId, from, to) => ...)`. */
 export interface FastnetTransportEvents {
-  /** A session opened (after its UDP bind), before it is connected to a room. */
-  session: [session: FastnetSession, info: SessionInfo];
+  /** A client's address changed and the new path was validated; its room saw nothing. */
+  migration: [sessionId: string, from: PeerAddress, to: PeerAddress];
 }
 
 /**
@@ -46,6 +53,8 @@ export class FastnetTransport extends Transport {
   override protocol = "fastnet";
   private readonly latency: LatencySetting = { ms: 0 };
   private readonly clients = new Map<string, FastnetServerClient>();
+  private readonly bySession = new WeakMap<FastnetSession, FastnetServerClient>();
+  private readonly events = new EventEmitter<FastnetTransportEvents>();
   private expressApp: unknown;
 
   constructor(options: FastnetTransportOptions = {}) {
@@ -54,6 +63,30 @@ export class FastnetTransport extends Transport {
     this.server = this.engine.http;
     this.engine.on("session", (session, info) => this.onSession(session, info));
     this.engine.on("error", (err) => logger.error?.(`fastnet: ${err.message}`));
+    this.engine.on("migration", ({ session, from, to }) => {
+      const client = this.bySession.get(session);
+      if (client) this.events.emit("migration", client.sessionId, { ...from }, { ...to });
+    });
+  }
+
+  on<K extends keyof FastnetTransportEvents>(event: K, listener: (...args: FastnetTransportEvents[K]) => void): this {
+    this.events.on(event, listener as never);
+    return this;
+  }
+
+  once<K extends keyof FastnetTransportEvents>(event: K, listener: (...args: FastnetTransportEvents[K]) => void): this {
+    this.events.once(event, listener as never);
+    return this;
+  }
+
+  off<K extends keyof FastnetTransportEvents>(event: K, listener: (...args: FastnetTransportEvents[K]) => void): this {
+    this.events.off(event, listener as never);
+    return this;
+  }
+
+  /** Endpoint counters: sessions opened, migrations, drops, stateless resets (see EndpointStats). */
+  get stats(): EndpointStats {
+    return this.engine.stats;
   }
 
   /** Binds TCP (matchmaking and handshake) and UDP; calls back once both are bound, or with the error. */
@@ -126,6 +159,7 @@ export class FastnetTransport extends Transport {
     }
     const client = new FastnetServerClient(sessionId, session, this.latency);
     this.clients.set(sessionId, client);
+    this.bySession.set(session, client);
     session.once("close", () => {
       if (this.clients.get(sessionId) === client) this.clients.delete(sessionId);
     });
