@@ -43,16 +43,6 @@ class BenchRoom extends Room {
       client.send("pong", payload);
     });
   }
-
-  /**
-   * WORKAROUND, not part of the measurement (it runs once per join): without an onJoin (or onAuth) the
-   * core sends JOIN_ROOM synchronously inside the fastnet session's "open" dispatch, so it rides in the
-   * bind answer; the client's session then emits "open" and "message" in one pass, before
-   * FastnetClientTransport (which attaches its listeners after `await connect()`) listens, and the
-   * join never completes. The `await` on onJoin defers JOIN_ROOM to a packet of its own. Remove once
-   * src/ delivers messages that arrive with the bind answer.
-   */
-  override onJoin(): void {}
 }
 
 async function main(): Promise<void> {

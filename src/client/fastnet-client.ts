@@ -169,3 +169,13 @@ export class FastnetRoom<State = any> extends Room<any, State> {
     super.connect(endpoint, options, headers);
   }
 }
+
+/**
+ * The fastnet transport of a room joined through FastnetClient, typed (the SDK types
+ * `room.connection.transport` as its generic ITransport): `transportOf(room).getStats()`, `.rebind()`.
+ */
+export function transportOf(room: Room<any, any>): FastnetClientTransport {
+  const t = (room.connection as { transport?: unknown } | undefined)?.transport;
+  if (!(t instanceof FastnetClientTransport)) throw new TypeError("this room is not connected through FastnetClient");
+  return t;
+}
