@@ -966,3 +966,23 @@ describe("simulation: timers never stay due", function () {
     sim.runUntil(() => sim.messages("server").length === 34, 300_000);
   });
 });
+
+describe("simulation: RTT estimate", function () {
+  it("reads the path's round trip, not the ACK delay, when every ACK rides on later game traffic (LAN-like path)", function () {
+    const sim = openSim({ seed: 77 }, { link: { loss: 0, delayMs: 0.2, jitterMs: 0 } });
+    // 25 Hz datagrams both ways, as positions and inputs of a game, the two sides out of phase: below
+    // the ACK threshold, so each ACK waits for the next packet or the 25 ms ACK timer.
+    for (let t = 0; t < 3000; t += 40) {
+      sim.client.sendUnreliable(new Uint8Array(40));
+      sim.runFor(13);
+      sim.server.sendUnreliable(new Uint8Array(60));
+      sim.runFor(27);
+    }
+    if (process.env.DBG) console.log(sim.client.getStats().rtt, sim.server.getStats().rtt);
+    for (const side of ["client", "server"] as const) {
+      const rtt = sim.conn(side).getStats().rtt;
+      assert.ok(rtt.smoothedMs < 2, `${side}: smoothed ${rtt.smoothedMs} ms on a 0.4 ms path`);
+      assert.ok(rtt.minMs >= 0.3 && rtt.minMs < 1, `${side}: min ${rtt.minMs} ms`);
+    }
+  });
+});

@@ -257,8 +257,7 @@ export class Connection {
     this.lastReceived = config.now;
     this.idleTimeoutMs = Math.min(this.options.idleTimeoutMs, peer.idleTimeoutMs > 0 ? peer.idleTimeoutMs : Infinity);
     this.bindDeadline = config.now + this.options.bindTimeoutMs;
-    const measured = config.initialRttMs !== undefined && config.initialRttMs > 0;
-    this.rtt = new RttEstimator(measured ? config.initialRttMs! : this.options.initialRttMs, measured);
+    this.rtt = new RttEstimator(config.initialRttMs && config.initialRttMs > 0 ? config.initialRttMs : this.options.initialRttMs);
     this.cc = new NewReno(MAX_DATAGRAM_SIZE, this.options.initialWindowPackets);
     this.pacer = new Pacer(this.options.initialWindowPackets * MAX_DATAGRAM_SIZE);
     this.peerWindow = peer.receiveBufferBytes;

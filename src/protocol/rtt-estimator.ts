@@ -7,17 +7,11 @@ export class RttEstimator {
   /** Whether a real sample from this session's packets has been taken yet. */
   hasSample = false;
 
-  /**
-   * `initial` is the handshake's measurement when there is one (better than the 333 ms default).
-   * `measured`: it was really measured, so it also seeds min RTT. Without that, a session whose every
-   * ACK is delayed (datagrams slower than the ACK threshold) never gets a clean sample, and the peer's
-   * ack delay could never be subtracted (RFC 9002 §5.3 subtracts it only above min + delay).
-   */
-  constructor(initial: number, measured = false) {
+  /** `initial` is the handshake's measurement when there is one (better than the 333 ms default). */
+  constructor(initial: number) {
     this.latest = initial;
     this.smoothed = initial;
     this.variance = initial / 2;
-    if (measured) this.min = initial;
   }
 
   /** Forgets the samples (a new path): `initial` is assumed until the next one (RFC 9000 §9.4). */
@@ -29,19 +23,26 @@ export class RttEstimator {
     this.hasSample = false;
   }
 
-  /** Feeds one sample; `ackDelay` is the peer's reported delay, capped by its max_ack_delay. */
+  /**
+   * Feeds one sample; `ackDelay` is the peer's reported delay, capped by its max_ack_delay.
+   *
+   * Unlike RFC 9002 §5.3, the (capped) delay is subtracted from every sample that stays positive, and
+   * min RTT is taken over these adjusted samples. The RFC subtracts only when the result stays above a
+   * min RTT taken over raw samples; for game traffic, where most ACKs ride on packets sent up to
+   * max_ack_delay later, min RTT itself then absorbs the delay and the estimate reads 25 ms on a 0.3 ms
+   * path. The reported delay is authenticated and capped, so a peer can only skew its own session.
+   */
   update(sample: number, ackDelay: number, maxAckDelay: number): void {
-    this.latest = sample;
-    if (sample < this.min) this.min = sample;
+    const delay = Math.min(ackDelay, maxAckDelay);
+    const adjusted = sample - delay > 0 ? sample - delay : sample;
+    this.latest = adjusted;
+    if (adjusted < this.min) this.min = adjusted;
     if (!this.hasSample) {
       this.hasSample = true;
-      this.smoothed = sample;
-      this.variance = sample / 2;
+      this.smoothed = adjusted;
+      this.variance = adjusted / 2;
       return;
     }
-    const delay = Math.min(ackDelay, maxAckDelay);
-    // Subtract the peer's delay only when that does not go below the minimum (RFC 9002 §5.3).
-    const adjusted = sample >= this.min + delay ? sample - delay : sample;
     this.variance = 0.75 * this.variance + 0.25 * Math.abs(this.smoothed - adjusted);
     this.smoothed = 0.875 * this.smoothed + 0.125 * adjusted;
   }
