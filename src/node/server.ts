@@ -27,6 +27,9 @@ import { FastnetSession, clock } from "./session.js";
 
 const log = createDebug("fastnet:server");
 
+/** How long close() lets sessions drain their reliable messages before it aborts them. */
+const CLOSE_WAIT_MS = 2500;
+
 export interface FastnetServerOptions extends Partial<SessionOptions>, Partial<EndpointOptions> {
   /** PEM certificate chain and key. Without them a self-signed dev certificate is generated at listen(). */
   tls?: { cert: string | Buffer; key: string | Buffer };
@@ -391,7 +394,14 @@ export class FastnetServer extends EventEmitter<{ session: [FastnetSession, Sess
    * then the UDP socket and, if we created it, the HTTP server.
    */
   async close(code = 1001, reason = "server closing"): Promise<void> {
-    for (const state of [...this.table.values()]) state.session.close(code, reason);
+    // A close waits for each session's unacknowledged messages (bounded); the socket must outlive that.
+    const sessions = [...this.table.values()].map((state) => state.session);
+    const closed = sessions.map((session) => (session.readyState === 3 ? Promise.resolve() : once(session, "close")));
+    for (const session of sessions) session.close(code, reason);
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([Promise.all(closed), new Promise<void>((resolve) => (timer = setTimeout(resolve, CLOSE_WAIT_MS)))]);
+    clearTimeout(timer);
+    for (const session of sessions) if (session.readyState !== 3) session.abort(code, reason);
     this.handshakes?.close();
     this.handshakes = null;
     const socket = this.socket;
