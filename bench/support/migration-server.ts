@@ -1,0 +1,148 @@
+/**
+ * Child process of bench/migration.ts: runs ONE Colyseus server (@colyseus/core `Server`, greet off) with a
+ * "migration" room on ONE transport and reports where it listens over IPC. Started with fork() by the
+ * benchmark; never run by hand.
+ * Usage (argv): migration-server.ts <transport>   "fastnet" (FastnetTransport, dev certificate, every
+ *                                                  option at its default) or "ws-transport" (WebSocketTransport)
+ * The room answers every "m" message (a sequence number) with an "e" message carrying the same number, and
+ * counts what the benchmark must check from the server's side: joins, onDrop, onReconnect, onLeave, and
+ * (fastnet) the transport's 'migration' events and endpoint counters. onDrop keeps the seat
+ * (allowReconnection) so the SDK's reconnection can take it back.
+ * Protocol (IPC): the same as bench/support/rtt-server.ts ({type:"ready", port, udpPort, aead?} once
+ * listening, or {type:"error", message}; the parent sends {type:"stop"}), plus {type:"stats"}, answered with
+ * {type:"stats", ...MigrationServerStats}. The child also exits when the IPC channel goes away (parent
+ * died) or after a lifetime limit.
+ */
+import type { AddressInfo } from "node:net";
+import { Room, Server, type Client } from "@colyseus/core";
+import { WebSocketTransport } from "@colyseus/ws-transport";
+import { FastnetTransport } from "../../src/index.js";
+import type { ChildMessage, ParentMessage } from "./rtt-server.js";
+
+/** What the room and the transport saw, as counted in this child. */
+export interface MigrationServerStats {
+  joins: number;
+  drops: number;
+  reconnects: number;
+  leaves: number;
+  /** "m" messages handled (each answered with one "e"). */
+  messages: number;
+  /** fastnet: the transport's 'migration' events (validated moves to a new client address). */
+  migrationEvents: number;
+  /** fastnet: endpoint counters (EndpointStats) at the time of the query. */
+  engine: { migrations: number; migrationsRefused: number; pathValidationsFailed: number; statelessResetsSent: number } | null;
+}
+
+export type MigrationParentMessage = ParentMessage | { type: "stats" };
+export type MigrationChildMessage = { type: "stats" } & MigrationServerStats;
+
+/** Hard cap on how long a child lives, whatever the parent does (the whole benchmark takes far less). */
+const MAX_LIFETIME_MS = 15 * 60_000;
+const HOST = "127.0.0.1";
+/** How long onDrop keeps a seat for the SDK's reconnection. */
+const RECONNECT_SECONDS = 30;
+
+/**
+ * Our end of the IPC channel. process.send itself is hidden (as in room-server.ts): @colyseus/core loads
+ * @pm2/io when its matchmaker starts, which takes any IPC channel for PM2's and sends "axm:*" messages on it.
+ */
+const ipcSend: ((msg: ChildMessage | MigrationChildMessage) => void) | null = process.send ? process.send.bind(process) : null;
+process.send = undefined;
+
+function send(msg: ChildMessage | MigrationChildMessage): void {
+  ipcSend?.(msg);
+}
+
+const stats: MigrationServerStats = { joins: 0, drops: 0, reconnects: 0, leaves: 0, messages: 0, migrationEvents: 0, engine: null };
+
+/** Echoes every sequence number; keeps a dropped client's seat. */
+class MigrationRoom extends Room {
+  override onCreate(): void {
+    this.onMessage("m", (client: Client, seq: unknown) => {
+      stats.messages++;
+      client.send("e", seq);
+    });
+  }
+
+  override onJoin(): void {
+    stats.joins++;
+  }
+
+  override onDrop(client: Client): void {
+    stats.drops++;
+    this.allowReconnection(client, RECONNECT_SECONDS).catch(() => {});
+  }
+
+  override onReconnect(): void {
+    stats.reconnects++;
+  }
+
+  override onLeave(): void {
+    stats.leaves++;
+  }
+}
+
+async function main(): Promise<void> {
+  if (!ipcSend) throw new Error("migration-server.ts must be started by bench/migration.ts with an IPC channel");
+  const lifetime = setTimeout(() => {
+    process.stderr.write("migration-server child: lifetime limit reached, exiting\n");
+    process.exit(3);
+  }, MAX_LIFETIME_MS);
+  lifetime.unref();
+  process.on("disconnect", () => process.exit(0));
+
+  const kind = process.argv[2];
+  let transport: FastnetTransport | WebSocketTransport;
+  if (kind === "fastnet") {
+    const t = new FastnetTransport();
+    t.on("migration", () => {
+      stats.migrationEvents++;
+    });
+    transport = t;
+  } else if (kind === "ws-transport") {
+    transport = new WebSocketTransport();
+  } else {
+    throw new Error(`unknown transport ${String(kind)}`);
+  }
+
+  const server = new Server({ transport, greet: false });
+  server.define("migration", MigrationRoom);
+  await server.listen(0, HOST);
+
+  if (transport instanceof FastnetTransport) {
+    send({ type: "ready", port: transport.engine.port, udpPort: transport.engine.udpPort, aead: transport.engine.aeadBackend });
+  } else {
+    const port = (transport.server!.address() as AddressInfo).port;
+    send({ type: "ready", port, udpPort: 0 });
+  }
+
+  process.on("message", (msg: MigrationParentMessage) => {
+    if (msg?.type === "stats") {
+      if (transport instanceof FastnetTransport) {
+        const s = transport.stats;
+        stats.engine = {
+          migrations: s.migrations,
+          migrationsRefused: s.migrationsRefused,
+          pathValidationsFailed: s.pathValidationsFailed,
+          statelessResetsSent: s.statelessResetsSent,
+        };
+      }
+      send({ type: "stats", ...stats });
+      return;
+    }
+    if (msg?.type !== "stop") return;
+    const force = setTimeout(() => process.exit(0), 2000);
+    force.unref();
+    server.gracefullyShutdown(false).then(
+      () => process.exit(0),
+      () => process.exit(0),
+    );
+  });
+}
+
+main().catch((err: unknown) => {
+  const message = err instanceof Error ? err.message : String(err);
+  send({ type: "error", message });
+  process.stderr.write(`migration-server child failed: ${err instanceof Error ? err.stack : message}\n`);
+  setTimeout(() => process.exit(2), 100);
+});
