@@ -3,7 +3,7 @@
  * server shutdown, and expired seat reservations. Real @colyseus/core Server, real @colyseus/sdk rooms.
  */
 import assert from "node:assert/strict";
-import { CloseCode, ErrorCode, Protocol, Room, matchMaker, type Client } from "@colyseus/core";
+import { ClientState, CloseCode, ErrorCode, Protocol, Room, matchMaker, type Client } from "@colyseus/core";
 import { schema, t } from "@colyseus/schema";
 import { FastnetServerClient } from "../src/index.js";
 import { transportOf } from "../src/client.js";
@@ -208,6 +208,23 @@ describe("Colyseus over fastnet: join, leave, drop, shutdown, expired seats", fu
     // Let every reliable byte be acknowledged (delayed ACKs included) before shutting down.
     await new Promise((r) => setTimeout(r, 200));
     await shutdownAndExpect4001(events);
+  });
+
+  it("server shutdown right after sending: every SDK room gets the messages, then onLeave 4001 within 2 s", async () => {
+    const client = h.client();
+    const rooms = [];
+    for (let i = 0; i < 3; i++) rooms.push(await h.join(client, "lifecycle"));
+    const events = rooms.map((r) => recordEvents(r));
+    const got = rooms.map(() => [] as number[]);
+    rooms.forEach((r, i) => r.onMessage("last-words", (n: number) => void got[i]!.push(n)));
+    const serverRoom = matchMaker.getLocalRoomById(rooms[0]!.roomId)!;
+    // Core buffers messages for a client until it acknowledged JOIN_ROOM: wait for that first.
+    await waitFor(() => serverRoom.clients.every((c) => c.state === ClientState.JOINED), 5000, "every client JOINED");
+    // Reliable data is still unacknowledged when the room closes its clients: each close must wait for
+    // it, and the CLOSE must still leave before the transport closes its UDP socket.
+    for (let n = 0; n < 5; n++) serverRoom.broadcast("last-words", n);
+    await shutdownAndExpect4001(events);
+    for (const g of got) assert.deepEqual(g, [0, 1, 2, 3, 4]);
   });
 
   it("consuming a seat reservation after it expired: join rejects naming the expired seat, quickly", async () => {
