@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import dgram from "node:dgram";
 import { once } from "node:events";
 import { FastnetServer, connect, generateDevCertificate, FastnetError, type FastnetSession, type FastnetClientSession } from "../src/index.js";
+import { DEFAULT_MIGRATION_OPTIONS } from "../src/protocol/migration.js";
 
 /** Waits for `emitter` to emit `event`, failing after `ms` instead of hanging the suite. */
 async function within<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
@@ -270,6 +271,42 @@ describe("UDP sessions over real loopback sockets", function () {
       first.close();
     } finally {
       await small.close();
+    }
+  });
+});
+
+describe("server defaults", function () {
+  it("applies the default migration limits when none are given", () => {
+    assert.deepEqual(new FastnetServer({}).migration.options, { ...DEFAULT_MIGRATION_OPTIONS });
+  });
+});
+
+describe("handshake through an https endpoint", function () {
+  this.timeout(30_000);
+  it("runs the upgrade over TLS (matchmaking on an https server) and fastnet's own TLS 1.3 inside it", async () => {
+    const outer = await generateDevCertificate();
+    const https = await import("node:https");
+    const httpsServer = https.createServer({ cert: outer.cert, key: outer.key });
+    const server = new FastnetServer({ server: httpsServer as unknown as import("node:http").Server });
+    httpsServer.listen(0, "127.0.0.1");
+    await once(httpsServer, "listening");
+    await server.listen(0, "127.0.0.1");
+    server.on("session", (s) => s.on("message", (m) => s.send(m)));
+    try {
+      const c = await connect(`https://127.0.0.1:${server.port}`, { fingerprint: server.fingerprint!, tls: { ca: outer.cert } });
+      const echoed = new Promise<Uint8Array>((r) => c.once("message", r));
+      c.send(Uint8Array.of(9));
+      assert.deepEqual([...(await within(echoed, 5000, "echo"))], [9]);
+      assert.equal(c.tlsProtocol, "TLSv1.3");
+      c.close();
+      await assert.rejects(
+        connect(`https://127.0.0.1:${server.port}`, { fingerprint: server.fingerprint! }),
+        (e: unknown) => e instanceof FastnetError && /self.signed|certificate/i.test(e.message),
+        "the outer https certificate is verified too",
+      );
+    } finally {
+      await server.close();
+      httpsServer.close();
     }
   });
 });

@@ -1,5 +1,6 @@
 import { X509Certificate, createHash, timingSafeEqual } from "node:crypto";
 import http from "node:http";
+import https from "node:https";
 import { isIP } from "node:net";
 import { performance } from "node:perf_hooks";
 import type { Duplex } from "node:stream";
@@ -23,7 +24,7 @@ import { DEFAULT_HANDSHAKE_PATH, FASTNET_UPGRADE } from "./handshake-server.js";
 const log = createDebug("fastnet:handshake");
 
 export interface HandshakeOptions {
-  /** Server base URL, "http://host:port"; a path in it is prefixed to `path`. */
+  /** Server base URL, "http://host:port" (or https: the upgrade then runs over TLS too); a path in it is prefixed to `path`. */
   url: string;
   /** Upgrade path (default "/.fastnet"). */
   path?: string;
@@ -123,12 +124,15 @@ export async function performHandshake(o: HandshakeOptions): Promise<ClientHands
   } catch {
     throw new FastnetError("INVALID_OPTION", `url is not a valid URL: ${JSON.stringify(o.url)}`);
   }
-  if (url.protocol !== "http:") {
-    throw new FastnetError("INVALID_OPTION", `url must be http://host:port, got ${o.url}`);
+  if (url.protocol !== "http:" && url.protocol !== "https:") {
+    throw new FastnetError("INVALID_OPTION", `url must be http://host:port or https://host:port, got ${o.url}`);
   }
+  // https: the upgrade request itself runs over TLS (matchmaking on an https server); fastnet's own
+  // TLS 1.3 handshake then runs inside it, as over plain http.
+  const secure = url.protocol === "https:";
   if (!(o.timeoutMs > 0)) throw new FastnetError("INVALID_OPTION", `timeoutMs must be positive, got ${o.timeoutMs}`);
   const host = url.hostname.replace(/^\[(.*)\]$/, "$1"); // WHATWG keeps IPv6 brackets; sockets want them off
-  const port = url.port === "" ? 80 : Number(url.port);
+  const port = url.port === "" ? (secure ? 443 : 80) : Number(url.port);
   const path = url.pathname.replace(/\/+$/, "") + (o.path ?? DEFAULT_HANDSHAKE_PATH);
   const pin = o.fingerprint !== undefined ? parseFingerprint(o.fingerprint) : undefined;
   const servername = o.servername !== undefined && isIP(o.servername) === 0 ? o.servername : isIP(host) === 0 ? host : undefined;
@@ -162,14 +166,17 @@ export async function performHandshake(o: HandshakeOptions): Promise<ClientHands
       o.timeoutMs,
     );
 
-    const req = http.request({
+    const request = {
       hostname: host,
       port,
       path,
       method: "GET",
       agent: false, // a fresh connection that belongs to this handshake alone
       headers: { Connection: "Upgrade", Upgrade: FASTNET_UPGRADE },
-    });
+    } as const;
+    const req = secure
+      ? https.request({ ...request, ca: o.ca, rejectUnauthorized: o.rejectUnauthorized ?? true, servername })
+      : http.request(request);
 
     req.on("error", (err: NodeJS.ErrnoException) => {
       const message =

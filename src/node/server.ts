@@ -16,7 +16,7 @@ import {
 } from "../protocol/options.js";
 import { CID_OFFSET, MIN_PACKET_LENGTH } from "../protocol/packet-header.js";
 import { SessionTable } from "../protocol/session-table.js";
-import { MigrationManager, SessionPaths, type PathAddress } from "../protocol/migration.js";
+import { DEFAULT_MIGRATION_OPTIONS, MigrationManager, SessionPaths, type PathAddress } from "../protocol/migration.js";
 import { MIN_RESET_LENGTH, RateLimiter, buildStatelessReset, statelessResetToken } from "../protocol/stateless-reset.js";
 import { CID_LENGTH, MAX_DATAGRAM_SIZE } from "../protocol/version.js";
 import { selectAeadBackend } from "./aead-select.js";
@@ -150,11 +150,13 @@ export class FastnetServer extends EventEmitter<{ session: [FastnetSession, Sess
     this.ownsHttp = !options.server;
     this.http = options.server ?? http.createServer();
     this.resetSecret = resetSecretFrom(options);
-    this.migration = new MigrationManager({
-      maxCandidatePaths: options.maxCandidatePaths,
-      maxMigrations: options.maxMigrations,
-      migrationWindowMs: options.migrationWindowMs,
-    });
+    this.migration = new MigrationManager(
+      resolveOptions(DEFAULT_MIGRATION_OPTIONS, {
+        maxCandidatePaths: options.maxCandidatePaths,
+        maxMigrations: options.maxMigrations,
+        migrationWindowMs: options.migrationWindowMs,
+      }),
+    );
     this.resets = new RateLimiter(options.statelessResetsPerSecond ?? 100, clock());
   }
 
@@ -364,7 +366,7 @@ export class FastnetServer extends EventEmitter<{ session: [FastnetSession, Sess
         else if (decision.kind === "migrate") {
           const data = state.session.connection.startPathValidation(clock(), msg.length, decision.newNetwork);
           this.migration.challenged(paths, data, from);
-        } else if (decision.kind === "stay" && decision.reason === "rate-limited") this.stats.migrationsRefused++;
+        } else if (decision.kind === "stay" && decision.reason === "rate-limited" && decision.first) this.stats.migrationsRefused++;
       });
     } catch (err) {
       // A bug, not input: keep the process alive and say so.

@@ -45,8 +45,9 @@ export class SessionPaths {
   readonly recent: number[] = [];
   /** Completed (validated) migrations. */
   migrations = 0;
-  /** Migrations refused by the rate limit. */
+  /** Addresses refused by the rate limit (each counted once while it keeps asking). */
   refused = 0;
+  lastRefused: PathAddress | null = null;
 }
 
 /** What to do about an authenticated packet from some address. */
@@ -57,8 +58,9 @@ export type PathDecision =
   | { kind: "migrate"; from: PathAddress | null; newNetwork: boolean }
   /** Back to the last validated address (a failed or spoofed move undone): no challenge needed. */
   | { kind: "return" }
-  /** Process the packet but do not move (older packet, or rate limit). */
-  | { kind: "stay"; reason: "older" | "rate-limited" };
+  /** Process the packet but do not move: an older packet, or the rate limit (`first` refusal of that address). */
+  | { kind: "stay"; reason: "older" }
+  | { kind: "stay"; reason: "rate-limited"; first: boolean };
 
 /**
  * The server's migration policy and its address index (which sessions have been seen at which
@@ -69,7 +71,8 @@ export class MigrationManager<S> {
   private readonly index = new Map<string, Set<S>>();
 
   constructor(options: Partial<MigrationOptions> = {}) {
-    this.options = { ...DEFAULT_MIGRATION_OPTIONS, ...options };
+    const given = Object.fromEntries(Object.entries(options).filter(([, v]) => v !== undefined));
+    this.options = { ...DEFAULT_MIGRATION_OPTIONS, ...given };
   }
 
   /** The first authenticated packet (the bind) sets a session's validated address. */
@@ -95,8 +98,11 @@ export class MigrationManager<S> {
     const windowStart = now - this.options.migrationWindowMs;
     while (paths.recent.length > 0 && paths.recent[0]! < windowStart) paths.recent.shift();
     if (paths.recent.length >= this.options.maxMigrations) {
-      paths.refused++;
-      return { kind: "stay", reason: "rate-limited" };
+      // Counted once per address refused, not per packet that asks again.
+      const first = !sameAddress(paths.lastRefused, from);
+      if (first) paths.refused++;
+      paths.lastRefused = from;
+      return { kind: "stay", reason: "rate-limited", first };
     }
     paths.recent.push(now);
     const previous = paths.current;
