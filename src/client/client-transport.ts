@@ -1,6 +1,7 @@
 import createDebug from "debug";
 import { connect, type ConnectOptions, type FastnetClientSession, type RebindOptions } from "../node/client.js";
 import { FastnetError } from "../protocol/errors.js";
+import { SendBacklog } from "../node/send-backlog.js";
 import type { ConnectionStats } from "../protocol/stats.js";
 
 const log = createDebug("fastnet:sdk");
@@ -36,6 +37,7 @@ export class FastnetClientTransport {
   session: FastnetClientSession | null = null;
   private readonly context: ClientTransportContext;
   private attempt = 0;
+  private backlog: SendBacklog | null = null;
   private closedByUser = false;
 
   constructor(events: TransportEvents, context: ClientTransportContext) {
@@ -63,11 +65,11 @@ export class FastnetClientTransport {
 
   /** Reliable-ordered send; `data` is copied at once. Dropped (as by a closed WebSocket) when not open. */
   send(data: Buffer | Uint8Array): void {
-    if (!this.isOpen) {
+    if (!this.isOpen || !this.backlog) {
       log("send while not open: dropped %d bytes", data.length);
       return;
     }
-    this.session!.send(data);
+    this.backlog.send(data);
   }
 
   /** Unreliable datagram; dropped and counted when it cannot go (too large, congestion). */
@@ -99,6 +101,9 @@ export class FastnetClientTransport {
           return;
         }
         this.session = session;
+        // Like a WebSocket, sends never throw: beyond the send queue they wait (bounded), and what
+        // cannot be delivered at all closes the connection with 1009 and the reason.
+        this.backlog = new SendBacklog(session, (err) => session.close(1009, err.message));
         session.on("message", (data) => this.events.onmessage?.({ data: toArrayBuffer(data) }));
         session.on("datagram", (data) => this.events.onmessage?.({ data: toArrayBuffer(data) }));
         session.once("close", (code, reason) => {

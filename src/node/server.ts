@@ -140,6 +140,7 @@ export class FastnetServer extends EventEmitter<{ session: [FastnetSession, Sess
   private _fingerprint: Uint8Array | null = null;
   private readonly resetSecret: Uint8Array;
   private udpBoundPort = 0;
+  private startedHttp = false;
 
   constructor(options: FastnetServerOptions = {}) {
     super();
@@ -211,6 +212,7 @@ export class FastnetServer extends EventEmitter<{ session: [FastnetSession, Sess
     if (this.ownsHttp || !this.http.listening) {
       this.http.listen(port, host);
       await once(this.http, "listening");
+      this.startedHttp = true;
     }
     const tcp = this.http.address();
     const tcpPort = tcp && typeof tcp === "object" ? tcp.port : port;
@@ -414,7 +416,9 @@ export class FastnetServer extends EventEmitter<{ session: [FastnetSession, Sess
       this.socket = null;
       await new Promise<void>((resolve) => socket.close(() => resolve()));
     }
-    if (this.ownsHttp && this.http.listening) {
+    // A given server is closed too when we started it listening (as ws-transport does: @colyseus/tools
+    // hands one over and expects shutdown to free the port); one that was already listening is not.
+    if ((this.ownsHttp || this.startedHttp) && this.http.listening) {
       this.http.closeAllConnections?.();
       await new Promise<void>((resolve) => this.http.close(() => resolve()));
     }

@@ -15,6 +15,8 @@ export interface SessionEvents {
   datagram: [data: Uint8Array];
   /** The session ended: `remote` is true when the peer closed it. Emitted once. */
   close: [code: number, reason: string, remote: boolean];
+  /** The send queue has room again after `requestDrain()` (half of sendQueueBytes is free). */
+  drain: [];
   /** @internal A path challenge was answered / went unanswered (the endpoint handles migration). */
   pathValidated: [data: Uint8Array];
   pathFailed: [data: Uint8Array];
@@ -43,6 +45,7 @@ export class FastnetSession extends EventEmitter<SessionEvents> {
   private flushQueued = false;
   private dispatching = false;
   private held: { type: "message" | "datagram"; data: Uint8Array }[] | null = null;
+  private drainWanted = false;
   private ended = false;
 
   constructor(connection: Connection, io: SessionIo) {
@@ -100,6 +103,11 @@ export class FastnetSession extends EventEmitter<SessionEvents> {
     this.flush();
   }
 
+  /** Asks for one 'drain' event once the send queue is at most half full (after a SEND_QUEUE_FULL). */
+  requestDrain(): void {
+    this.drainWanted = true;
+  }
+
   /** Closes at once, dropping unacknowledged messages (a stale session being replaced). */
   abort(code = 1006, reason = ""): void {
     this.connection.abort(code, reason);
@@ -154,6 +162,10 @@ export class FastnetSession extends EventEmitter<SessionEvents> {
     let d: Uint8Array | null;
     while ((d = this.connection.pollTransmit(now)) !== null) this.io.send(d);
     this.dispatchEvents(); // a close finishes while its CLOSE packets are polled
+    if (this.drainWanted && !this.ended && this.connection.queuedBytes <= this.connection.options.sendQueueBytes / 2) {
+      this.drainWanted = false;
+      this.emit("drain");
+    }
     this.schedule();
   }
 

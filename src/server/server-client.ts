@@ -9,7 +9,11 @@ import {
   type ClientPrivate,
   type ISendOptions,
 } from "@colyseus/core";
+import { SendBacklog } from "../node/send-backlog.js";
 import type { FastnetSession } from "../node/session.js";
+
+/** Close code of a message that cannot be delivered (too large, or the backlog is full): WebSocket's 1009. */
+const MESSAGE_TOO_BIG = 1009;
 
 /** What the transport shares with its clients: the simulated one-way latency, in ms. */
 export interface LatencySetting {
@@ -42,11 +46,17 @@ export class FastnetServerClient implements Client, ClientPrivate {
   _lastMessageTime = 0;
 
   private readonly latency: LatencySetting;
+  private readonly backlog: SendBacklog;
 
   constructor(sessionId: string, session: FastnetSession, latency: LatencySetting) {
     this.id = this.sessionId = sessionId;
     this.session = session;
     this.latency = latency;
+    // Never a gap in the reliable stream: what cannot be sent closes the session, and the room sees it.
+    this.backlog = new SendBacklog(session, (err) => {
+      logger.error?.(`fastnet: closing ${sessionId}: ${err.message}`);
+      session.close(MESSAGE_TOO_BIG, err.message);
+    });
     session.on("message", (data) => this.ref.emit("message", data));
     session.on("datagram", (data) => this.ref.emit("message", data));
     session.once("close", (code) => this.ref.emit("close", code));
@@ -87,15 +97,9 @@ export class FastnetServerClient implements Client, ClientPrivate {
       cb?.(new Error(`fastnet session is not open (readyState ${this.session.readyState})`));
       return;
     }
-    try {
-      if (unreliable) this.session.sendUnreliable(data);
-      else this.session.send(data);
-      cb?.();
-    } catch (err) {
-      // A full send queue or an oversized message: the Colyseus contract reports through the callback.
-      if (cb) cb(err as Error);
-      else logger.error?.(`fastnet: send to ${this.sessionId} failed: ${(err as Error).message}`);
-    }
+    if (unreliable) this.session.sendUnreliable(data); // dropped and counted when it cannot go
+    else this.backlog.send(data);
+    cb?.();
   }
 
   error(code: number, message = "", cb?: (err?: Error) => void): void {
