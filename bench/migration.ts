@@ -60,7 +60,8 @@ import type dgram from "node:dgram";
 import { Client, type Room } from "@colyseus/sdk";
 import { FastnetClient, FastnetClientTransport } from "../src/client.js";
 import { planPlacement, pinProcess, type Placement } from "./support/affinity.js";
-import { killAllChildren, startScriptChild, type ServerChild } from "./support/children.js";
+import { startScriptChild, type ServerChild } from "./support/children.js";
+import { runBench } from "./support/run-bench.js";
 import type { MigrationChildMessage, MigrationParentMessage, MigrationServerStats } from "./support/migration-server.js";
 import { withTimeout } from "./support/rtt-clients.js";
 
@@ -581,31 +582,5 @@ async function main(): Promise<void> {
 }
 
 // Children never outlive us: killed on normal exit, on error and on signals.
-process.on("exit", killAllChildren);
-for (const sig of ["SIGINT", "SIGTERM", "SIGHUP"] as const) {
-  process.on(sig, () => {
-    process.stderr.write(`migration: ${sig}, stopping\n`);
-    killAllChildren();
-    process.exit(130);
-  });
-}
-const overall = setTimeout(() => {
-  process.stderr.write(`migration: FAILED: the run did not finish within ${OVERALL_TIMEOUT_MS / 1000} s\n`);
-  killAllChildren();
-  process.exit(1);
-}, OVERALL_TIMEOUT_MS);
-overall.unref();
+runBench("migration", main, OVERALL_TIMEOUT_MS);
 
-main().then(
-  () => {
-    clearTimeout(overall);
-    killAllChildren();
-    process.exitCode = 0;
-    setImmediate(() => process.exit(0));
-  },
-  (err: unknown) => {
-    process.stderr.write(`migration: FAILED: ${err instanceof Error ? err.message : String(err)}\n`);
-    killAllChildren();
-    process.exit(1);
-  },
-);

@@ -44,7 +44,8 @@
 import { cpus } from "node:os";
 import { fileURLToPath } from "node:url";
 import { planPlacement, pinProcess, type Placement } from "./support/affinity.js";
-import { killAllChildren, startScriptChild, type ServerChild } from "./support/children.js";
+import { startScriptChild, type ServerChild } from "./support/children.js";
+import { runBench } from "./support/run-bench.js";
 import { openRoomClient, type RoomClient, type RoomTransportName } from "./support/room-clients.js";
 import type { RoomChildMessage, RoomParentMessage } from "./support/room-server.js";
 
@@ -421,32 +422,5 @@ function printCpu(cases: Case[]): void {
 }
 
 // Children never outlive us: killed on normal exit, on error and on signals.
-process.on("exit", killAllChildren);
-for (const sig of ["SIGINT", "SIGTERM", "SIGHUP"] as const) {
-  process.on(sig, () => {
-    process.stderr.write(`room: ${sig}, stopping\n`);
-    killAllChildren();
-    process.exit(130);
-  });
-}
-const overall = setTimeout(() => {
-  process.stderr.write(`room: FAILED: the run did not finish within ${OVERALL_TIMEOUT_MS / 1000} s\n`);
-  killAllChildren();
-  process.exit(1);
-}, OVERALL_TIMEOUT_MS);
-overall.unref();
+runBench("room", main, OVERALL_TIMEOUT_MS);
 
-main().then(
-  () => {
-    clearTimeout(overall);
-    killAllChildren();
-    // Exit explicitly: a straggling handle (timer, socket, keep-alive agent) must not keep a finished benchmark alive.
-    process.exitCode = 0;
-    setImmediate(() => process.exit(0));
-  },
-  (err: unknown) => {
-    process.stderr.write(`room: FAILED: ${err instanceof Error ? err.message : String(err)}\n`);
-    killAllChildren();
-    process.exit(1);
-  },
-);

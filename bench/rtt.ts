@@ -40,7 +40,8 @@ import { cpus } from "node:os";
 import { availableAeadBackends } from "../src/index.js";
 import type { AeadBackendName } from "../src/index.js";
 import { planPlacement, pinProcess, type Placement } from "./support/affinity.js";
-import { killAllChildren, startServerChild, type ServerChild } from "./support/children.js";
+import { startServerChild, type ServerChild } from "./support/children.js";
+import { runBench } from "./support/run-bench.js";
 import { openFastnet, openUdpRaw, openWs, type EchoClient } from "./support/rtt-clients.js";
 
 const PAYLOADS = [32, 512] as const;
@@ -360,32 +361,5 @@ function printTable(results: Result[], args: Args): void {
 }
 
 // Children never outlive us: killed on normal exit, on error and on signals.
-process.on("exit", killAllChildren);
-for (const sig of ["SIGINT", "SIGTERM", "SIGHUP"] as const) {
-  process.on(sig, () => {
-    process.stderr.write(`rtt: ${sig}, stopping\n`);
-    killAllChildren();
-    process.exit(130);
-  });
-}
-const overall = setTimeout(() => {
-  process.stderr.write(`rtt: FAILED: the run did not finish within ${OVERALL_TIMEOUT_MS / 1000} s\n`);
-  killAllChildren();
-  process.exit(1);
-}, OVERALL_TIMEOUT_MS);
-overall.unref();
+runBench("rtt", main, OVERALL_TIMEOUT_MS);
 
-main().then(
-  () => {
-    clearTimeout(overall);
-    killAllChildren();
-    // Exit explicitly: a straggling handle (timer, socket) must not keep a finished benchmark alive.
-    process.exitCode = 0;
-    setImmediate(() => process.exit(0));
-  },
-  (err: unknown) => {
-    process.stderr.write(`rtt: FAILED: ${err instanceof Error ? err.message : String(err)}\n`);
-    killAllChildren();
-    process.exit(1);
-  },
-);
