@@ -158,6 +158,30 @@ describe("stateless reset over loopback UDP", function () {
   });
 });
 
+describe("server close versus a silent death", function () {
+  this.timeout(30_000);
+  const c = new Cleanup();
+  afterEach(() => c.run());
+
+  it("a closing server still tells a client whose data is unacknowledged (CLOSE 1001 after the drain), unlike a silent death", async () => {
+    const server = await startServer(c);
+    const { client, peer } = await openSession(c, server);
+    const hello = once(client, "message");
+    peer.send(seqMessage(0));
+    await within(hello, 3000, "a first message");
+    await waitFor(() => peer.getStats().bytesInFlight === 0, 3000, "the client's ACK (validates its address)");
+    const closed = once(client, "close") as Promise<[number, string, boolean]>;
+    // A slow path: the client's ACKs do not come back before close() returns, so the session drains.
+    const untap = tapClientSends(client, () => "drop");
+    peer.send(seqMessage(1, 50_000));
+    await within(server.close(), 5000, "server.close()");
+    untap();
+    const [code, , remote] = await within(closed, 3000, "the client's close (idle timeout is 10 s)");
+    assert.equal(code, 1001);
+    assert.equal(remote, true);
+  });
+});
+
 // ------------------------------------------------------------------------------------------------ Colyseus
 
 const ResetTestState = schema({ n: t.number() }, "ResetTestState");
