@@ -16,6 +16,8 @@ export interface TransportEvents {
 
 /** Close code the SDK reads as "connection lost": it calls onDrop and starts reconnecting. */
 const ABNORMAL_CLOSURE = 1006;
+/** WebSocket's close code for a failed TLS handshake: not one the SDK retries. */
+const TLS_HANDSHAKE_FAILURE = 1015;
 
 /** Where the transport takes per-connection facts from: the seat reservation's pin, the options. */
 export interface ClientTransportContext {
@@ -117,7 +119,10 @@ export class FastnetClientTransport {
         log("connect to %s failed: %s", base, err.message);
         // The SDK turns a close before JOIN into the join's rejection (code, reason), and a close
         // after it into onDrop + reconnection: both want the cause in the reason.
-        this.events.onclose?.({ code: ABNORMAL_CLOSURE, reason: err.message });
+        // A certificate that does not verify will not verify on a retry: 1015 (TLS handshake failure)
+        // ends the SDK's reconnection at once; other failures (1006) are worth retrying.
+        const code = err instanceof FastnetError && err.code === "CERTIFICATE_REJECTED" ? TLS_HANDSHAKE_FAILURE : ABNORMAL_CLOSURE;
+        this.events.onclose?.({ code, reason: err.message });
       },
     );
   }

@@ -99,7 +99,9 @@ export class FastnetClientSession extends FastnetSession {
   }
 
   private async doRebind(options: RebindOptions): Promise<void> {
-    const next = await openSocket(this.remoteAddress, this.remotePort, options.localAddress ?? this.localAddress, options.localPort);
+    // A given address sticks: later rebind({}) and automatic rebinds take a fresh port there.
+    if (options.localAddress !== undefined) this.localAddress = options.localAddress;
+    const next = await openSocket(this.remoteAddress, this.remotePort, this.localAddress, options.localPort);
     if (this.readyState !== 1) {
       next.close();
       throw new FastnetError("NOT_OPEN", "cannot rebind: session closed meanwhile");

@@ -16,7 +16,7 @@ import {
 } from "../protocol/options.js";
 import { CID_OFFSET, MIN_PACKET_LENGTH } from "../protocol/packet-header.js";
 import { SessionTable } from "../protocol/session-table.js";
-import { DEFAULT_MIGRATION_OPTIONS, MigrationManager, SessionPaths, type PathAddress } from "../protocol/migration.js";
+import { DEFAULT_MIGRATION_OPTIONS, MigrationManager, SessionPaths, sameAddress, type PathAddress } from "../protocol/migration.js";
 import { MIN_RESET_LENGTH, RateLimiter, buildStatelessReset, statelessResetToken } from "../protocol/stateless-reset.js";
 import { CID_LENGTH, MAX_DATAGRAM_SIZE } from "../protocol/version.js";
 import { selectAeadBackend } from "./aead-select.js";
@@ -355,6 +355,7 @@ export class FastnetServer extends EventEmitter<{ session: [FastnetSession, Sess
     }
     try {
       const from: PathAddress = { address: rinfo.address, port: rinfo.port };
+      const fromCurrent = state.paths.current === null || sameAddress(state.paths.current, from);
       state.session.receive(msg, (verdict) => {
         // Runs after authentication and before any reply is sent: decide where replies go.
         if (verdict === Received.Dropped) return;
@@ -369,7 +370,7 @@ export class FastnetServer extends EventEmitter<{ session: [FastnetSession, Sess
           const data = state.session.connection.startPathValidation(clock(), msg.length, decision.newNetwork);
           this.migration.challenged(paths, data, from);
         } else if (decision.kind === "stay" && decision.reason === "rate-limited" && decision.first) this.stats.migrationsRefused++;
-      });
+      }, fromCurrent);
     } catch (err) {
       // A bug, not input: keep the process alive and say so.
       log("internal error on receive: %s", (err as Error).stack);

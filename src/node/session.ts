@@ -126,8 +126,8 @@ export class FastnetSession extends EventEmitter<SessionEvents> {
   }
 
   /** @internal Driver entry: one datagram from the socket. Returns the core's verdict. */
-  receive(datagram: Uint8Array, beforeReply?: (verdict: Received) => void): Received {
-    const verdict = this.connection.handleDatagram(datagram, clock());
+  receive(datagram: Uint8Array, beforeReply?: (verdict: Received) => void, fromCurrentPath = true): Received {
+    const verdict = this.connection.handleDatagram(datagram, clock(), fromCurrentPath);
     beforeReply?.(verdict);
     this.flush();
     return verdict;

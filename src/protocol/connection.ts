@@ -121,6 +121,8 @@ const MAX_QUEUED_DATAGRAMS = 64;
 const MAX_PTO_BACKOFF = 6;
 /** Stateless reset token length (RFC 9000 §10.3). */
 export const STATELESS_RESET_TOKEN_LENGTH = 16;
+/** Client packets are padded to this size: a shorter trigger could not draw a stateless reset. */
+const MIN_CLIENT_PACKET_LENGTH = 40;
 /** Challenges outstanding at once (one per candidate path). */
 const MAX_CHALLENGES = 3;
 /** Path validation gives up after max(3 PTO, this) (RFC 9000 §8.2.4). */
@@ -213,6 +215,8 @@ export class Connection {
   private addressValidated: boolean;
   private bytesReceivedUnvalidated = 0;
   private bytesSentUnvalidated = 0;
+  /** Only acknowledgements of packets numbered from here on prove the current address. */
+  private validationFloorPn = 0;
 
   // Closing.
   private closeCode = 0;
@@ -395,6 +399,7 @@ export class Connection {
     this.addressValidated = false;
     this.bytesReceivedUnvalidated = triggerBytes;
     this.bytesSentUnvalidated = 0;
+    this.validationFloorPn = this.nextPn;
     if (newNetwork) {
       this.cc.reset();
       this.rtt.resetTo(this.rtt.smoothed);
@@ -521,7 +526,7 @@ export class Connection {
    * Processes one datagram. Anything that fails a check is dropped and counted in `dropped`; nothing
    * is sent in reply to it and no state changes. Never throws on bad input.
    */
-  handleDatagram(buf: Uint8Array, now: number): Received {
+  handleDatagram(buf: Uint8Array, now: number, fromCurrentPath = true): Received {
     this.now = now;
     if (this._state === "closed" || this._state === "closing") {
       this.dropped.closed++;
@@ -586,7 +591,8 @@ export class Connection {
     this.received.truncateLow(MAX_ACK_RANGES);
     this.counters.packetsReceived++;
     this.counters.bytesReceived += buf.length;
-    if (!this.addressValidated) this.bytesReceivedUnvalidated += buf.length;
+    // Only what arrives from the address we send to earns anti-amplification budget for it.
+    if (!this.addressValidated && fromCurrentPath) this.bytesReceivedUnvalidated += buf.length;
     this.lastReceived = now;
     if (this._state === "binding") {
       this._state = "open";
@@ -647,6 +653,7 @@ export class Connection {
     const now = this.now;
     const ackDelay = ack.delayUs / 1000;
     let largestNewlyAcked: SentPacket | null = null;
+    let largestNewly = -1;
     let anyAckEliciting = false;
     let r = ack.count - 1; // ranges come highest first; walk them lowest first
     const sent = this.sent;
@@ -657,6 +664,7 @@ export class Connection {
       if (r >= 0 && ack.smallest[r]! <= p.pn) {
         // newly acknowledged
         anyAckEliciting = true;
+        if (p.pn > largestNewly) largestNewly = p.pn;
         if (p.pn === ack.largest) largestNewlyAcked = p;
         this.cc.onAcked(p.size, p.timeSent, p.appLimited);
         if (p.stream) for (let i = 0; i < p.stream.length; i += 2) this.streamOut.onAcked(p.stream[i]!, p.stream[i + 1]!);
@@ -672,8 +680,9 @@ export class Connection {
       this.rtt.update(now - largestNewlyAcked.timeSent, ackDelay, this.options.maxAckDelayMs);
     }
     if (anyAckEliciting) {
-      // The peer received what we sent to its address: the path is proven (RFC 9000 §8.1).
-      this.addressValidated = true;
+      // The peer received what we sent to its address: the path is proven (RFC 9000 §8.1). Only a
+      // packet sent since the last move counts: an old ACK says nothing about the new address.
+      if (largestNewly >= this.validationFloorPn) this.addressValidated = true;
       this.ptoCount = 0;
     }
     this.detectLoss(now);
@@ -979,6 +988,13 @@ export class Connection {
     }
     if (off === 0) return null;
     let total = headerLength + off + AEAD_TAG_LENGTH;
+    if (this.role === "client" && total < MIN_CLIENT_PACKET_LENGTH && kind !== "bind") {
+      // Long enough to draw a stateless reset (which must be shorter than its trigger), RFC 9000 §10.3.
+      const pad = MIN_CLIENT_PACKET_LENGTH - total;
+      p.fill(FrameType.Padding, off, off + pad);
+      off += pad;
+      total += pad;
+    }
     if (this.padNext && ackEliciting && kind !== "bind" && kind !== "close" && maxSize === MAX_DATAGRAM_SIZE) {
       this.padNext = false;
       p.fill(FrameType.Padding, off, room);

@@ -35,7 +35,9 @@ export function buildStatelessReset(
   if (length < MIN_RESET_LENGTH) return null;
   const out = new Uint8Array(length);
   random(out);
-  out[0] = 0x40 | (out[0]! & 0x23); // Data type, random key phase and packet number length, reserved bits 0
+  // Data type, random key phase, reserved bits 0, and a 1-byte packet number so that even the shortest
+  // reset parses as a packet and reaches the client's token check.
+  out[0] = 0x40 | (out[0]! & 0x20);
   out.set(cid.subarray(0, CID_LENGTH), 1);
   out.set(token, length - STATELESS_RESET_TOKEN_LENGTH);
   return out;
