@@ -90,9 +90,13 @@ export class FastnetServerClient implements Client, ClientPrivate {
     const ms = this.latency.ms;
     if (ms > 0) {
       const copy = Uint8Array.from(data); // the caller may reuse `data` before the timer fires
-      setTimeout(() => this.deliver(copy, unreliable, cb), ms).unref?.();
+      setTimeout(() => this.sendNow(copy, unreliable, cb), ms).unref?.();
       return;
     }
+    this.sendNow(data, unreliable, cb);
+  }
+
+  private sendNow(data: Uint8Array, unreliable: boolean, cb?: (err?: Error) => void): void {
     if (this.session.readyState !== 1) {
       cb?.(new Error(`fastnet session is not open (readyState ${this.session.readyState})`));
       return;
