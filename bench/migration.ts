@@ -59,11 +59,14 @@ import { fileURLToPath } from "node:url";
 import type dgram from "node:dgram";
 import { Client, type Room } from "@colyseus/sdk";
 import { FastnetClient, FastnetClientTransport } from "../src/client.js";
-import { planPlacement, pinProcess, type Placement } from "./support/affinity.js";
+import { applyPlacement, cpuModel, pinProcess, type AppliedPlacement } from "./support/affinity.js";
+import { choiceList, parseArgs as parseBenchArgs, positiveInt, type BaseArgs } from "./support/args.js";
 import { startScriptChild, type ServerChild } from "./support/children.js";
 import { runBench } from "./support/run-bench.js";
 import type { MigrationChildMessage, MigrationParentMessage, MigrationServerStats } from "./support/migration-server.js";
 import { withTimeout } from "./support/rtt-clients.js";
+import { ms2, percentile } from "./support/stats.js";
+import { pad } from "./support/table.js";
 
 const SERVER_SCRIPT = fileURLToPath(new URL("./support/migration-server.ts", import.meta.url));
 type CaseName = "fastnet" | "ws-transport";
@@ -89,64 +92,37 @@ const STATS_TIMEOUT_MS = 5_000;
 const STOP_TIMEOUT_MS = 3_000;
 const OVERALL_TIMEOUT_MS = 10 * 60_000;
 
-interface Args {
-  json: boolean;
+interface Args extends BaseArgs {
   migrations: number;
   only: CaseName[] | null;
   rebind: "address" | "port";
   periodMs: number;
-  pin: Placement;
-  pinExplicit: boolean;
 }
 
 function parseArgs(argv: string[]): Args {
-  const args: Args = { json: false, migrations: 100, only: null, rebind: "address", periodMs: MIGRATION_PERIOD_MS, pin: "same", pinExplicit: false };
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i]!;
-    switch (a) {
-      case "--json":
-        args.json = true;
-        break;
-      case "--quick":
+  return parseBenchArgs<Args>(
+    argv,
+    { json: false, migrations: 100, only: null, rebind: "address", periodMs: MIGRATION_PERIOD_MS, pin: "same", pinExplicit: false },
+    {
+      "--quick": (args) => {
         args.migrations = 20;
-        break;
-      case "--migrations": {
-        const n = Number(argv[++i]);
-        if (!Number.isInteger(n) || n <= 0) throw new Error(`--migrations needs a positive integer, got ${String(argv[i])}`);
-        args.migrations = n;
-        break;
-      }
-      case "--only": {
-        const list = (argv[++i] ?? "").split(",").filter(Boolean);
-        const unknown = list.filter((n) => !(CASES as readonly string[]).includes(n));
-        if (list.length === 0 || unknown.length > 0) throw new Error(`--only: unknown case(s) ${unknown.join(", ") || "(none given)"} (available: ${CASES.join(", ")})`);
-        args.only = list as CaseName[];
-        break;
-      }
-      case "--period-ms": {
-        const n = Number(argv[++i]);
-        if (!Number.isInteger(n) || n <= 0) throw new Error(`--period-ms needs a positive integer, got ${String(argv[i])}`);
-        args.periodMs = n;
-        break;
-      }
-      case "--rebind": {
-        const v = argv[++i];
+      },
+      "--migrations": (args, next, flag) => {
+        args.migrations = positiveInt(flag, next());
+      },
+      "--only": (args, next, flag) => {
+        args.only = choiceList(flag, next(), CASES, "case");
+      },
+      "--period-ms": (args, next, flag) => {
+        args.periodMs = positiveInt(flag, next());
+      },
+      "--rebind": (args, next) => {
+        const v = next();
         if (v !== "address" && v !== "port") throw new Error(`--rebind needs address or port, got ${String(v)}`);
         args.rebind = v;
-        break;
-      }
-      case "--pin": {
-        const v = argv[++i];
-        if (v !== "same" && v !== "split" && v !== "none") throw new Error(`--pin needs same, split or none, got ${String(v)}`);
-        args.pin = v;
-        args.pinExplicit = true;
-        break;
-      }
-      default:
-        throw new Error(`unknown argument ${a}`);
-    }
-  }
-  return args;
+      },
+    },
+  );
 }
 
 const progress = (s: string): void => {
@@ -300,18 +276,10 @@ function childStats(server: ServerChild): Promise<MigrationServerStats> {
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
-function percentile(sorted: number[], p: number): number {
-  if (sorted.length === 0) return NaN;
-  const rank = Math.max(1, Math.ceil(p * sorted.length)); // nearest rank
-  return sorted[rank - 1]!;
-}
-
-const ms2 = (v: number): number => Math.round(v * 100) / 100;
-
 async function runCase(name: CaseName, args: Args): Promise<CaseReport> {
   progress(`${name}: starting the server child and joining`);
   const server = await startScriptChild(SERVER_SCRIPT, `migration ${name}`, [name], START_TIMEOUT_MS);
-  if (serverCpu !== null) pinProcess(server.process.pid!, serverCpu);
+  if (placement.serverCpu !== null) pinProcess(server.process.pid!, placement.serverCpu);
   const client = name === "fastnet" ? await openFastnet(server.info.port, args.rebind) : await openWs(server.info.port);
   const room = client.room;
   progress(`${name}: server on port ${server.info.port}${server.info.aead ? ` (AEAD ${server.info.aead})` : ""}; ${client.what}`);
@@ -488,42 +456,13 @@ async function runCase(name: CaseName, args: Args): Promise<CaseReport> {
   };
 }
 
-/** Where the processes run, decided once in main(): null for no pinning. */
-let serverCpu: number | null = null;
-let placementNote = "";
-
-function applyPlacement(args: Args): void {
-  const plan = planPlacement(args.pin);
-  let why: string | null = null;
-  if (plan && "error" in plan) {
-    why = plan.error;
-  } else if (plan) {
-    try {
-      pinProcess(process.pid, plan.client);
-      serverCpu = plan.server;
-      placementNote = `${args.pin}: client on CPU ${plan.client}, server on CPU ${plan.server}`;
-      return;
-    } catch (err) {
-      why = (err as Error).message;
-    }
-  } else {
-    placementNote = "none: placement left to the scheduler";
-    return;
-  }
-  if (args.pinExplicit) throw new Error(`--pin ${args.pin}: ${why}`);
-  args.pin = "none";
-  placementNote = `none (could not pin: ${why}); placement left to the scheduler`;
-}
-
-function cpuModel(): string {
-  return cpus()[0]?.model.trim() ?? "unknown";
-}
+/** Where the processes run, decided once in main(). */
+let placement: AppliedPlacement = { serverCpu: null, note: "" };
 
 function printReport(reports: CaseReport[], args: Args): boolean | null {
-  const pad = (s: string | number, w: number): string => String(s).padStart(w);
   const f = (v: number): string => (Number.isFinite(v) ? v.toFixed(2) : "n/a");
   console.log(`Connection migration under continuous traffic: room.send("m", seq) every ${SEND_INTERVAL_MS} ms, each echoed by the room; a migration every ${args.periodMs} ms after ${WARMUP_MS} ms of traffic`);
-  console.log(`server (@colyseus/core Server) in a child process per case, client (@colyseus/sdk) here; node ${process.version}, ${cpus().length} CPUs, ${cpuModel()}; placement ${placementNote}`);
+  console.log(`server (@colyseus/core Server) in a child process per case, client (@colyseus/sdk) here; node ${process.version}, ${cpus().length} CPUs, ${cpuModel()}; placement ${placement.note}`);
   for (const r of reports) console.log(`${r.result.case}: ${r.what}`);
   console.log(`resume = change (rebind call / TCP socket destroyed) -> first echo, on the new path, of a message sent after it (includes up to ${SEND_INTERVAL_MS} ms waiting for the next send);`);
   console.log(`msg rtt = that message's own round trip (its send -> its echo); settle = rebind() resolved (fastnet) / onReconnect ran (ws); all in ms`);
@@ -571,8 +510,8 @@ function printReport(reports: CaseReport[], args: Args): boolean | null {
 async function main(): Promise<void> {
   const args = parseArgs(process.argv.slice(2));
   const names = args.only ? CASES.filter((n) => args.only!.includes(n)) : [...CASES];
-  applyPlacement(args);
-  progress(`node ${process.version}, ${cpus().length} CPUs (${cpuModel()}); placement ${placementNote}; ${args.migrations} migrations per case`);
+  placement = applyPlacement(args, "none: placement left to the scheduler");
+  progress(`node ${process.version}, ${cpus().length} CPUs (${cpuModel()}); placement ${placement.note}; ${args.migrations} migrations per case`);
   // The SDK narrates every reconnection step on console.info (stdout): keep stdout for the results.
   console.info = () => {};
   const reports: CaseReport[] = [];

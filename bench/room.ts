@@ -43,11 +43,15 @@
  */
 import { cpus } from "node:os";
 import { fileURLToPath } from "node:url";
-import { planPlacement, pinProcess, type Placement } from "./support/affinity.js";
+import { applyPlacement, cpuModel, pinProcess, type AppliedPlacement } from "./support/affinity.js";
+import { choiceList, cpuProfExecArgv, parseArgs as parseBenchArgs, positiveInt, serverCpuProfFlag, type BaseArgs } from "./support/args.js";
 import { startScriptChild, type ServerChild } from "./support/children.js";
+import { measureInterleaved } from "./support/rounds.js";
 import { runBench } from "./support/run-bench.js";
 import { openRoomClient, type RoomClient, type RoomTransportName } from "./support/room-clients.js";
 import type { RoomChildMessage, RoomParentMessage } from "./support/room-server.js";
+import { percentile, us } from "./support/stats.js";
+import { pad } from "./support/table.js";
 
 const ROOM_SERVER = fileURLToPath(new URL("./support/room-server.ts", import.meta.url));
 const TRANSPORTS: readonly RoomTransportName[] = ["fastnet", "ws-transport"];
@@ -66,61 +70,33 @@ const WATCHDOG_MS = 250;
 /** The whole run must finish within this. */
 const OVERALL_TIMEOUT_MS = 10 * 60_000;
 
-interface Args {
-  json: boolean;
+interface Args extends BaseArgs {
   samples: number;
   warmup: number;
   only: RoomTransportName[] | null;
   serverCpuProf: string | null;
-  pin: Placement;
-  pinExplicit: boolean;
 }
 
 function parseArgs(argv: string[]): Args {
-  const args: Args = { json: false, samples: 5_000, warmup: 1_000, only: null, serverCpuProf: null, pin: "same", pinExplicit: false };
-  const intArg = (name: string, v: string | undefined): number => {
-    const n = Number(v);
-    if (!Number.isInteger(n) || n <= 0) throw new Error(`${name} needs a positive integer, got ${String(v)}`);
-    return n;
-  };
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i]!;
-    switch (a) {
-      case "--json":
-        args.json = true;
-        break;
-      case "--quick":
+  return parseBenchArgs<Args>(
+    argv,
+    { json: false, samples: 5_000, warmup: 1_000, only: null, serverCpuProf: null, pin: "same", pinExplicit: false },
+    {
+      "--quick": (args) => {
         args.samples = 1_000;
-        break;
-      case "--samples":
-        args.samples = intArg(a, argv[++i]);
-        break;
-      case "--warmup":
-        args.warmup = intArg(a, argv[++i]);
-        break;
-      case "--only": {
-        const list = (argv[++i] ?? "").split(",").filter(Boolean);
-        const unknown = list.filter((n) => !(TRANSPORTS as readonly string[]).includes(n));
-        if (list.length === 0 || unknown.length > 0) throw new Error(`--only: unknown transport(s) ${unknown.join(", ") || "(none given)"} (available: ${TRANSPORTS.join(", ")})`);
-        args.only = list as RoomTransportName[];
-        break;
-      }
-      case "--pin": {
-        const v = argv[++i];
-        if (v !== "same" && v !== "split" && v !== "none") throw new Error(`--pin needs same, split or none, got ${String(v)}`);
-        args.pin = v;
-        args.pinExplicit = true;
-        break;
-      }
-      case "--server-cpu-prof":
-        args.serverCpuProf = argv[++i] ?? null;
-        if (!args.serverCpuProf) throw new Error("--server-cpu-prof needs a directory");
-        break;
-      default:
-        throw new Error(`unknown argument ${a}`);
-    }
-  }
-  return args;
+      },
+      "--samples": (args, next, flag) => {
+        args.samples = positiveInt(flag, next());
+      },
+      "--warmup": (args, next, flag) => {
+        args.warmup = positiveInt(flag, next());
+      },
+      "--only": (args, next, flag) => {
+        args.only = choiceList(flag, next(), TRANSPORTS, "transport");
+      },
+      "--server-cpu-prof": serverCpuProfFlag,
+    },
+  );
 }
 
 interface Transport {
@@ -263,62 +239,23 @@ async function runCountedBlock(c: Case, count: number): Promise<void> {
   c.cpu.wallNs += Number(w1 - w0);
 }
 
-function percentile(sorted: Float64Array, p: number): number {
-  // Nearest-rank percentile.
-  const rank = Math.max(1, Math.ceil(p * sorted.length));
-  return sorted[rank - 1]!;
-}
-
-const us = (ns: number): number => Math.round(ns / 100) / 10;
-
-/** Where the processes run, decided once in main(): null for no pinning. */
-let serverCpu: number | null = null;
-let placementNote = "";
-
-/** Pins this process per `args.pin`; falls back to no pinning (with a note) only when --pin was not given. */
-function applyPlacement(args: Args): void {
-  const plan = planPlacement(args.pin);
-  let why: string | null = null;
-  if (plan && "error" in plan) {
-    why = plan.error;
-  } else if (plan) {
-    try {
-      pinProcess(process.pid, plan.client);
-      serverCpu = plan.server;
-      placementNote = `${args.pin}: client on CPU ${plan.client}, server on CPU ${plan.server}`;
-      return;
-    } catch (err) {
-      why = (err as Error).message;
-    }
-  } else {
-    placementNote = "none: placement left to the scheduler (results depend on it)";
-    return;
-  }
-  if (args.pinExplicit) throw new Error(`--pin ${args.pin}: ${why}`);
-  args.pin = "none";
-  placementNote = `none (could not pin: ${why}); placement left to the scheduler`;
-}
+/** Where the processes run, decided once in main(). */
+let placement: AppliedPlacement = { serverCpu: null, note: "" };
 
 async function openTransport(name: RoomTransportName, args: Args): Promise<Transport> {
-  const prof = args.serverCpuProf
-    ? ["--cpu-prof", "--cpu-prof-interval=50", `--cpu-prof-dir=${args.serverCpuProf}`, `--cpu-prof-name=room-server-${name}.cpuprofile`]
-    : [];
+  const prof = cpuProfExecArgv(args.serverCpuProf, `room-server-${name}.cpuprofile`);
   const server = await startScriptChild(ROOM_SERVER, `room ${name}`, [name], START_TIMEOUT_MS, prof);
-  if (serverCpu !== null) pinProcess(server.process.pid!, serverCpu);
+  if (placement.serverCpu !== null) pinProcess(server.process.pid!, placement.serverCpu);
   const client = await openRoomClient(name, server.info.port, JOIN_TIMEOUT_MS);
   progress(`${name}: server on port ${server.info.port}${server.info.aead ? ` (AEAD ${server.info.aead})` : ""}, client: ${client.detail}`);
   return { name, server, client };
 }
 
-function cpuModel(): string {
-  return cpus()[0]?.model.trim() ?? "unknown";
-}
-
 async function main(): Promise<void> {
   const args = parseArgs(process.argv.slice(2));
   const names = args.only ? TRANSPORTS.filter((n) => args.only!.includes(n)) : [...TRANSPORTS];
-  applyPlacement(args);
-  progress(`node ${process.version}, ${cpus().length} CPUs (${cpuModel()}); placement ${placementNote}`);
+  placement = applyPlacement(args);
+  progress(`node ${process.version}, ${cpus().length} CPUs (${cpuModel()}); placement ${placement.note}`);
 
   const transports: Transport[] = [];
   for (const name of names) {
@@ -334,20 +271,14 @@ async function main(): Promise<void> {
     }
   }
 
-  // Warm-up: every case, uncounted, before any measurement.
-  for (const c of cases) await runBlock(c, args.warmup, false);
-  progress(`warm-up done (${args.warmup} round trips per case), measuring ${args.samples} per case`);
-
-  // Measurement: ROUNDS rounds, case order rotated by one each round (see the header comment).
-  const rounds = Math.min(ROUNDS, args.samples);
-  for (let r = 0; r < rounds; r++) {
-    const quota = Math.floor(((r + 1) * args.samples) / rounds) - Math.floor((r * args.samples) / rounds);
-    for (let k = 0; k < cases.length; k++) {
-      const c = cases[(k + r) % cases.length]!;
-      await runBlock(c, BLOCK_REWARM, false);
-      await runCountedBlock(c, quota);
-    }
-  }
+  // Warm-up, then ROUNDS rounds with the case order rotated by one each round (see the header comment).
+  await measureInterleaved(
+    cases,
+    { samples: args.samples, warmup: args.warmup, rounds: ROUNDS, rewarm: BLOCK_REWARM },
+    (c, n) => runBlock(c, n, false),
+    runCountedBlock,
+    progress,
+  );
 
   for (const t of transports) await t.client.close();
   for (const t of transports) await t.server.stop(STOP_TIMEOUT_MS);
@@ -363,12 +294,11 @@ async function main(): Promise<void> {
 }
 
 function printTable(results: Result[], args: Args, transports: Transport[]): void {
-  const pad = (s: string | number, w: number): string => String(s).padStart(w);
   console.log(`Room round trip over loopback (room.send "ping" -> onMessage -> client.send "pong" -> room.onMessage), one message in flight`);
   console.log(`server (@colyseus/core Server) in a child process per transport, client (@colyseus/sdk) here; node ${process.version}, ${cpus().length} CPUs, ${cpuModel()}`);
   console.log(`payload: Uint8Array of the given size (msgpack bin); ${args.samples} samples per case after ${args.warmup} warm-up round trips; ${Math.min(ROUNDS, args.samples)} interleaved rounds`);
   for (const t of transports) console.log(`${t.name}: ${t.client.detail}${t.server.info.aead ? `; server AEAD ${t.server.info.aead}` : ""}`);
-  console.log(`placement ${placementNote}`);
+  console.log(`placement ${placement.note}`);
   console.log(`${"transport".padEnd(14)}${pad("payload", 8)}${pad("samples", 9)}${pad("p50 µs", 9)}${pad("p99 µs", 9)}${pad("p50/ws", 9)}${pad("p99/ws", 9)}`);
   for (const payload of PAYLOADS) {
     const ws = results.find((r) => r.transport === "ws-transport" && r.payload === payload);
@@ -402,7 +332,6 @@ function printTable(results: Result[], args: Args, transports: Transport[]): voi
 
 /** Where the time of a round trip goes: CPU of each process (user, kernel) per round trip, and the rest. */
 function printCpu(cases: Case[]): void {
-  const pad = (s: string | number, w: number): string => String(s).padStart(w);
   const f = (v: number): string => v.toFixed(1);
   console.log(`CPU per round trip, µs (process.cpuUsage over the counted blocks; "other" = mean wall time - both processes' CPU:`);
   console.log(`waiting for wake-ups, and CPU used by anything else)`);

@@ -39,10 +39,14 @@
 import { cpus } from "node:os";
 import { availableAeadBackends } from "../src/index.js";
 import type { AeadBackendName } from "../src/index.js";
-import { planPlacement, pinProcess, type Placement } from "./support/affinity.js";
+import { applyPlacement, cpuModel, pinProcess, type AppliedPlacement } from "./support/affinity.js";
+import { commaList, cpuProfExecArgv, parseArgs as parseBenchArgs, positiveInt, serverCpuProfFlag, type BaseArgs } from "./support/args.js";
 import { startServerChild, type ServerChild } from "./support/children.js";
+import { measureInterleaved } from "./support/rounds.js";
 import { runBench } from "./support/run-bench.js";
 import { openFastnet, openUdpRaw, openWs, type EchoClient } from "./support/rtt-clients.js";
+import { percentile, us } from "./support/stats.js";
+import { pad } from "./support/table.js";
 
 const PAYLOADS = [32, 512] as const;
 const TARGET_RATIO = 1.2;
@@ -57,57 +61,33 @@ const STALL_MS = 2_000;
 /** The whole run must finish within this. */
 const OVERALL_TIMEOUT_MS = 10 * 60_000;
 
-interface Args {
-  json: boolean;
+interface Args extends BaseArgs {
   samples: number;
   warmup: number;
   only: string[] | null;
   serverCpuProf: string | null;
-  pin: Placement;
-  pinExplicit: boolean;
 }
 
 function parseArgs(argv: string[]): Args {
-  const args: Args = { json: false, samples: 10_000, warmup: 1_000, only: null, serverCpuProf: null, pin: "same", pinExplicit: false };
-  const intArg = (name: string, v: string | undefined): number => {
-    const n = Number(v);
-    if (!Number.isInteger(n) || n <= 0) throw new Error(`${name} needs a positive integer, got ${String(v)}`);
-    return n;
-  };
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i]!;
-    switch (a) {
-      case "--json":
-        args.json = true;
-        break;
-      case "--quick":
+  return parseBenchArgs<Args>(
+    argv,
+    { json: false, samples: 10_000, warmup: 1_000, only: null, serverCpuProf: null, pin: "same", pinExplicit: false },
+    {
+      "--quick": (args) => {
         args.samples = 1_000;
-        break;
-      case "--samples":
-        args.samples = intArg(a, argv[++i]);
-        break;
-      case "--warmup":
-        args.warmup = intArg(a, argv[++i]);
-        break;
-      case "--only":
-        args.only = (argv[++i] ?? "").split(",").filter(Boolean);
-        break;
-      case "--pin": {
-        const v = argv[++i];
-        if (v !== "same" && v !== "split" && v !== "none") throw new Error(`--pin needs same, split or none, got ${String(v)}`);
-        args.pin = v;
-        args.pinExplicit = true;
-        break;
-      }
-      case "--server-cpu-prof":
-        args.serverCpuProf = argv[++i] ?? null;
-        if (!args.serverCpuProf) throw new Error("--server-cpu-prof needs a directory");
-        break;
-      default:
-        throw new Error(`unknown argument ${a}`);
-    }
-  }
-  return args;
+      },
+      "--samples": (args, next, flag) => {
+        args.samples = positiveInt(flag, next());
+      },
+      "--warmup": (args, next, flag) => {
+        args.warmup = positiveInt(flag, next());
+      },
+      "--only": (args, next) => {
+        args.only = commaList(next());
+      },
+      "--server-cpu-prof": serverCpuProfFlag,
+    },
+  );
 }
 
 interface Transport {
@@ -203,50 +183,17 @@ function runBlock(c: Case, count: number, record: boolean): Promise<void> {
   });
 }
 
-function percentile(sorted: Float64Array, p: number): number {
-  // Nearest-rank percentile.
-  const rank = Math.max(1, Math.ceil(p * sorted.length));
-  return sorted[rank - 1]!;
-}
-
-const us = (ns: number): number => Math.round(ns / 100) / 10;
-
-/** Where the processes run, decided once in main(): null for no pinning. */
-let serverCpu: number | null = null;
-let placementNote = "";
-
-/** Pins this process per `args.pin`; falls back to no pinning (with a note) only when --pin was not given. */
-function applyPlacement(args: Args): void {
-  const plan = planPlacement(args.pin);
-  let why: string | null = null;
-  if (plan && "error" in plan) {
-    why = plan.error;
-  } else if (plan) {
-    try {
-      pinProcess(process.pid, plan.client);
-      serverCpu = plan.server;
-      placementNote = `${args.pin}: client on CPU ${plan.client}, server on CPU ${plan.server}`;
-      return;
-    } catch (err) {
-      why = (err as Error).message;
-    }
-  } else {
-    placementNote = "none: placement left to the scheduler (results depend on it)";
-    return;
-  }
-  if (args.pinExplicit) throw new Error(`--pin ${args.pin}: ${why}`);
-  args.pin = "none";
-  placementNote = `none (could not pin: ${why}); placement left to the scheduler`;
-}
+/** Where the processes run, decided once in main(). */
+let placement: AppliedPlacement = { serverCpu: null, note: "" };
 
 async function startChild(name: string, childArgs: string[], prof: string[]): Promise<ServerChild> {
   const server = await startServerChild(name, childArgs, START_TIMEOUT_MS, prof);
-  if (serverCpu !== null) pinProcess(server.process.pid!, serverCpu);
+  if (placement.serverCpu !== null) pinProcess(server.process.pid!, placement.serverCpu);
   return server;
 }
 
 async function openTransport(name: string, args: Args): Promise<Transport> {
-  const prof = args.serverCpuProf ? ["--cpu-prof", "--cpu-prof-interval=50", `--cpu-prof-dir=${args.serverCpuProf}`, `--cpu-prof-name=server-${name}.cpuprofile`] : [];
+  const prof = cpuProfExecArgv(args.serverCpuProf, `server-${name}.cpuprofile`);
   if (name === "udp-raw") {
     const server = await startChild(name, ["udp-raw"], prof);
     return { name, server, client: await openUdpRaw(server.info.udpPort, CONNECT_TIMEOUT_MS) };
@@ -262,10 +209,6 @@ async function openTransport(name: string, args: Args): Promise<Transport> {
   return { name, server, client: await openFastnet(server.info.port, server.info.fingerprint, backend, CONNECT_TIMEOUT_MS) };
 }
 
-function cpuModel(): string {
-  return cpus()[0]?.model.trim() ?? "unknown";
-}
-
 async function main(): Promise<void> {
   const args = parseArgs(process.argv.slice(2));
   const backends = availableAeadBackends().map((b) => b.name);
@@ -275,8 +218,8 @@ async function main(): Promise<void> {
     if (unknown.length > 0) throw new Error(`--only: unknown or unavailable transport(s) ${unknown.join(", ")} (available: ${names.join(", ")})`);
     names = names.filter((n) => args.only!.includes(n));
   }
-  applyPlacement(args);
-  progress(`node ${process.version}, ${cpus().length} CPUs (${cpuModel()}), AEAD backends: ${backends.join(", ")}; placement ${placementNote}`);
+  placement = applyPlacement(args);
+  progress(`node ${process.version}, ${cpus().length} CPUs (${cpuModel()}), AEAD backends: ${backends.join(", ")}; placement ${placement.note}`);
 
   const transports: Transport[] = [];
   for (const name of names) {
@@ -291,20 +234,14 @@ async function main(): Promise<void> {
     }
   }
 
-  // Warm-up: every case, uncounted, before any measurement.
-  for (const c of cases) await runBlock(c, args.warmup, false);
-  progress(`warm-up done (${args.warmup} round trips per case), measuring ${args.samples} per case`);
-
-  // Measurement: ROUNDS rounds, case order rotated by one each round (see the header comment).
-  const rounds = Math.min(ROUNDS, args.samples);
-  for (let r = 0; r < rounds; r++) {
-    const quota = Math.floor(((r + 1) * args.samples) / rounds) - Math.floor((r * args.samples) / rounds);
-    for (let k = 0; k < cases.length; k++) {
-      const c = cases[(k + r) % cases.length]!;
-      await runBlock(c, BLOCK_REWARM, false);
-      await runBlock(c, quota, true);
-    }
-  }
+  // Warm-up, then ROUNDS rounds with the case order rotated by one each round (see the header comment).
+  await measureInterleaved(
+    cases,
+    { samples: args.samples, warmup: args.warmup, rounds: ROUNDS, rewarm: BLOCK_REWARM },
+    (c, n) => runBlock(c, n, false),
+    (c, n) => runBlock(c, n, true),
+    progress,
+  );
 
   for (const t of transports) await t.client.close();
   for (const t of transports) await t.server.stop(STOP_TIMEOUT_MS);
@@ -326,10 +263,9 @@ async function main(): Promise<void> {
 }
 
 function printTable(results: Result[], args: Args): void {
-  const pad = (s: string | number, w: number): string => String(s).padStart(w);
   console.log(`RTT over loopback, one message in flight; server in a child process; node ${process.version}, ${cpus().length} CPUs, ${cpuModel()}`);
   console.log(`${args.samples} samples per case after ${args.warmup} warm-up round trips; ${Math.min(ROUNDS, args.samples)} interleaved rounds; ws is plain ws:// (unencrypted)`);
-  console.log(`placement ${placementNote}`);
+  console.log(`placement ${placement.note}`);
   console.log(`${"transport".padEnd(16)}${pad("payload", 8)}${pad("samples", 9)}${pad("p50 µs", 9)}${pad("p90 µs", 9)}${pad("p99 µs", 9)}${pad("p50/raw", 9)}${pad("p50-raw µs", 12)}`);
   for (const payload of PAYLOADS) {
     const raw = results.find((r) => r.transport === "udp-raw" && r.payload === payload);
