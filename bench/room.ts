@@ -44,7 +44,7 @@
 import { cpus } from "node:os";
 import { fileURLToPath } from "node:url";
 import { applyPlacement, cpuModel, pinProcess, type AppliedPlacement } from "./support/affinity.js";
-import { choiceList, cpuProfExecArgv, parseArgs as parseBenchArgs, positiveInt, serverCpuProfFlag, type BaseArgs } from "./support/args.js";
+import { choiceList, cpuProfExecArgv, parseRoundTripArgs, type RoundTripArgs } from "./support/args.js";
 import { startScriptChild, type ServerChild } from "./support/children.js";
 import { measureInterleaved } from "./support/rounds.js";
 import { runBench } from "./support/run-bench.js";
@@ -70,34 +70,9 @@ const WATCHDOG_MS = 250;
 /** The whole run must finish within this. */
 const OVERALL_TIMEOUT_MS = 10 * 60_000;
 
-interface Args extends BaseArgs {
-  samples: number;
-  warmup: number;
-  only: RoomTransportName[] | null;
-  serverCpuProf: string | null;
-}
+type Args = RoundTripArgs<RoomTransportName>;
 
-function parseArgs(argv: string[]): Args {
-  return parseBenchArgs<Args>(
-    argv,
-    { json: false, samples: 5_000, warmup: 1_000, only: null, serverCpuProf: null, pin: "same", pinExplicit: false },
-    {
-      "--quick": (args) => {
-        args.samples = 1_000;
-      },
-      "--samples": (args, next, flag) => {
-        args.samples = positiveInt(flag, next());
-      },
-      "--warmup": (args, next, flag) => {
-        args.warmup = positiveInt(flag, next());
-      },
-      "--only": (args, next, flag) => {
-        args.only = choiceList(flag, next(), TRANSPORTS, "transport");
-      },
-      "--server-cpu-prof": serverCpuProfFlag,
-    },
-  );
-}
+const parseArgs = (argv: string[]): Args => parseRoundTripArgs(argv, 5_000, (list, flag) => choiceList(flag, list, TRANSPORTS, "transport"));
 
 interface Transport {
   name: RoomTransportName;

@@ -40,7 +40,7 @@ import { cpus } from "node:os";
 import { availableAeadBackends } from "../src/index.js";
 import type { AeadBackendName } from "../src/index.js";
 import { applyPlacement, cpuModel, pinProcess, type AppliedPlacement } from "./support/affinity.js";
-import { commaList, cpuProfExecArgv, parseArgs as parseBenchArgs, positiveInt, serverCpuProfFlag, type BaseArgs } from "./support/args.js";
+import { commaList, cpuProfExecArgv, parseRoundTripArgs, type RoundTripArgs } from "./support/args.js";
 import { startServerChild, type ServerChild } from "./support/children.js";
 import { measureInterleaved } from "./support/rounds.js";
 import { runBench } from "./support/run-bench.js";
@@ -61,34 +61,9 @@ const STALL_MS = 2_000;
 /** The whole run must finish within this. */
 const OVERALL_TIMEOUT_MS = 10 * 60_000;
 
-interface Args extends BaseArgs {
-  samples: number;
-  warmup: number;
-  only: string[] | null;
-  serverCpuProf: string | null;
-}
+type Args = RoundTripArgs<string>;
 
-function parseArgs(argv: string[]): Args {
-  return parseBenchArgs<Args>(
-    argv,
-    { json: false, samples: 10_000, warmup: 1_000, only: null, serverCpuProf: null, pin: "same", pinExplicit: false },
-    {
-      "--quick": (args) => {
-        args.samples = 1_000;
-      },
-      "--samples": (args, next, flag) => {
-        args.samples = positiveInt(flag, next());
-      },
-      "--warmup": (args, next, flag) => {
-        args.warmup = positiveInt(flag, next());
-      },
-      "--only": (args, next) => {
-        args.only = commaList(next());
-      },
-      "--server-cpu-prof": serverCpuProfFlag,
-    },
-  );
-}
+const parseArgs = (argv: string[]): Args => parseRoundTripArgs(argv, 10_000, commaList);
 
 interface Transport {
   name: string;

@@ -60,7 +60,7 @@ export function choiceList<T extends string>(flag: string, v: string | undefined
 }
 
 /** --server-cpu-prof DIR: stores the directory (required). */
-export const serverCpuProfFlag: FlagHandler<{ serverCpuProf: string | null }> = (args, next) => {
+const serverCpuProfFlag: FlagHandler<{ serverCpuProf: string | null }> = (args, next) => {
   args.serverCpuProf = next() ?? null;
   if (!args.serverCpuProf) throw new Error("--server-cpu-prof needs a directory");
 };
@@ -68,4 +68,42 @@ export const serverCpuProfFlag: FlagHandler<{ serverCpuProf: string | null }> = 
 /** Node flags that make a server child write a CPU profile (50 µs sampling) named `name` into `dir`; none without a dir. */
 export function cpuProfExecArgv(dir: string | null, name: string): string[] {
   return dir ? ["--cpu-prof", "--cpu-prof-interval=50", `--cpu-prof-dir=${dir}`, `--cpu-prof-name=${name}`] : [];
+}
+
+/** The arguments of the round-trip benchmarks (bench/rtt.ts, bench/room.ts). */
+export interface RoundTripArgs<T extends string> extends BaseArgs {
+  samples: number;
+  warmup: number;
+  only: T[] | null;
+  serverCpuProf: string | null;
+}
+
+/**
+ * Parses [--json] [--samples N] [--quick] [--warmup N] [--only a,b] [--pin P] [--server-cpu-prof DIR]:
+ * `samples` counted round trips by default (1000 with --quick), 1000 warm-up; `only` reads --only's list.
+ */
+export function parseRoundTripArgs<T extends string>(
+  argv: string[],
+  samples: number,
+  only: (list: string | undefined, flag: string) => T[],
+): RoundTripArgs<T> {
+  return parseArgs<RoundTripArgs<T>>(
+    argv,
+    { json: false, samples, warmup: 1_000, only: null, serverCpuProf: null, pin: "same", pinExplicit: false },
+    {
+      "--quick": (args) => {
+        args.samples = 1_000;
+      },
+      "--samples": (args, next, flag) => {
+        args.samples = positiveInt(flag, next());
+      },
+      "--warmup": (args, next, flag) => {
+        args.warmup = positiveInt(flag, next());
+      },
+      "--only": (args, next, flag) => {
+        args.only = only(next(), flag);
+      },
+      "--server-cpu-prof": serverCpuProfFlag,
+    },
+  );
 }

@@ -5,7 +5,7 @@
  */
 import { fork, type ChildProcess } from "node:child_process";
 import { fileURLToPath } from "node:url";
-import type { ChildMessage, ParentMessage } from "./rtt-server.js";
+import type { ChildMessage, ParentMessage } from "./child-server.js";
 
 const SERVER_SCRIPT = fileURLToPath(new URL("./rtt-server.ts", import.meta.url));
 /** Repository root: the child runs there so `--import tsx` resolves from this package's node_modules. */
@@ -66,7 +66,7 @@ export function startServerChild(
 
 /**
  * Same as startServerChild, for another child script (absolute path) that speaks the same IPC protocol
- * (ChildMessage / ParentMessage of rtt-server.ts), e.g. bench/support/room-server.ts.
+ * (ChildMessage / ParentMessage of child-server.ts), e.g. bench/support/room-server.ts.
  */
 export function startScriptChild(
   script: string,

@@ -17,7 +17,7 @@ import type { AddressInfo } from "node:net";
 import { Room, Server, type Client } from "@colyseus/core";
 import { WebSocketTransport } from "@colyseus/ws-transport";
 import { FastnetTransport } from "../../src/index.js";
-import type { ChildMessage, ParentMessage } from "./rtt-server.js";
+import { runServerChild, takeIpc, type ParentMessage } from "./child-server.js";
 
 /** What the room and the transport saw, as counted in this child. */
 export interface MigrationServerStats {
@@ -36,22 +36,12 @@ export interface MigrationServerStats {
 export type MigrationParentMessage = ParentMessage | { type: "stats" };
 export type MigrationChildMessage = { type: "stats" } & MigrationServerStats;
 
-/** Hard cap on how long a child lives, whatever the parent does (the whole benchmark takes far less). */
-const MAX_LIFETIME_MS = 15 * 60_000;
 const HOST = "127.0.0.1";
 /** How long onDrop keeps a seat for the SDK's reconnection. */
 const RECONNECT_SECONDS = 30;
 
-/**
- * Our end of the IPC channel. process.send itself is hidden (as in room-server.ts): @colyseus/core loads
- * @pm2/io when its matchmaker starts, which takes any IPC channel for PM2's and sends "axm:*" messages on it.
- */
-const ipcSend: ((msg: ChildMessage | MigrationChildMessage) => void) | null = process.send ? process.send.bind(process) : null;
-process.send = undefined;
-
-function send(msg: ChildMessage | MigrationChildMessage): void {
-  ipcSend?.(msg);
-}
+/** Our end of the IPC channel; process.send is hidden from @colyseus/core's @pm2/io (see takeIpc). */
+const send = takeIpc<MigrationChildMessage>();
 
 const stats: MigrationServerStats = { joins: 0, drops: 0, reconnects: 0, leaves: 0, messages: 0, migrationEvents: 0, engine: null };
 
@@ -82,15 +72,7 @@ class MigrationRoom extends Room {
   }
 }
 
-async function main(): Promise<void> {
-  if (!ipcSend) throw new Error("migration-server.ts must be started by bench/migration.ts with an IPC channel");
-  const lifetime = setTimeout(() => {
-    process.stderr.write("migration-server child: lifetime limit reached, exiting\n");
-    process.exit(3);
-  }, MAX_LIFETIME_MS);
-  lifetime.unref();
-  process.on("disconnect", () => process.exit(0));
-
+runServerChild<MigrationParentMessage>("migration-server", "migration", send, async () => {
   const kind = process.argv[2];
   let transport: FastnetTransport | WebSocketTransport;
   if (kind === "fastnet") {
@@ -110,14 +92,16 @@ async function main(): Promise<void> {
   await server.listen(0, HOST);
 
   if (transport instanceof FastnetTransport) {
-    send({ type: "ready", port: transport.engine.port, udpPort: transport.engine.udpPort, aead: transport.engine.aeadBackend });
+    send?.({ type: "ready", port: transport.engine.port, udpPort: transport.engine.udpPort, aead: transport.engine.aeadBackend });
   } else {
     const port = (transport.server!.address() as AddressInfo).port;
-    send({ type: "ready", port, udpPort: 0 });
+    send?.({ type: "ready", port, udpPort: 0 });
   }
 
-  process.on("message", (msg: MigrationParentMessage) => {
-    if (msg?.type === "stats") {
+  return {
+    stop: () => server.gracefullyShutdown(false),
+    onMessage: (msg) => {
+      if (msg.type !== "stats") return;
       if (transport instanceof FastnetTransport) {
         const s = transport.stats;
         stats.engine = {
@@ -127,22 +111,7 @@ async function main(): Promise<void> {
           statelessResetsSent: s.statelessResetsSent,
         };
       }
-      send({ type: "stats", ...stats });
-      return;
-    }
-    if (msg?.type !== "stop") return;
-    const force = setTimeout(() => process.exit(0), 2000);
-    force.unref();
-    server.gracefullyShutdown(false).then(
-      () => process.exit(0),
-      () => process.exit(0),
-    );
-  });
-}
-
-main().catch((err: unknown) => {
-  const message = err instanceof Error ? err.message : String(err);
-  send({ type: "error", message });
-  process.stderr.write(`migration-server child failed: ${err instanceof Error ? err.stack : message}\n`);
-  setTimeout(() => process.exit(2), 100);
+      send?.({ type: "stats", ...stats });
+    },
+  };
 });

@@ -13,28 +13,16 @@ import type { AddressInfo } from "node:net";
 import { Room, Server, type Client } from "@colyseus/core";
 import { WebSocketTransport } from "@colyseus/ws-transport";
 import { FastnetTransport } from "../../src/index.js";
-import type { ChildMessage, ParentMessage } from "./rtt-server.js";
+import { runServerChild, takeIpc, type ParentMessage } from "./child-server.js";
 
 /** Messages of bench/room.ts beyond the shared protocol: CPU time used so far, asked between blocks. */
 export type RoomParentMessage = ParentMessage | { type: "cpu" };
 export type RoomChildMessage = { type: "cpu"; user: number; system: number };
 
-/** Hard cap on how long a child lives, whatever the parent does (the whole benchmark takes far less). */
-const MAX_LIFETIME_MS = 15 * 60_000;
 const HOST = "127.0.0.1";
 
-/**
- * Our end of the IPC channel. process.send itself is hidden (below, before the server starts): @colyseus/core
- * loads @pm2/io when its matchmaker starts, which takes any IPC channel for PM2's and sends "axm:*"
- * metrics and actions on it. Without process.send it stays quiet, as in a server not run by PM2.
- * Receiving ('message', 'disconnect') is not affected.
- */
-const ipcSend: ((msg: ChildMessage | RoomChildMessage) => void) | null = process.send ? process.send.bind(process) : null;
-process.send = undefined;
-
-function send(msg: ChildMessage | RoomChildMessage): void {
-  ipcSend?.(msg);
-}
+/** Our end of the IPC channel; process.send is hidden from @colyseus/core's @pm2/io (see takeIpc). */
+const send = takeIpc<RoomChildMessage>();
 
 /** The measured room: "ping" → "pong" with the same payload, straight from the handler (no state, no patches). */
 class BenchRoom extends Room {
@@ -45,16 +33,7 @@ class BenchRoom extends Room {
   }
 }
 
-async function main(): Promise<void> {
-  if (!ipcSend) throw new Error("room-server.ts must be started by bench/room.ts with an IPC channel");
-  const lifetime = setTimeout(() => {
-    process.stderr.write("room-server child: lifetime limit reached, exiting\n");
-    process.exit(3);
-  }, MAX_LIFETIME_MS);
-  lifetime.unref();
-  // The parent is gone (or closed the channel): nobody will ever stop us, so go now.
-  process.on("disconnect", () => process.exit(0));
-
+runServerChild<RoomParentMessage>("room-server", "room", send, async () => {
   const kind = process.argv[2];
   let transport: FastnetTransport | WebSocketTransport;
   if (kind === "fastnet") transport = new FastnetTransport();
@@ -66,32 +45,19 @@ async function main(): Promise<void> {
   await server.listen(0, HOST);
 
   if (transport instanceof FastnetTransport) {
-    send({ type: "ready", port: transport.engine.port, udpPort: transport.engine.udpPort, aead: transport.engine.aeadBackend });
+    send?.({ type: "ready", port: transport.engine.port, udpPort: transport.engine.udpPort, aead: transport.engine.aeadBackend });
   } else {
     const port = (transport.server!.address() as AddressInfo).port;
-    send({ type: "ready", port, udpPort: 0 });
+    send?.({ type: "ready", port, udpPort: 0 });
   }
 
-  process.on("message", (msg: RoomParentMessage) => {
-    if (msg?.type === "cpu") {
-      const { user, system } = process.cpuUsage();
-      send({ type: "cpu", user, system });
-      return;
-    }
-    if (msg?.type !== "stop") return;
-    const force = setTimeout(() => process.exit(0), 2000);
-    force.unref();
-    server.gracefullyShutdown(false).then(
-      () => process.exit(0),
-      () => process.exit(0),
-    );
-  });
-}
-
-main().catch((err: unknown) => {
-  const message = err instanceof Error ? err.message : String(err);
-  send({ type: "error", message });
-  process.stderr.write(`room-server child failed: ${err instanceof Error ? err.stack : message}\n`);
-  // Let the IPC message leave before exiting.
-  setTimeout(() => process.exit(2), 100);
+  return {
+    stop: () => server.gracefullyShutdown(false),
+    onMessage: (msg) => {
+      if (msg.type === "cpu") {
+        const { user, system } = process.cpuUsage();
+        send?.({ type: "cpu", user, system });
+      }
+    },
+  };
 });

@@ -13,22 +13,10 @@ import type { AddressInfo } from "node:net";
 import { WebSocketServer } from "ws";
 import { FastnetServer } from "../../src/index.js";
 import type { AeadBackendName } from "../../src/index.js";
+import { runServerChild, takeIpc } from "./child-server.js";
 
-/** Messages from this child to the benchmark. */
-export type ChildMessage =
-  | { type: "ready"; port: number; udpPort: number; fingerprint?: string; aead?: string }
-  | { type: "error"; message: string };
-
-/** Messages from the benchmark to this child. */
-export type ParentMessage = { type: "stop" };
-
-/** Hard cap on how long a child lives, whatever the parent does (the whole benchmark takes far less). */
-const MAX_LIFETIME_MS = 15 * 60_000;
 const HOST = "127.0.0.1";
-
-function send(msg: ChildMessage): void {
-  if (process.send) process.send(msg);
-}
+const send = takeIpc();
 
 type Stopper = () => Promise<void>;
 
@@ -44,7 +32,7 @@ async function startUdpRaw(): Promise<Stopper> {
   });
   socket.on("error", (err) => process.stderr.write(`udp-raw child: socket error: ${err.message}\n`));
   const port = socket.address().port;
-  send({ type: "ready", port, udpPort: port });
+  send?.({ type: "ready", port, udpPort: port });
   return () => new Promise<void>((resolve) => socket.close(() => resolve()));
 }
 
@@ -57,7 +45,7 @@ async function startFastnet(backend: AeadBackendName): Promise<Stopper> {
   await server.listen(0, HOST);
   const fp = server.fingerprint;
   if (!fp) throw new Error("server has no dev-certificate fingerprint");
-  send({ type: "ready", port: server.port, udpPort: server.udpPort, fingerprint: Buffer.from(fp).toString("hex"), aead: server.aeadBackend });
+  send?.({ type: "ready", port: server.port, udpPort: server.udpPort, fingerprint: Buffer.from(fp).toString("hex"), aead: server.aeadBackend });
   return () => server.close();
 }
 
@@ -74,7 +62,7 @@ async function startWs(): Promise<Stopper> {
     });
   });
   const port = (wss.address() as AddressInfo).port;
-  send({ type: "ready", port, udpPort: 0 });
+  send?.({ type: "ready", port, udpPort: 0 });
   return () =>
     new Promise<void>((resolve) => {
       for (const c of wss.clients) c.terminate();
@@ -82,47 +70,16 @@ async function startWs(): Promise<Stopper> {
     });
 }
 
-async function main(): Promise<void> {
-  if (!process.send) throw new Error("rtt-server.ts must be started by bench/rtt.ts with an IPC channel");
-  const lifetime = setTimeout(() => {
-    process.stderr.write("rtt-server child: lifetime limit reached, exiting\n");
-    process.exit(3);
-  }, MAX_LIFETIME_MS);
-  lifetime.unref();
-  // The parent is gone (or closed the channel): nobody will ever stop us, so go now.
-  process.on("disconnect", () => process.exit(0));
-
+runServerChild("rtt-server", "rtt", send, async () => {
   const [kind, backend] = process.argv.slice(2);
-  let stop: Stopper;
   switch (kind) {
     case "udp-raw":
-      stop = await startUdpRaw();
-      break;
+      return { stop: await startUdpRaw() };
     case "fastnet":
-      stop = await startFastnet((backend ?? "auto") as AeadBackendName);
-      break;
+      return { stop: await startFastnet((backend ?? "auto") as AeadBackendName) };
     case "ws":
-      stop = await startWs();
-      break;
+      return { stop: await startWs() };
     default:
       throw new Error(`unknown server kind ${String(kind)}`);
   }
-
-  process.on("message", (msg: ParentMessage) => {
-    if (msg?.type !== "stop") return;
-    const force = setTimeout(() => process.exit(0), 2000);
-    force.unref();
-    stop().then(
-      () => process.exit(0),
-      () => process.exit(0),
-    );
-  });
-}
-
-main().catch((err: unknown) => {
-  const message = err instanceof Error ? err.message : String(err);
-  send({ type: "error", message });
-  process.stderr.write(`rtt-server child failed: ${err instanceof Error ? err.stack : message}\n`);
-  // Let the IPC message leave before exiting.
-  setTimeout(() => process.exit(2), 100);
 });
