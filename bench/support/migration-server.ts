@@ -13,11 +13,11 @@
  * {type:"stats", ...MigrationServerStats}. The child also exits when the IPC channel goes away (parent
  * died) or after a lifetime limit.
  */
-import type { AddressInfo } from "node:net";
-import { Room, Server, type Client } from "@colyseus/core";
+import { Room, type Client } from "@colyseus/core";
 import { WebSocketTransport } from "@colyseus/ws-transport";
 import { FastnetTransport } from "../../src/index.js";
 import { runServerChild, takeIpc, type ParentMessage } from "./child-server.js";
+import { listenColyseus } from "./colyseus-child.js";
 
 /** What the room and the transport saw, as counted in this child. */
 export interface MigrationServerStats {
@@ -36,7 +36,6 @@ export interface MigrationServerStats {
 export type MigrationParentMessage = ParentMessage | { type: "stats" };
 export type MigrationChildMessage = { type: "stats" } & MigrationServerStats;
 
-const HOST = "127.0.0.1";
 /** How long onDrop keeps a seat for the SDK's reconnection. */
 const RECONNECT_SECONDS = 30;
 
@@ -87,16 +86,7 @@ runServerChild<MigrationParentMessage>("migration-server", "migration", send, as
     throw new Error(`unknown transport ${String(kind)}`);
   }
 
-  const server = new Server({ transport, greet: false });
-  server.define("migration", MigrationRoom);
-  await server.listen(0, HOST);
-
-  if (transport instanceof FastnetTransport) {
-    send?.({ type: "ready", port: transport.engine.port, udpPort: transport.engine.udpPort, aead: transport.engine.aeadBackend });
-  } else {
-    const port = (transport.server!.address() as AddressInfo).port;
-    send?.({ type: "ready", port, udpPort: 0 });
-  }
+  const server = await listenColyseus(transport, "migration", MigrationRoom, send);
 
   return {
     stop: () => server.gracefullyShutdown(false),

@@ -9,17 +9,15 @@
  * {type:"cpu", user, system} (process.cpuUsage(), µs) so the parent can charge CPU time to a block. The
  * child also exits when the IPC channel goes away (parent died) or after a lifetime limit.
  */
-import type { AddressInfo } from "node:net";
-import { Room, Server, type Client } from "@colyseus/core";
+import { Room, type Client } from "@colyseus/core";
 import { WebSocketTransport } from "@colyseus/ws-transport";
 import { FastnetTransport } from "../../src/index.js";
 import { runServerChild, takeIpc, type ParentMessage } from "./child-server.js";
+import { listenColyseus } from "./colyseus-child.js";
 
 /** Messages of bench/room.ts beyond the shared protocol: CPU time used so far, asked between blocks. */
 export type RoomParentMessage = ParentMessage | { type: "cpu" };
 export type RoomChildMessage = { type: "cpu"; user: number; system: number };
-
-const HOST = "127.0.0.1";
 
 /** Our end of the IPC channel; process.send is hidden from @colyseus/core's @pm2/io (see takeIpc). */
 const send = takeIpc<RoomChildMessage>();
@@ -40,16 +38,7 @@ runServerChild<RoomParentMessage>("room-server", "room", send, async () => {
   else if (kind === "ws-transport") transport = new WebSocketTransport();
   else throw new Error(`unknown transport ${String(kind)}`);
 
-  const server = new Server({ transport, greet: false });
-  server.define("bench", BenchRoom);
-  await server.listen(0, HOST);
-
-  if (transport instanceof FastnetTransport) {
-    send?.({ type: "ready", port: transport.engine.port, udpPort: transport.engine.udpPort, aead: transport.engine.aeadBackend });
-  } else {
-    const port = (transport.server!.address() as AddressInfo).port;
-    send?.({ type: "ready", port, udpPort: 0 });
-  }
+  const server = await listenColyseus(transport, "bench", BenchRoom, send);
 
   return {
     stop: () => server.gracefullyShutdown(false),
