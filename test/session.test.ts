@@ -3,19 +3,7 @@ import dgram from "node:dgram";
 import { once } from "node:events";
 import { FastnetServer, connect, generateDevCertificate, FastnetError, type FastnetSession, type FastnetClientSession } from "../src/index.js";
 import { DEFAULT_MIGRATION_OPTIONS } from "../src/protocol/migration.js";
-
-/** Waits for `emitter` to emit `event`, failing after `ms` instead of hanging the suite. */
-async function within<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
-  let t: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    t = setTimeout(() => reject(new Error(`timed out after ${ms} ms: ${what}`)), ms);
-  });
-  try {
-    return await Promise.race([p, timeout]);
-  } finally {
-    clearTimeout(t);
-  }
-}
+import { within } from "./support/wait.js";
 
 /** Deterministic message body: index in the first 4 bytes, then a pattern derived from it. */
 function body(i: number, size: number): Uint8Array {

@@ -8,27 +8,13 @@ import type { Room as SdkRoom } from "@colyseus/sdk";
 import { FastnetTransport, type FastnetTransportOptions } from "../../src/index.js";
 import { FastnetClient, type FastnetClientOptions } from "../../src/client.js";
 import type { FastnetClientTransport } from "../../src/client.js";
+import { pollUntil, within } from "./wait.js";
 
-/** Resolves or rejects with `p`, or rejects after `ms` naming `what` (the timer is always cleared). */
-export async function within<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms: ${what}`)), ms);
-  });
-  try {
-    return await Promise.race([p, timeout]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
+export { within };
 
-/** Polls `cond` every few ms until it holds; fails after `ms` with `what` (and `detail()` if given). */
-export async function waitFor(cond: () => boolean, ms: number, what: string, detail?: () => string): Promise<void> {
-  const deadline = performance.now() + ms;
-  while (!cond()) {
-    if (performance.now() > deadline) throw new Error(`timed out after ${ms} ms waiting for ${what}${detail ? `: ${detail()}` : ""}`);
-    await new Promise<void>((resolve) => setTimeout(resolve, 5));
-  }
+/** Polls `cond` every 5 ms until it holds; fails after `ms` with `what` (and `detail()` if given). */
+export function waitFor(cond: () => boolean, ms: number, what: string, detail?: () => string): Promise<void> {
+  return pollUntil(cond, ms, what, detail, 5);
 }
 
 /** The rejection of `p` (fails if it resolves), bounded by `ms`. */

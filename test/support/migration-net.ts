@@ -7,30 +7,16 @@
 import dgram from "node:dgram";
 import { once } from "node:events";
 import { FastnetServer, connect, type ConnectOptions, type FastnetClientSession, type FastnetServerOptions, type FastnetSession } from "../../src/index.js";
+import { pollUntil, within } from "./wait.js";
 
 /** 127.0.0.n: every address of 127.0.0.0/8 is local on Linux, so each is a distinct client address. */
 export const lo = (n: number): string => `127.0.0.${n}`;
 
-/** Resolves or rejects with `p`, or rejects after `ms` naming `what` (the timer is always cleared). */
-export async function within<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms: ${what}`)), ms);
-  });
-  try {
-    return await Promise.race([p, timeout]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
+export { within };
 
-/** Polls `cond` every few ms until it holds; fails after `ms` with `what` (and `detail()` if given). */
-export async function waitFor(cond: () => boolean, ms: number, what: string, detail?: () => string): Promise<void> {
-  const deadline = performance.now() + ms;
-  while (!cond()) {
-    if (performance.now() > deadline) throw new Error(`timed out after ${ms} ms waiting for ${what}${detail ? `: ${detail()}` : ""}`);
-    await new Promise<void>((resolve) => setTimeout(resolve, 3));
-  }
+/** Polls `cond` every 3 ms until it holds; fails after `ms` with `what` (and `detail()` if given). */
+export function waitFor(cond: () => boolean, ms: number, what: string, detail?: () => string): Promise<void> {
+  return pollUntil(cond, ms, what, detail, 3);
 }
 
 /** One macrotask turn plus the I/O already queued (datagrams on loopback are delivered by then). */
