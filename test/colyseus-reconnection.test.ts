@@ -7,7 +7,7 @@
 import assert from "node:assert/strict";
 import { Room, matchMaker, type Client } from "@colyseus/core";
 import { schema, t } from "@colyseus/schema";
-import type { FastnetServerClient } from "../src/index.js";
+import type { FastnetServerClient, FastnetTransportOptions } from "../src/index.js";
 import { transportOf } from "../src/client.js";
 import { ColyseusHarness, recordEvents, waitFor, within } from "./support/colyseus-harness.js";
 import { UdpRelay } from "./support/colyseus-udp-relay.js";
@@ -56,13 +56,18 @@ describe("Colyseus over fastnet: reconnection after the UDP path was cut", funct
   let h: ColyseusHarness;
   let relay: UdpRelay;
 
+  /** A fresh relay, and a harness behind it: `options` plus the relay's port advertised as publicPort. */
+  async function startBehindRelay(options: FastnetTransportOptions): Promise<void> {
+    relay = new UdpRelay();
+    const relayPort = await relay.listen();
+    h = await new ColyseusHarness().start({ reconnect: ReconnectRoom }, { ...options, publicPort: relayPort });
+    relay.setTarget(h.transport.engine.udpPort);
+  }
+
   beforeEach(async () => {
     roomLog.events.length = 0;
     roomLog.pings.length = 0;
-    relay = new UdpRelay();
-    const relayPort = await relay.listen();
-    h = await new ColyseusHarness().start({ reconnect: ReconnectRoom }, { ...FAST, publicPort: relayPort });
-    relay.setTarget(h.transport.engine.udpPort);
+    await startBehindRelay(FAST);
   });
 
   afterEach(async () => {
@@ -113,10 +118,7 @@ describe("Colyseus over fastnet: reconnection after the UDP path was cut", funct
     // Default idle timeout (10 s); the client keeps alive every 200 ms and rebinds after 3 silent intervals.
     await h.stop();
     await relay.close();
-    relay = new UdpRelay();
-    const relayPort = await relay.listen();
-    h = await new ColyseusHarness().start({ reconnect: ReconnectRoom }, { publicPort: relayPort });
-    relay.setTarget(h.transport.engine.udpPort);
+    await startBehindRelay({});
     const room = await h.join(h.client({ keepAliveMs: 200 }), "reconnect");
     const events = recordEvents(room);
     const pongs: number[] = [];
@@ -143,10 +145,7 @@ describe("Colyseus over fastnet: reconnection after the UDP path was cut", funct
     // Default timeouts here (10 s idle): the server must not learn of the loss by timing out.
     await h.stop();
     await relay.close();
-    relay = new UdpRelay();
-    const relayPort = await relay.listen();
-    h = await new ColyseusHarness().start({ reconnect: ReconnectRoom }, { publicPort: relayPort });
-    relay.setTarget(h.transport.engine.udpPort);
+    await startBehindRelay({});
     const room = await h.join(h.client(), "reconnect");
     room.reconnection.minUptime = 0;
     const events = recordEvents(room);
