@@ -47,6 +47,7 @@ import { applyPlacement, cpuModel, pinProcess, type AppliedPlacement } from "./s
 import { choiceList, cpuProfExecArgv, parseRoundTripArgs, type RoundTripArgs } from "./support/args.js";
 import { startScriptChild, type ServerChild } from "./support/children.js";
 import { measureInterleaved } from "./support/rounds.js";
+import { runRoundTrips, type RoundTripLink } from "./support/round-trip.js";
 import { runBench } from "./support/run-bench.js";
 import { openRoomClient, type RoomClient, type RoomTransportName } from "./support/room-clients.js";
 import type { RoomChildMessage, RoomParentMessage } from "./support/room-server.js";
@@ -78,6 +79,7 @@ interface Transport {
   name: RoomTransportName;
   server: ServerChild;
   client: RoomClient;
+  link: RoundTripLink<unknown>;
 }
 
 interface Case {
@@ -108,71 +110,21 @@ function seqOf(d: Uint8Array): number {
   return (d[0]! | (d[1]! << 8) | (d[2]! << 16) | (d[3]! << 24)) >>> 0;
 }
 
+/** The pong's check: a Uint8Array of the same length carrying the sequence number of the ping in flight. */
+function checkPong(p: unknown, s: number, len: number): string | null {
+  if (!(p instanceof Uint8Array) || p.length !== len || seqOf(p) !== s >>> 0) {
+    const what = p instanceof Uint8Array ? `${p.length} bytes, sequence ${seqOf(p)}` : typeof p;
+    return `wrong pong (${what}; expected ${len} bytes with sequence ${s >>> 0})`;
+  }
+  return null;
+}
+
 /**
  * Runs `count` round trips on a case, one in flight. Stores each in `c.samples` when `record`. Rejects if
  * the room fails, the pong is wrong, or a pong has not come back within SAMPLE_TIMEOUT_MS.
  */
 function runBlock(c: Case, count: number, record: boolean): Promise<void> {
-  const { client, server, name } = c.transport;
-  const buf = c.buf;
-  const len = buf.length;
-  const samples = c.samples;
-  return new Promise<void>((resolve, reject) => {
-    let done = 0;
-    let seen = -1;
-    let stalledTicks = 0;
-    let t0 = 0n;
-    let finished = false;
-    const finish = (err: Error | null): void => {
-      if (finished) return;
-      finished = true;
-      clearInterval(watchdog);
-      client.onPong = null;
-      client.onFail = null;
-      server.onUnexpectedExit = null;
-      if (err) reject(err);
-      else resolve();
-    };
-    // Per-sample timeout without a timer per sample: the in-flight round trip is the one that has not
-    // completed since the last tick, so no progress for SAMPLE_TIMEOUT_MS means that sample timed out.
-    const watchdog = setInterval(() => {
-      if (done !== seen) {
-        seen = done;
-        stalledTicks = 0;
-      } else if (++stalledTicks * WATCHDOG_MS >= SAMPLE_TIMEOUT_MS) {
-        finish(new Error(`${name} ${len} B: no pong within ${SAMPLE_TIMEOUT_MS} ms (${done}/${count} round trips of the block done)`));
-      }
-    }, WATCHDOG_MS);
-    const fire = (): void => {
-      const s = ++c.seq;
-      buf[0] = s & 0xff;
-      buf[1] = (s >>> 8) & 0xff;
-      buf[2] = (s >>> 16) & 0xff;
-      buf[3] = (s >>> 24) & 0xff;
-      t0 = process.hrtime.bigint();
-      try {
-        client.send(buf);
-      } catch (err) {
-        finish(new Error(`${name} ${len} B: send failed: ${(err as Error).message}`));
-      }
-    };
-    client.onFail = (err) => finish(err);
-    server.onUnexpectedExit = (why) => finish(new Error(`${name}: server child ${why}\n${server.output()}`));
-    if (client.failed) return finish(client.failed);
-    if (server.unexpectedExit) return finish(new Error(`${name}: server child ${server.unexpectedExit}`));
-    client.onPong = (p) => {
-      const t1 = process.hrtime.bigint();
-      if (!(p instanceof Uint8Array) || p.length !== len || seqOf(p) !== c.seq >>> 0) {
-        const what = p instanceof Uint8Array ? `${p.length} bytes, sequence ${seqOf(p)}` : typeof p;
-        finish(new Error(`${name} ${len} B: wrong pong (${what}; expected ${len} bytes with sequence ${c.seq >>> 0})`));
-        return;
-      }
-      if (record) samples[c.filled++] = Number(t1 - t0);
-      if (++done === count) finish(null);
-      else fire();
-    };
-    fire();
-  });
+  return runRoundTrips(c.transport.link, c, count, record);
 }
 
 /** CPU time the server child used so far (process.cpuUsage() there, µs), asked over IPC between blocks. */
@@ -223,7 +175,19 @@ async function openTransport(name: RoomTransportName, args: Args): Promise<Trans
   if (placement.serverCpu !== null) pinProcess(server.process.pid!, placement.serverCpu);
   const client = await openRoomClient(name, server.info.port, JOIN_TIMEOUT_MS);
   progress(`${name}: server on port ${server.info.port}${server.info.aead ? ` (AEAD ${server.info.aead})` : ""}, client: ${client.detail}`);
-  return { name, server, client };
+  const link: RoundTripLink<unknown> = {
+    name,
+    client,
+    server,
+    onReply: (fn) => {
+      client.onPong = fn;
+    },
+    check: checkPong,
+    stalled: `no pong within ${SAMPLE_TIMEOUT_MS} ms`,
+    watchdogMs: WATCHDOG_MS,
+    stallMs: SAMPLE_TIMEOUT_MS,
+  };
+  return { name, server, client, link };
 }
 
 async function main(): Promise<void> {

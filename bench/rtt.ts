@@ -43,6 +43,7 @@ import { applyPlacement, cpuModel, pinProcess, type AppliedPlacement } from "./s
 import { commaList, cpuProfExecArgv, parseRoundTripArgs, type RoundTripArgs } from "./support/args.js";
 import { startServerChild, type ServerChild } from "./support/children.js";
 import { measureInterleaved } from "./support/rounds.js";
+import { runRoundTrips, type RoundTripLink } from "./support/round-trip.js";
 import { runBench } from "./support/run-bench.js";
 import { openFastnet, openUdpRaw, openWs, type EchoClient } from "./support/rtt-clients.js";
 import { percentile, us } from "./support/stats.js";
@@ -69,6 +70,7 @@ interface Transport {
   name: string;
   server: ServerChild;
   client: EchoClient;
+  link: RoundTripLink<Uint8Array>;
 }
 
 interface Case {
@@ -93,69 +95,36 @@ const progress = (s: string): void => {
   process.stderr.write(`[rtt] ${s}\n`);
 };
 
+/** The echo's check: the same length, and the sequence number of the message in flight. */
+function checkEcho(d: Uint8Array, s: number, len: number): string | null {
+  if (d.length !== len || d[0] !== (s & 0xff) || d[1] !== ((s >>> 8) & 0xff) || d[2] !== ((s >>> 16) & 0xff) || d[3] !== ((s >>> 24) & 0xff)) {
+    return `wrong echo (${d.length} bytes, expected ${len} with sequence ${s})`;
+  }
+  return null;
+}
+
+function transport(name: string, server: ServerChild, client: EchoClient): Transport {
+  const link: RoundTripLink<Uint8Array> = {
+    name,
+    client,
+    server,
+    onReply: (fn) => {
+      client.onEcho = fn;
+    },
+    check: checkEcho,
+    stalled: `no echo for ${STALL_MS} ms`,
+    watchdogMs: 500,
+    stallMs: STALL_MS,
+  };
+  return { name, server, client, link };
+}
+
 /**
  * Runs `count` round trips on a case, one in flight. Stores each in `c.samples` when `record`.
  * Rejects if the transport fails, the echo is wrong, or no echo arrives for STALL_MS.
  */
 function runBlock(c: Case, count: number, record: boolean): Promise<void> {
-  const { client, server, name } = c.transport;
-  const buf = c.buf;
-  const len = buf.length;
-  const samples = c.samples;
-  return new Promise<void>((resolve, reject) => {
-    let done = 0;
-    let seen = -1;
-    let stalledTicks = 0;
-    let t0 = 0n;
-    let finished = false;
-    const finish = (err: Error | null): void => {
-      if (finished) return;
-      finished = true;
-      clearInterval(watchdog);
-      client.onEcho = null;
-      client.onFail = null;
-      server.onUnexpectedExit = null;
-      if (err) reject(err);
-      else resolve();
-    };
-    const watchdog = setInterval(() => {
-      if (done !== seen) {
-        seen = done;
-        stalledTicks = 0;
-      } else if (++stalledTicks * 500 >= STALL_MS) {
-        finish(new Error(`${name} ${len} B: no echo for ${STALL_MS} ms (${done}/${count} round trips of the block done)`));
-      }
-    }, 500);
-    const fire = (): void => {
-      const s = ++c.seq;
-      buf[0] = s & 0xff;
-      buf[1] = (s >>> 8) & 0xff;
-      buf[2] = (s >>> 16) & 0xff;
-      buf[3] = (s >>> 24) & 0xff;
-      t0 = process.hrtime.bigint();
-      try {
-        client.send(buf);
-      } catch (err) {
-        finish(new Error(`${name} ${len} B: send failed: ${(err as Error).message}`));
-      }
-    };
-    client.onFail = (err) => finish(err);
-    server.onUnexpectedExit = (why) => finish(new Error(`${name}: server child ${why}\n${server.output()}`));
-    if (client.failed) return finish(client.failed);
-    if (server.unexpectedExit) return finish(new Error(`${name}: server child ${server.unexpectedExit}`));
-    client.onEcho = (d) => {
-      const t1 = process.hrtime.bigint();
-      const s = c.seq;
-      if (d.length !== len || d[0] !== (s & 0xff) || d[1] !== ((s >>> 8) & 0xff) || d[2] !== ((s >>> 16) & 0xff) || d[3] !== ((s >>> 24) & 0xff)) {
-        finish(new Error(`${name} ${len} B: wrong echo (${d.length} bytes, expected ${len} with sequence ${s})`));
-        return;
-      }
-      if (record) samples[c.filled++] = Number(t1 - t0);
-      if (++done === count) finish(null);
-      else fire();
-    };
-    fire();
-  });
+  return runRoundTrips(c.transport.link, c, count, record);
 }
 
 /** Where the processes run, decided once in main(). */
@@ -171,17 +140,17 @@ async function openTransport(name: string, args: Args): Promise<Transport> {
   const prof = cpuProfExecArgv(args.serverCpuProf, `server-${name}.cpuprofile`);
   if (name === "udp-raw") {
     const server = await startChild(name, ["udp-raw"], prof);
-    return { name, server, client: await openUdpRaw(server.info.udpPort, CONNECT_TIMEOUT_MS) };
+    return transport(name, server, await openUdpRaw(server.info.udpPort, CONNECT_TIMEOUT_MS));
   }
   if (name === "ws") {
     const server = await startChild(name, ["ws"], prof);
-    return { name, server, client: await openWs(server.info.port, CONNECT_TIMEOUT_MS) };
+    return transport(name, server, await openWs(server.info.port, CONNECT_TIMEOUT_MS));
   }
   const backend = name.slice("fastnet-".length) as AeadBackendName;
   const server = await startChild(name, ["fastnet", backend], prof);
   if (server.info.aead !== backend) throw new Error(`${name}: server child runs backend ${String(server.info.aead)}, not ${backend}`);
   if (!server.info.fingerprint) throw new Error(`${name}: server child sent no fingerprint`);
-  return { name, server, client: await openFastnet(server.info.port, server.info.fingerprint, backend, CONNECT_TIMEOUT_MS) };
+  return transport(name, server, await openFastnet(server.info.port, server.info.fingerprint, backend, CONNECT_TIMEOUT_MS));
 }
 
 async function main(): Promise<void> {
