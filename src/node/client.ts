@@ -9,6 +9,7 @@ import {
   DEFAULT_ENDPOINT_OPTIONS,
   DEFAULT_SESSION_OPTIONS,
   resolveOptions,
+  transportParams,
   type EndpointOptions,
   type SessionOptions,
 } from "../protocol/options.js";
@@ -158,11 +159,7 @@ export async function connect(url: string, options: ConnectOptions = {}): Promis
     hello: {
       path: options.path ?? "/",
       headers: options.headers,
-      params: {
-        maxMessageSize: sessionOptions.maxMessageSize,
-        receiveBufferBytes: sessionOptions.receiveBufferBytes,
-        idleTimeoutMs: sessionOptions.idleTimeoutMs,
-      },
+      params: transportParams(sessionOptions),
     },
     ca: options.tls?.ca,
     rejectUnauthorized: options.tls?.rejectUnauthorized,

@@ -15,12 +15,8 @@ export const RESET_TOKEN_LENGTH = 16;
 
 const HEADER_BYTES = 4;
 
-/** Limits each side announces for the UDP session. */
-export interface TransportParams {
-  maxMessageSize: number;
-  receiveBufferBytes: number;
-  idleTimeoutMs: number;
-}
+import type { TransportParams } from "../protocol/options.js";
+export type { TransportParams };
 
 /** First message of the client: what it wants to join and its limits. */
 export interface ClientHello {

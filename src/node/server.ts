@@ -6,11 +6,12 @@ import { isIPv6 } from "node:net";
 import createDebug from "debug";
 import type { AeadBackend } from "../protocol/aead.js";
 import { cidCouldBeOurs, cidToHex, generateCid } from "../protocol/cid.js";
-import { Connection, Received, type TransportParams } from "../protocol/connection.js";
+import { Connection, Received } from "../protocol/connection.js";
 import {
   DEFAULT_ENDPOINT_OPTIONS,
   DEFAULT_SESSION_OPTIONS,
   resolveOptions,
+  transportParams,
   type EndpointOptions,
   type SessionOptions,
 } from "../protocol/options.js";
@@ -257,11 +258,7 @@ export class FastnetServer extends EventEmitter<{ session: [FastnetSession, Sess
     let cid: Uint8Array;
     do cid = generateCid(randomFillSync, this.options.serverId);
     while (this.table.get(cid) !== undefined);
-    const params: TransportParams = {
-      maxMessageSize: this.sessionOptions.maxMessageSize,
-      receiveBufferBytes: this.sessionOptions.receiveBufferBytes,
-      idleTimeoutMs: this.sessionOptions.idleTimeoutMs,
-    };
+    const params = transportParams(this.sessionOptions);
     let keyingMaterial: Uint8Array;
     try {
       keyingMaterial = p.accept({

@@ -20,7 +20,7 @@ import {
   type FrameVisitor,
 } from "./frames.js";
 import { PacketCipher, splitExportedSecrets } from "./key-schedule.js";
-import { DEFAULT_SESSION_OPTIONS, resolveOptions, type SessionOptions } from "./options.js";
+import { DEFAULT_SESSION_OPTIONS, resolveOptions, transportParams, type SessionOptions, type TransportParams } from "./options.js";
 import {
   CID_OFFSET,
   MAX_PAYLOAD_LENGTH,
@@ -48,12 +48,7 @@ export const CloseCode = {
   Abnormal: 1006,
 } as const;
 
-/** Limits a peer announces in the handshake. */
-export interface TransportParams {
-  maxMessageSize: number;
-  receiveBufferBytes: number;
-  idleTimeoutMs: number;
-}
+export type { TransportParams } from "./options.js";
 
 export type Role = "client" | "server";
 export type ConnectionState = "binding" | "open" | "closing" | "closed";
@@ -246,11 +241,7 @@ export class Connection {
     this.role = config.role;
     this.cid = config.cid.slice();
     this.options = resolveOptions(DEFAULT_SESSION_OPTIONS, config.options);
-    const peer = config.peerParams ?? {
-      maxMessageSize: this.options.maxMessageSize,
-      receiveBufferBytes: this.options.receiveBufferBytes,
-      idleTimeoutMs: this.options.idleTimeoutMs,
-    };
+    const peer = config.peerParams ?? transportParams(this.options);
     const secrets = splitExportedSecrets(config.keyingMaterial);
     const mine = this.role === "client" ? secrets.clientToServer : secrets.serverToClient;
     const theirs = this.role === "client" ? secrets.serverToClient : secrets.clientToServer;

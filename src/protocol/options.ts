@@ -47,6 +47,18 @@ export const DEFAULT_SESSION_OPTIONS: Readonly<SessionOptions> = Object.freeze({
   closePackets: 3,
 });
 
+/** Limits a peer announces in the handshake: the part of SessionOptions the other side must know. */
+export interface TransportParams {
+  maxMessageSize: number;
+  receiveBufferBytes: number;
+  idleTimeoutMs: number;
+}
+
+/** The TransportParams these options announce. */
+export function transportParams(o: SessionOptions): TransportParams {
+  return { maxMessageSize: o.maxMessageSize, receiveBufferBytes: o.receiveBufferBytes, idleTimeoutMs: o.idleTimeoutMs };
+}
+
 /** Options of the handshake and the endpoint, shared by server and client where they apply. */
 export interface EndpointOptions {
   /** Which AEAD backend to use; "auto" picks the fastest available (default "auto"). */
