@@ -127,6 +127,13 @@ const DRAIN_MIN_MS = 250;
 const DRAIN_MAX_MS = 2000;
 /** Below this many bytes of anti-amplification budget no useful packet fits. */
 const MIN_AMPLIFICATION_BUDGET = 64;
+/**
+ * What `heldBytes` charges for bookkeeping objects, beyond the bytes they carry: a sent-packet record
+ * (object, plus its stream ranges at 16 bytes a pair), a queued event, a queued datagram or path response.
+ * Rough V8 sizes, rounded up: the point is a bound a test can compare with, not a heap profile.
+ */
+const SENT_RECORD_CHARGE = 96;
+const OBJECT_CHARGE = 64;
 
 /**
  * One end of a session: the sans-IO state machine. Datagrams and the time go in through
@@ -223,6 +230,9 @@ export class Connection {
 
   private readonly events: ConnectionEvent[] = [];
   private eventHead = 0;
+  /** Payload bytes of queued message/datagram events and of queued datagrams (for `heldBytes`). */
+  private eventBytes = 0;
+  private datagramBytes = 0;
 
   private readonly counters = {
     packetsSent: 0,
@@ -364,6 +374,7 @@ export class Connection {
     const copy = this.alloc(message.length);
     copy.set(message);
     this.datagrams.push(copy);
+    this.datagramBytes += copy.length;
     return true;
   }
 
@@ -479,7 +490,9 @@ export class Connection {
 
   pollEvent(): ConnectionEvent | null {
     if (this.eventHead >= this.events.length) return null;
-    const ev = this.events[this.eventHead++]!;
+    const ev = this.events[this.eventHead]!;
+    this.events[this.eventHead++] = POLLED; // the caller owns it now: do not keep its data alive
+    if (ev.type === "message" || ev.type === "datagram") this.eventBytes -= ev.data.length;
     if (this.eventHead === this.events.length) {
       this.events.length = 0;
       this.eventHead = 0;
@@ -508,6 +521,7 @@ export class Connection {
       keyUpdates: this.keyUpdates,
       probeTimeouts: this.probeTimeouts,
       statelessResets: this.statelessResets,
+      heldBytes: this.heldBytes,
     };
   }
 
@@ -766,7 +780,25 @@ export class Connection {
   }
 
   private pushEvent(ev: ConnectionEvent): void {
+    if (ev.type === "message" || ev.type === "datagram") this.eventBytes += ev.data.length;
     this.events.push(ev);
+  }
+
+  /** See ConnectionStats.heldBytes. */
+  get heldBytes(): number {
+    let sentRanges = 0;
+    for (const p of this.sent) if (p.stream) sentRanges += p.stream.length;
+    return (
+      this.streamOut.heldBytes +
+      this.streamIn.heldBytes +
+      this.sent.length * SENT_RECORD_CHARGE +
+      sentRanges * 8 +
+      this.datagrams.length * OBJECT_CHARGE +
+      this.datagramBytes +
+      (this.events.length - this.eventHead) * OBJECT_CHARGE +
+      this.eventBytes +
+      (this.pathResponses.length + this.challenges.length) * OBJECT_CHARGE
+    );
   }
 
   // ---------------------------------------------------------------- timers
@@ -954,6 +986,7 @@ export class Connection {
           if (room - off < datagramFrameOverhead(d.length) + d.length) break;
           off = writeDatagramFrame(p, off, d);
           this.datagrams.shift();
+          this.datagramBytes -= d.length;
           this.counters.datagramsSent++;
           ackEliciting = true;
         }
@@ -1016,6 +1049,9 @@ export class Connection {
     return out;
   }
 }
+
+/** Placeholder for a polled slot of the event queue. */
+const POLLED: ConnectionEvent = { type: "open" };
 
 function equalBytes(a: Uint8Array, b: Uint8Array): boolean {
   if (a.length !== b.length) return false;

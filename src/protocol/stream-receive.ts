@@ -30,6 +30,11 @@ export class StreamReceiver {
     private readonly alloc: Allocator = defaultAllocator,
   ) {}
 
+  /** Bytes held: out-of-order pieces and the partly reassembled message. */
+  get heldBytes(): number {
+    return this.bufferedBytes + (this.body ? this.body.length : 0);
+  }
+
   /** Handles one STREAM frame. Returns an error for a violation; duplicates are ignored. */
   onData(offset: number, data: Uint8Array): StreamError | null {
     const end = offset + data.length;
