@@ -35,7 +35,7 @@ import { RangeSet } from "./range-set.js";
 import { ReplayWindow } from "./replay-window.js";
 import { RttEstimator } from "./rtt-estimator.js";
 import { emptyDropCounters, type ConnectionStats, type DropCounters } from "./stats.js";
-import { StreamReceiver } from "./stream-receive.js";
+import { StreamReceiver, type StreamError } from "./stream-receive.js";
 import { StreamSender } from "./stream-send.js";
 import { MAX_DATAGRAM_SIZE } from "./version.js";
 
@@ -287,7 +287,7 @@ export class Connection {
       onAck: (ack) => this.onAck(ack),
       onStream: (offset, data) => {
         const err = this.streamIn.onData(offset, data);
-        if (err) this.closeInternal(CloseCode.ProtocolError, `protocol violation: ${err}`, true);
+        if (err) this.violation(streamErrorText(err, this.streamIn.maxPieces));
       },
       onDatagram: (data) => {
         if (this._state !== "open") return;
@@ -759,6 +759,11 @@ export class Connection {
     this.pushEvent({ type: "close", code, reason, remote: true });
   }
 
+  /** An authenticated peer broke the protocol: close with 1002 "protocol violation: <what>". */
+  private violation(what: string): void {
+    this.closeInternal(CloseCode.ProtocolError, `protocol violation: ${what}`, true);
+  }
+
   /** `notify`: send CLOSE packets to the peer; otherwise the session just ends (timeouts). */
   private closeInternal(code: number, reason: string, notify: boolean): void {
     if (this._state === "closing" || this._state === "closed") return;
@@ -1047,6 +1052,17 @@ export class Connection {
     }
     if (++this.packetsUnderKey >= this.options.keyUpdateIntervalPackets) this.initiateKeyUpdate();
     return out;
+  }
+}
+
+function streamErrorText(err: StreamError, maxPieces: number): string {
+  switch (err) {
+    case "flow-control":
+      return "flow-control: stream data beyond the receive window";
+    case "message-too-large":
+      return "message-too-large: a message longer than maxMessageSize";
+    case "too-many-pieces":
+      return `too-many-pieces: more than ${maxPieces} separate out-of-order stream pieces`;
   }
 }
 
