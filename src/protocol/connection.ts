@@ -96,6 +96,13 @@ export interface ConnectionConfig {
   resetToken?: Uint8Array;
 }
 
+interface Challenge {
+  data: Uint8Array;
+  sendAt: number;
+  deadline: number;
+  initial: boolean;
+}
+
 interface SentPacket {
   pn: number;
   timeSent: number;
@@ -199,8 +206,13 @@ export class Connection {
   private peerWindow: number;
   private readonly peerMaxMessage: number;
   private pathResponses: Uint8Array[] = [];
-  /** Outstanding PATH_CHALLENGEs we sent (a few at most), with when to resend and when to give up. */
-  private challenges: { data: Uint8Array; sendAt: number; deadline: number }[] = [];
+  /**
+   * Outstanding PATH_CHALLENGEs we sent (a few at most), with when to resend and when to give up.
+   * `initial`: the server's challenge of the client's first address; it has no events and no deadline.
+   */
+  private challenges: Challenge[] = [];
+  /** The challenge whose response proves the address we send to now; null when proven (or none). */
+  private currentChallenge: Uint8Array | null = null;
   /** Pad the next ack-eliciting packet to the full size (a path probe: it grants the peer's budget). */
   private padNext = false;
   private readonly resetToken: Uint8Array | null;
@@ -214,11 +226,13 @@ export class Connection {
   private bindSent = false;
 
   // Anti-amplification: until the peer proves it receives at its address, send at most 3x what came in.
+  // Only a PATH_RESPONSE to our challenge proves it (RFC 9000 §8): a key holder knows our packet
+  // numbers and could acknowledge packets sent to an address it spoofs.
   private addressValidated: boolean;
   private bytesReceivedUnvalidated = 0;
   private bytesSentUnvalidated = 0;
-  /** Only acknowledgements of packets numbered from here on prove the current address. */
-  private validationFloorPn = 0;
+  /** Whether the address `revertPath` goes back to (the last one validated, else the first) was proven. */
+  private fallbackValidated: boolean;
 
   // Closing.
   private closeCode = 0;
@@ -269,6 +283,7 @@ export class Connection {
     this.peerMaxMessage = Math.min(peer.maxMessageSize, this.options.maxMessageSize);
     // The client dialled the server's address itself; the server must wait for proof (RFC 9000 §8.1).
     this.addressValidated = this.role === "client";
+    this.fallbackValidated = this.addressValidated;
     this.alloc = config.alloc ?? defaultAllocator;
     this.streamOut = new StreamSender(this.alloc);
     this.streamIn = new StreamReceiver(
@@ -401,23 +416,40 @@ export class Connection {
     this.addressValidated = false;
     this.bytesReceivedUnvalidated = triggerBytes;
     this.bytesSentUnvalidated = 0;
-    this.validationFloorPn = this.nextPn;
     if (newNetwork) {
       this.cc.reset();
       this.rtt.resetTo(this.rtt.smoothed);
     }
-    const data = new Uint8Array(PATH_DATA_LENGTH);
-    this.random(data);
+    // A first-path challenge is moot once the peer has left that path.
+    this.challenges = this.challenges.filter((c) => !c.initial);
     if (this.challenges.length >= MAX_CHALLENGES) this.challenges.shift();
     const deadline = now + Math.max(3 * this.ptoBase(), PATH_VALIDATION_MIN_MS);
-    this.challenges.push({ data, sendAt: now, deadline });
+    return this.challenge(now, deadline, false);
+  }
+
+  /** Queues a fresh PATH_CHALLENGE for the current address; its response is the only proof of it. */
+  private challenge(now: number, deadline: number, initial: boolean): Uint8Array {
+    const data = new Uint8Array(PATH_DATA_LENGTH);
+    this.random(data);
+    this.challenges.push({ data, sendAt: now, deadline, initial });
+    this.currentChallenge = data;
     return data;
   }
 
-  /** The driver went back to a previously validated address: sending is unrestricted again. */
-  revertPath(): void {
-    this.addressValidated = true;
+  /**
+   * The driver went back to the address it last validated (or, if none was ever proven, the first
+   * one): sending there is unrestricted again only if that address was proven by a PATH_RESPONSE.
+   * Otherwise it is challenged afresh, with `triggerBytes` (the datagram from it) as the budget.
+   */
+  revertPath(triggerBytes = 0): void {
     this.challenges.length = 0;
+    this.currentChallenge = null;
+    this.addressValidated = this.fallbackValidated;
+    if (!this.addressValidated) {
+      this.bytesReceivedUnvalidated = triggerBytes;
+      this.bytesSentUnvalidated = 0;
+      this.challenge(this.now, Infinity, true);
+    }
   }
 
   /** Client: makes the next packet a full-size PING probe (after a rebind, so the server may answer at once). */
@@ -444,9 +476,16 @@ export class Connection {
   private onPathResponse(data: Uint8Array): void {
     const i = this.challenges.findIndex((c) => equalBytes(c.data, data));
     if (i < 0) return; // unsolicited or late: ignored
-    const [c] = this.challenges.splice(i, 1);
-    this.addressValidated = true;
-    this.pushEvent({ type: "pathValidated", data: c!.data });
+    const c = this.challenges[i]!;
+    this.challenges.splice(i, 1);
+    // Only the challenge sent to where we send now proves that address; an answer to an older one
+    // (another candidate address) proves nothing about it.
+    if (c.data === this.currentChallenge) {
+      this.currentChallenge = null;
+      this.addressValidated = true;
+      this.fallbackValidated = true;
+    }
+    if (!c.initial) this.pushEvent({ type: "pathValidated", data: c.data });
   }
 
   /** Closes at once, without waiting for unacknowledged data: the peer still gets `code` and `reason`. */
@@ -602,6 +641,8 @@ export class Connection {
     if (this._state === "binding") {
       this._state = "open";
       this.pushEvent({ type: "open" });
+      // The client's address is proven only by an answer to this (sent with our first reply).
+      if (this.role === "server") this.challenge(now, Infinity, true);
     }
     const ackEliciting = this.frameFlags.ackEliciting;
     walkFrames(payload, this.visitor, this.ackFrame, this.frameFlags);
@@ -658,7 +699,6 @@ export class Connection {
     const now = this.now;
     const ackDelay = ack.delayUs / 1000;
     let largestNewlyAcked: SentPacket | null = null;
-    let largestNewly = -1;
     let anyAckEliciting = false;
     let r = ack.count - 1; // ranges come highest first; walk them lowest first
     const sent = this.sent;
@@ -669,7 +709,6 @@ export class Connection {
       if (r >= 0 && ack.smallest[r]! <= p.pn) {
         // newly acknowledged
         anyAckEliciting = true;
-        if (p.pn > largestNewly) largestNewly = p.pn;
         if (p.pn === ack.largest) largestNewlyAcked = p;
         this.cc.onAcked(p.size, p.timeSent, p.appLimited);
         if (p.stream) for (let i = 0; i < p.stream.length; i += 2) this.streamOut.onAcked(p.stream[i]!, p.stream[i + 1]!);
@@ -684,12 +723,8 @@ export class Connection {
     if (largestNewlyAcked && anyAckEliciting) {
       this.rtt.update(now - largestNewlyAcked.timeSent, ackDelay, this.options.maxAckDelayMs);
     }
-    if (anyAckEliciting) {
-      // The peer received what we sent to its address: the path is proven (RFC 9000 §8.1). Only a
-      // packet sent since the last move counts: an old ACK says nothing about the new address.
-      if (largestNewly >= this.validationFloorPn) this.addressValidated = true;
-      this.ptoCount = 0;
-    }
+    // An ACK never validates an address (see addressValidated).
+    if (anyAckEliciting) this.ptoCount = 0;
     this.detectLoss(now);
     if (this.drain) {
       // Acknowledgements are progress: the wait restarts, so a live peer gets all the data.
@@ -862,6 +897,7 @@ export class Connection {
       if (this._state !== "open") return;
     }
     if (this.challenges.length > 0) {
+      // An initial challenge (deadline Infinity) never fails: it is resent until answered.
       const failed = this.challenges.filter((c) => now >= c.deadline);
       if (failed.length > 0) {
         this.challenges = this.challenges.filter((c) => now < c.deadline);
@@ -981,7 +1017,9 @@ export class Connection {
           ackEliciting = true;
         }
         for (const c of this.challenges) {
-          if (c.sendAt > now || room - off < 1 + PATH_DATA_LENGTH) continue;
+          // The current path's challenge rides every packet until answered: any one answer proves it.
+          const due = c.sendAt <= now || (c.data === this.currentChallenge && !this.addressValidated);
+          if (!due || room - off < 1 + PATH_DATA_LENGTH) continue;
           off = writePathFrame(p, off, FrameType.PathChallenge, c.data);
           c.sendAt = now + this.ptoBase(); // resent each PTO until answered or given up
           ackEliciting = true;
