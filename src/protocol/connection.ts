@@ -127,6 +127,17 @@ export const STATELESS_RESET_TOKEN_LENGTH = 16;
 const MIN_CLIENT_PACKET_LENGTH = 40;
 /** Challenges outstanding at once (one per candidate path). */
 const MAX_CHALLENGES = 3;
+/** Path responses waiting to be sent (one per received packet that held challenges). */
+const MAX_PATH_RESPONSES = 4;
+/**
+ * Sent-packet records (ack-eliciting packets not yet acknowledged or lost) at most. Data and datagrams
+ * stop at MAX_SENT_PACKETS - SENT_CONTROL_SLACK, as if the congestion window were full: 960 full packets
+ * are about the 1 MiB default receive window, and 960 small game packets are many seconds of traffic.
+ * Only packets that bypass congestion control (PING, PATH_RESPONSE, probes) use the slack; a peer
+ * that leaves them all unacknowledged breaks the protocol (RFC 9000 §13.2.1) and is closed.
+ */
+const MAX_SENT_PACKETS = 1024;
+const SENT_CONTROL_SLACK = 64;
 /** Path validation gives up after max(3 PTO, this) (RFC 9000 §8.2.4). */
 const PATH_VALIDATION_MIN_MS = 200;
 /** Bounds of the wait for acknowledgements before a close goes out (see `close`). */
@@ -206,6 +217,10 @@ export class Connection {
   private peerWindow: number;
   private readonly peerMaxMessage: number;
   private pathResponses: Uint8Array[] = [];
+  /** The last PATH_CHALLENGE of the packet being processed (answered once, after its frames). */
+  private readonly challengeIn = new Uint8Array(PATH_DATA_LENGTH);
+  private challengeInSeen = false;
+  private ackAppliedThisPacket = false;
   /**
    * Outstanding PATH_CHALLENGEs we sent (a few at most), with when to resend and when to give up.
    * `initial`: the server's challenge of the client's first address; it has no events and no deadline.
@@ -258,6 +273,7 @@ export class Connection {
     datagramsSent: 0,
     datagramsReceived: 0,
     datagramsDropped: { tooLarge: 0, congestion: 0, queueFull: 0 },
+    ackFramesIgnored: 0,
   };
   readonly dropped: DropCounters = emptyDropCounters();
 
@@ -297,10 +313,22 @@ export class Connection {
     );
     this.random = config.random;
     this.resetToken = config.resetToken && config.resetToken.length === STATELESS_RESET_TOKEN_LENGTH ? config.resetToken.slice() : null;
+    // Once a frame made us close (a violation), the rest of its packet is ignored.
     this.visitor = {
       onPing: () => {},
-      onAck: (ack) => this.onAck(ack),
+      onAck: (ack) => {
+        if (this.closingOrClosed) return;
+        // Only the first ACK frame of a packet counts: each walks the sent records, and a packet
+        // could hold a hundred of them (RFC 9000 allows several; nothing needs more than one).
+        if (this.ackAppliedThisPacket) {
+          this.counters.ackFramesIgnored++;
+          return;
+        }
+        this.ackAppliedThisPacket = true;
+        this.onAck(ack);
+      },
       onStream: (offset, data) => {
+        if (this.closingOrClosed) return;
         const err = this.streamIn.onData(offset, data);
         if (err) this.violation(streamErrorText(err, this.streamIn.maxPieces));
       },
@@ -311,15 +339,25 @@ export class Connection {
         copy.set(data);
         this.pushEvent({ type: "datagram", data: copy });
       },
-      onClose: (code, reason) => this.onPeerClose(code, reason),
-      onPathChallenge: (data) => {
-        if (this.pathResponses.length < 4) this.pathResponses.push(data.slice());
+      onClose: (code, reason) => {
+        if (this._state !== "closing") this.onPeerClose(code, reason);
       },
-      onPathResponse: (data) => this.onPathResponse(data),
+      onPathChallenge: (data) => {
+        // Remember the last one only: one PATH_RESPONSE per packet, however many challenges it holds.
+        this.challengeIn.set(data);
+        this.challengeInSeen = true;
+      },
+      onPathResponse: (data) => {
+        if (!this.closingOrClosed) this.onPathResponse(data);
+      },
     };
   }
 
   private readonly random: (out: Uint8Array) => void;
+
+  private get closingOrClosed(): boolean {
+    return this._state === "closing" || this._state === "closed";
+  }
 
   get state(): ConnectionState {
     return this._state;
@@ -561,6 +599,7 @@ export class Connection {
       probeTimeouts: this.probeTimeouts,
       statelessResets: this.statelessResets,
       heldBytes: this.heldBytes,
+      ackFramesIgnored: c.ackFramesIgnored,
     };
   }
 
@@ -645,7 +684,12 @@ export class Connection {
       if (this.role === "server") this.challenge(now, Infinity, true);
     }
     const ackEliciting = this.frameFlags.ackEliciting;
+    this.ackAppliedThisPacket = false;
+    this.challengeInSeen = false;
     walkFrames(payload, this.visitor, this.ackFrame, this.frameFlags);
+    if (this.challengeInSeen && !this.closingOrClosed && this.pathResponses.length < MAX_PATH_RESPONSES) {
+      this.pathResponses.push(this.challengeIn.slice());
+    }
     if (ackEliciting && this._state === "open") {
       this.ackPending = true;
       this.ackElicitingUnacked++;
@@ -956,8 +1000,12 @@ export class Connection {
       this.challengeDue(now) ||
       this.streamOut.hasData(this.peerWindow);
     if (!wantsElicit) return ackDue ? this.buildPacket(now, "ack") : null;
+    if (this.sent.length >= MAX_SENT_PACKETS) {
+      this.violation(`${this.sent.length} ack-eliciting packets left unacknowledged`);
+      return this.pollTransmit(now); // the first CLOSE packet
+    }
     if (!probe) {
-      const cwndBlocked = this.cc.bytesInFlight >= this.cc.cwnd;
+      const cwndBlocked = this.cc.bytesInFlight >= this.cc.cwnd || this.sent.length >= MAX_SENT_PACKETS - SENT_CONTROL_SLACK;
       let paced = false;
       if (!cwndBlocked) {
         const wait = this.pacer.delayUntil(now, MAX_DATAGRAM_SIZE, this.cc.cwnd, this.rtt.smoothed);
@@ -967,10 +1015,11 @@ export class Connection {
         }
       }
       if (cwndBlocked || paced) {
-        // Path responses and pings are tiny and must not wait behind bulk data.
+        // Path responses and pings are tiny and must not wait behind bulk data; they go alone.
         if (this.pathResponses.length === 0 && !this.pingNeeded && !this.challengeDue(now)) {
           return ackDue ? this.buildPacket(now, "ack") : null;
         }
+        return this.buildPacket(now, "control");
       }
     }
     if (probe) this.probesPending--;
@@ -979,7 +1028,8 @@ export class Connection {
 
   private readonly scratch = new Uint8Array(MAX_DATAGRAM_SIZE);
 
-  private buildPacket(now: number, kind: "data" | "ack" | "probe" | "bind" | "close"): Uint8Array | null {
+  /** `control`: ACK, path frames and PING only (what may bypass congestion control). */
+  private buildPacket(now: number, kind: "data" | "control" | "ack" | "probe" | "bind" | "close"): Uint8Array | null {
     let maxSize = MAX_DATAGRAM_SIZE;
     if (!this.addressValidated) {
       const budget = 3 * this.bytesReceivedUnvalidated - this.bytesSentUnvalidated;
@@ -1024,7 +1074,7 @@ export class Connection {
           c.sendAt = now + this.ptoBase(); // resent each PTO until answered or given up
           ackEliciting = true;
         }
-        while (this.datagrams.length > 0) {
+        while (kind !== "control" && this.datagrams.length > 0) {
           const d = this.datagrams[0]!;
           if (room - off < datagramFrameOverhead(d.length) + d.length) break;
           off = writeDatagramFrame(p, off, d);
@@ -1033,7 +1083,7 @@ export class Connection {
           this.counters.datagramsSent++;
           ackEliciting = true;
         }
-        for (;;) {
+        for (; kind !== "control"; ) {
           const space = room - off - streamFrameOverhead(this.streamOut.endOffset, room);
           if (space <= 0) break;
           this.streamOut.nextSegment(space, this.peerWindow, this.segment);
