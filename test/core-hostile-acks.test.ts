@@ -74,4 +74,24 @@ describe("core hostile: challenges, acknowledgements and the sent-packet records
     assert.equal(h.server.getStats().ackFramesIgnored, 150);
     assert.equal(h.server.state, "open");
   });
+
+  it("an ACK of the next packet number (never sent) closes with 1002; the last one sent is fine", function () {
+    const h = new HostileClient(33);
+    h.bind();
+    h.server.send(new Uint8Array(100));
+    h.poll();
+    const next = h.server.nextPacketNumber;
+    h.send(frames(ackFrame(next - 1, 0), PING));
+    assert.equal(h.server.state, "open");
+    h.poll();
+    const inFlight = h.server.getStats().bytesInFlight;
+    h.send(frames(ackFrame(h.server.nextPacketNumber, 0)));
+    assert.equal(h.server.getStats().bytesInFlight, inFlight, "nothing of it was applied");
+    const out = h.poll();
+    const close = h.closeEvent();
+    assert.ok(close);
+    assert.equal(close.code, 1002);
+    assert.match(close.reason, /^protocol violation: ACK of packet \d+, never sent/);
+    assert.ok(out.length >= 1, "the CLOSE goes out");
+  });
 });

@@ -740,6 +740,11 @@ export class Connection {
   }
 
   private onAck(ack: AckFrame): void {
+    // Acknowledging a packet that was never sent is a violation (RFC 9000 §13.1), not something to guess about.
+    if (ack.largest >= this.nextPn) {
+      this.violation(`ACK of packet ${ack.largest}, never sent (the next is ${this.nextPn})`);
+      return;
+    }
     const now = this.now;
     const ackDelay = ack.delayUs / 1000;
     let largestNewlyAcked: SentPacket | null = null;
@@ -763,7 +768,7 @@ export class Connection {
       }
     }
     sent.length = w;
-    if (ack.largest > this.largestAckedPn && ack.largest < this.nextPn) this.largestAckedPn = ack.largest;
+    if (ack.largest > this.largestAckedPn) this.largestAckedPn = ack.largest;
     if (largestNewlyAcked && anyAckEliciting) {
       this.rtt.update(now - largestNewlyAcked.timeSent, ackDelay, this.options.maxAckDelayMs);
     }
