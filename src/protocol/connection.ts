@@ -235,6 +235,8 @@ export class Connection {
   private pingNeeded = false;
 
   // Timers.
+  /** When the oldest unacknowledged stream byte last moved (or data became outstanding): the stall clock. */
+  private progressAt: number;
   private lastReceived: number;
   private readonly idleTimeoutMs: number;
   private readonly bindDeadline: number;
@@ -290,6 +292,7 @@ export class Connection {
     this.recvNext = this.recvCipher.next();
     this.now = config.now;
     this.lastReceived = config.now;
+    this.progressAt = config.now;
     this.idleTimeoutMs = Math.min(this.options.idleTimeoutMs, peer.idleTimeoutMs > 0 ? peer.idleTimeoutMs : Infinity);
     this.bindDeadline = config.now + this.options.bindTimeoutMs;
     this.rtt = new RttEstimator(config.initialRttMs && config.initialRttMs > 0 ? config.initialRttMs : this.options.initialRttMs);
@@ -392,6 +395,7 @@ export class Connection {
         `send queue full: ${this.streamOut.queuedBytes} bytes unacknowledged + ${message.length} exceeds sendQueueBytes ${this.options.sendQueueBytes}`,
       );
     }
+    if (!this.streamOut.hasUnacked()) this.progressAt = this.now; // the stall clock starts now
     this.streamOut.push(message);
     this.counters.messagesSent++;
   }
@@ -680,6 +684,7 @@ export class Connection {
     if (this._state === "binding") {
       this._state = "open";
       this.pushEvent({ type: "open" });
+      this.progressAt = now; // data queued while binding waited for the path, not for the peer
       // The client's address is proven only by an answer to this (sent with our first reply).
       if (this.role === "server") this.challenge(now, Infinity, true);
     }
@@ -746,6 +751,7 @@ export class Connection {
       return;
     }
     const now = this.now;
+    const floor = this.streamOut.ackedOffset;
     const ackDelay = ack.delayUs / 1000;
     let largestNewlyAcked: SentPacket | null = null;
     let anyAckEliciting = false;
@@ -774,6 +780,7 @@ export class Connection {
     }
     // An ACK never validates an address (see addressValidated).
     if (anyAckEliciting) this.ptoCount = 0;
+    if (this.streamOut.ackedOffset > floor) this.progressAt = now;
     this.detectLoss(now);
     if (this.drain) {
       // Acknowledgements are progress: the wait restarts, so a live peer gets all the data.
@@ -902,7 +909,7 @@ export class Connection {
       t = Math.min(t, this.lossDetectionDeadline());
       return t;
     }
-    t = Math.min(t, this.lossDetectionDeadline());
+    t = Math.min(t, this.lossDetectionDeadline(), this.stallAt());
     // A deadline whose packet cannot leave (anti-amplification) or is already due would spin the
     // driver: report it only when acting on it can send something (RFC 9002 §6.2.2.1).
     if (!this.amplificationBlocked()) {
@@ -914,6 +921,17 @@ export class Connection {
     if (this.drain) t = Math.min(t, this.drain.deadline);
     for (const c of this.challenges) t = Math.min(t, c.deadline, this.amplificationBlocked() ? Infinity : c.sendAt);
     return t;
+  }
+
+  /**
+   * When the stall timeout fires: reliable data is unacknowledged, the oldest byte has not moved for
+   * stallTimeoutMs, and the peer was heard from within the last half of that (it keeps sending but
+   * does not acknowledge). A peer that went silent is left to the idle timeout.
+   */
+  private stallAt(): number {
+    if (this._state !== "open" || !this.streamOut.hasUnacked()) return Infinity;
+    const at = this.progressAt + this.options.stallTimeoutMs;
+    return at <= this.lastReceived + this.options.stallTimeoutMs / 2 ? at : Infinity;
   }
 
   private amplificationBlocked(): boolean {
@@ -935,6 +953,12 @@ export class Connection {
     }
     if (now >= this.lastReceived + this.idleTimeoutMs) {
       this.closeInternal(CloseCode.Abnormal, "idle timeout", false);
+      return;
+    }
+    if (now >= this.stallAt()) {
+      // Not sent: the peer does not acknowledge, so it would not act on a CLOSE either; if it is
+      // honest and only cut off, its own timers end the session (and a server's CID then draws resets).
+      this.closeInternal(CloseCode.Abnormal, `stalled: no acknowledgement of reliable data for ${now - this.progressAt} ms`, false);
       return;
     }
     if (this.recvPrev && now >= this.recvPrevUntil) {
