@@ -7,6 +7,7 @@ import {
   AckFrame,
   FrameType,
   MAX_ACK_RANGES,
+  MAX_CLOSE_REASON_BYTES,
   PATH_DATA_LENGTH,
   datagramFrameOverhead,
   encodeCloseReason,
@@ -435,8 +436,13 @@ export class Connection {
     return true;
   }
 
-  /** Starts closing: the peer gets `code` and `reason` in a few redundant CLOSE packets. */
+  /**
+   * Starts closing: the peer gets `code` and `reason` in a few redundant CLOSE packets. Throws
+   * FastnetError INVALID_CLOSE_CODE, changing nothing, unless `code` is an integer in 0..65535. The
+   * reason is sent cut to MAX_CLOSE_REASON_BYTES of UTF-8 (on a character boundary).
+   */
   close(code: number = CloseCode.Normal, reason = ""): void {
+    checkCloseCode(code);
     if (this._state === "open" && this.streamOut.hasUnacked()) {
       // Deliver what was sent before the close (as a WebSocket close does): CLOSE follows once
       // every reliable byte is acknowledged, or after a bounded wait if the peer is gone.
@@ -532,6 +538,7 @@ export class Connection {
 
   /** Closes at once, without waiting for unacknowledged data: the peer still gets `code` and `reason`. */
   abort(code: number = CloseCode.Abnormal, reason = ""): void {
+    checkCloseCode(code);
     this.drain = null;
     this.closeInternal(code, reason, true);
   }
@@ -844,6 +851,11 @@ export class Connection {
 
   private onPeerClose(code: number, reason: string): void {
     if (this._state === "closed") return;
+    if (code > MAX_CLOSE_CODE) {
+      // A varint allows 2^62: report what the peer did rather than hand an impossible code onward.
+      reason = `protocol violation: the peer's close code ${code} is out of range`;
+      code = CloseCode.ProtocolError;
+    }
     this._state = "closed";
     this.closeCode = code;
     this.closeReasonText = reason;
@@ -860,7 +872,10 @@ export class Connection {
     if (this._state === "closing" || this._state === "closed") return;
     this.closeCode = code;
     this.closeReasonText = reason;
-    this.closeReason = encodeCloseReason(reason);
+    // Cut long reasons before encoding: each UTF-16 unit is at least one UTF-8 byte, so nothing that
+    // would be sent is lost, and a huge string is not encoded whole.
+    const text = typeof reason === "string" ? reason : String(reason);
+    this.closeReason = encodeCloseReason(text.length > MAX_CLOSE_REASON_BYTES ? text.slice(0, MAX_CLOSE_REASON_BYTES) : text);
     const canSend = notify && (this._state === "open" || (this.role === "client" && this.bindSent));
     if (canSend) {
       this._state = "closing";
@@ -1169,6 +1184,15 @@ export class Connection {
     }
     if (++this.packetsUnderKey >= this.options.keyUpdateIntervalPackets) this.initiateKeyUpdate();
     return out;
+  }
+}
+
+/** Close codes are 16-bit, as in WebSocket (and Colyseus) close frames. */
+const MAX_CLOSE_CODE = 0xffff;
+
+function checkCloseCode(code: number): void {
+  if (!Number.isInteger(code) || code < 0 || code > MAX_CLOSE_CODE) {
+    throw new FastnetError("INVALID_CLOSE_CODE", `close code must be an integer in 0..${MAX_CLOSE_CODE}, got ${String(code)}`);
   }
 }
 
