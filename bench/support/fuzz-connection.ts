@@ -140,6 +140,12 @@ class ReceiveEpisode implements FuzzEpisode {
   private left: number;
   private lastState: string;
   private readonly evCheck: (ev: ConnectionEvent) => void;
+  /**
+   * A generous bound on the target's heldBytes (docs/security.md has the exact one, tested by the
+   * hostile-client tests): send queue plus one message, twice the receive window plus the minimum
+   * charge of every piece, a partial message, every sent record, queued datagrams, and slack.
+   */
+  private readonly heldBound: number;
 
   constructor(
     private readonly rng: Rng,
@@ -199,6 +205,8 @@ class ReceiveEpisode implements FuzzEpisode {
     };
     this.observer = new TargetObserver(new KeyChain(new PacketCipher(aead(), targetSecret)), this.view);
     this.lastState = this.target.state;
+    const o = this.target.options;
+    this.heldBound = o.sendQueueBytes + 2 * o.maxMessageSize + 2 * o.receiveBufferBytes + 64 * Math.max(1024, o.receiveBufferBytes / 1024) + 1100 * 256 + 64 * 1300 + 64 * 1024;
     const maxMessage = this.target.options.maxMessageSize;
     this.evCheck = (ev) => {
       switch (ev.type) {
@@ -322,10 +330,29 @@ class ReceiveEpisode implements FuzzEpisode {
       else if (r < 0.165 && this.role === "client") t.probePath();
       else if (r < 0.1655) t.close(rng.pick([1000, 4000, 4001]), "fuzz");
       else if (r < 0.166) t.abort(rng.pick([1006, 4002]), "fuzz abort");
+      else if (r < 0.17) this.badClose();
     } catch (err) {
       // The documented refusals of send(); anything else is a crash.
       if (!(err instanceof FastnetError) || (err.code !== "SEND_QUEUE_FULL" && err.code !== "NOT_OPEN" && err.code !== "MESSAGE_TOO_LARGE")) throw err;
     }
+  }
+
+  /** close/abort with a code outside 0..65535 must throw INVALID_CLOSE_CODE and change nothing. */
+  private badClose(): void {
+    const t = this.target;
+    const code = this.rng.pick([-1, 65536, 4000.5, NaN, Infinity, 2 ** 53, -0.5]);
+    const before = t.state;
+    const closingBefore = t.closing;
+    let refused = false;
+    try {
+      if (this.rng.chance(0.5)) t.close(code, "bad");
+      else t.abort(code, "bad");
+    } catch (err) {
+      if (!(err instanceof FastnetError) || (err.code as string) !== "INVALID_CLOSE_CODE") throw err;
+      refused = true;
+    }
+    check(refused, () => `close code ${code} was accepted`);
+    check(t.state === before && t.closing === closingBefore, () => `a refused close code ${code} changed the state (${before} -> ${t.state})`);
   }
 
   /** Drains events and datagrams as the Node driver does after an input, then runs due timers. */
@@ -344,8 +371,11 @@ class ReceiveEpisode implements FuzzEpisode {
     check(!(this.lastState === "closed" && t.state !== "closed"), `state went from closed to ${t.state}`);
     this.lastState = t.state;
     if ((this.left & 15) === 0) {
-      const bad = nonNegativeCounters(t.getStats());
+      const stats = t.getStats();
+      const bad = nonNegativeCounters(stats);
       check(bad === null, () => `stats counter ${bad}`);
+      const held = (stats as { heldBytes?: number }).heldBytes;
+      if (held !== undefined) check(held <= this.heldBound, () => `heldBytes ${held} above ${this.heldBound}`);
     }
   }
 
