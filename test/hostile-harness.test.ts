@@ -15,7 +15,7 @@ import assert from "node:assert/strict";
 import { randomFillSync } from "node:crypto";
 import { once } from "node:events";
 import { connect, type FastnetClientSession } from "../src/index.js";
-import { HOSTILE_SESSION_BOUND_BYTES, HostileClient, PayloadBuilder, streamFrameSize } from "./support/hostile-client.js";
+import { HOSTILE_SESSION_BOUND_BYTES, HostileClient, PayloadBuilder, streamFrameSize, type SocketLedger } from "./support/hostile-client.js";
 import { HostileServer, type ServerReport, type SessionReport } from "./support/hostile-server-child.js";
 import { within } from "./support/wait.js";
 
@@ -23,6 +23,8 @@ import { within } from "./support/wait.js";
 const ELD_P99_BOUND_MS = 20;
 /** Generous: a bounded hostile session pins a few MiB; an unbounded structure grows far past this. */
 const PROCESS_GROWTH_BOUND_BYTES = 48 * 1024 * 1024;
+/** Shortest measurement window: the bystander sends about 100 messages in it. */
+const MIN_WINDOW_MS = 1000;
 const VERBOSE = process.env.HOSTILE_VERBOSE === "1";
 
 /** Gives the event loop a turn (lets datagrams leave and arrive between bursts). */
@@ -137,6 +139,8 @@ describe("hostile clients: a key holder hurts no one but itself", function () {
     const started = performance.now();
     await attack();
     const attackMs = performance.now() - started;
+    // The bystander talks for at least a second, however quick the attack was.
+    if (attackMs < MIN_WINDOW_MS) await tick(MIN_WINDOW_MS - attackMs);
     await bystander!.finish(5000);
     const report = await server!.report(10_000);
     const h = report.sessions.find((s) => s.tag === "hostile");
@@ -165,11 +169,170 @@ describe("hostile clients: a key holder hurts no one but itself", function () {
     const h = await hostile("/stream/hostile?bytes=6291456");
     await underAttack("never-ack", async () => {
       // Keep the session alive (ack-eliciting PINGs) and never send a single ACK frame.
-      const until = performance.now() + 2500;
+      const until = performance.now() + 1500;
       while (performance.now() < until && h.closedBy === null) {
         h.send(new PayloadBuilder().ping());
         await tick(20);
       }
     });
+  });
+
+  it("acknowledges packets the server never sent", async () => {
+    const h = await hostile("/echo/hostile");
+    await underAttack(
+      "ack-never-sent",
+      async () => {
+        // RFC 9000 §13.1: acknowledging a packet that was never sent is a protocol violation.
+        for (let i = 0; i < 300 && h.closedBy === null; i++) {
+          h.send(new PayloadBuilder().ping().ackRange(0, h.largestServerPn + 1_000_000));
+          if (i % 10 === 9) await tick(5);
+        }
+        await h.waitFor(() => h.closedBy !== null, 1000, "a CLOSE").catch(() => {});
+      },
+      (_r, s) => (s.close?.code === 1002 ? [] : [`hostile session not closed as a protocol violation: ${s.close ? `${s.close.code} ${s.close.reason}` : "still open"}`]),
+    );
+  });
+
+  it("sends about 100 ACK frames per packet while it grows the server's in-flight list", async () => {
+    const h = await hostile("/sink/hostile");
+    await underAttack("many-acks", async () => {
+      // Each packet draws one PATH_RESPONSE packet, which the hostile never acknowledges (so the server's
+      // in-flight list grows), and carries 100 ACK frames of the server's first packet, each of which
+      // acknowledges nothing new but walks that list.
+      const challenge = new Uint8Array(8);
+      for (let i = 0; i < 2000 && h.closedBy === null; i++) {
+        const p = new PayloadBuilder().pathChallenge(randomFillSync(challenge));
+        for (let k = 0; k < 100; k++) p.ackRange(0, 0);
+        h.send(p);
+        if (i % 50 === 49) await tick(2);
+      }
+    });
+  });
+
+  it("floods PATH_CHALLENGEs and never acknowledges", async () => {
+    const h = await hostile("/sink/hostile");
+    await underAttack("challenge-flood", async () => {
+      const challenge = new Uint8Array(8);
+      for (let i = 0; i < 2000 && h.closedBy === null; i++) {
+        const p = new PayloadBuilder();
+        while (p.room >= 9) p.pathChallenge(randomFillSync(challenge));
+        h.send(p);
+        if (i % 50 === 49) await tick(2);
+      }
+    });
+  });
+
+  it("sends 1-byte STREAM pieces with 1-byte gaps across the whole receive window", async () => {
+    const h = await hostile("/sink/hostile");
+    let pieces = 0;
+    await underAttack(
+      "fragments",
+      async () => {
+        // Offset 0 never comes, so nothing can be delivered: every piece must be held, and the pieces
+        // 1, 3, 5, ... cover the window the server advertised (half a million of them at 1 MiB).
+        const one = Uint8Array.of(0x2a);
+        let offset = 1;
+        for (let packet = 0; offset < h.serverWindow && h.closedBy === null; packet++) {
+          const p = new PayloadBuilder();
+          while (offset < h.serverWindow && p.room >= streamFrameSize(offset, 1)) {
+            p.stream(offset, one);
+            offset += 2;
+            pieces++;
+          }
+          h.send(p);
+          if (packet % 32 === 31) await tick(1);
+        }
+      },
+    );
+    assert.ok(pieces >= 100_000, `only ${pieces} pieces sent`);
+  });
+
+  it("sends oversized and malformed frames and datagrams", async () => {
+    const h = await hostile("/sink/hostile");
+    const ff8 = [0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff]; // a varint of 2^62 - 1
+    /** Payloads that must be dropped (or end the session as a protocol violation), never obeyed. */
+    const frames: Array<(p: PayloadBuilder, k: number) => void> = [
+      (p) => p.raw(0x03).varint(0).varint(5000).raw(1, 2, 3), // STREAM length past the packet
+      (p) => p.raw(0x04).varint(5000).raw(1), // DATAGRAM length past the packet
+      (p) => p.raw(0x05).varint(1000).varint(1 << 20).raw(0x41, 0x42), // CLOSE with a 1 MB reason length
+      (p, k) => p.ping().raw(0x0a + (k % 0xf6)), // unknown frame types 0x0a..0xff
+      (p) => p.raw(0x02, ...ff8, 0, 0, 0), // ACK, largest 2^62 - 1
+      (p) => p.raw(0x02).varint(5).varint(0).varint(2 ** 30).varint(0), // ACK with 2^30 more ranges
+      (p) => p.raw(0x02).varint(3).varint(0).varint(1).varint(1).varint(5).varint(0), // ACK range below 0
+      (p) => p.raw(0x02).varint(3).varint(0).varint(0).varint(9), // ACK first range above largest
+      (p) => p.raw(0x03, ...ff8).varint(1).raw(0), // STREAM at offset 2^62 - 1
+      (p) => p.ping().raw(0x03, 0xc0), // varint cut short at the end
+      (p) => p.raw(0x06, 1, 2, 3), // PATH_CHALLENGE cut short
+      (p) => p.raw(0x04, ...ff8), // DATAGRAM of 2^62 - 1 bytes
+    ];
+    let datagrams = 0;
+    await underAttack(
+      "malformed",
+      async () => {
+        for (let k = 0; k < 100 && h.closedBy === null; k++) {
+          for (const f of frames) {
+            const p = new PayloadBuilder();
+            f(p, k);
+            h.send(p);
+          }
+          const oversized = h.seal(new PayloadBuilder().ping().padding(1300).bytes()); // a datagram over 1200 bytes
+          const flipped = h.seal(new PayloadBuilder().ping().bytes());
+          flipped[flipped.length - 1]! ^= 1; // fails the AEAD
+          const reserved = h.seal(new PayloadBuilder().ping().bytes());
+          reserved[0]! |= 0x04; // a reserved header bit
+          const replayed = h.seal(new PayloadBuilder().ping().bytes());
+          for (const d of [oversized, flipped, reserved, replayed, replayed, Uint8Array.of(0x40, 1, 2, 3, 4)]) h.sendRaw(d);
+          datagrams += frames.length + 6;
+          if (k % 4 === 3) await tick(1);
+        }
+        // Still served: a PING draws an acknowledgement (unless a violation already closed it).
+        const before = h.datagramsReceived;
+        h.send(new PayloadBuilder().ping());
+        await h.waitFor(() => h.datagramsReceived > before || h.closedBy !== null, 2000, "an answer to a PING after the malformed packets");
+        // Then a reliable message whose length prefix says 2^62 - 1 bytes: past maxMessageSize, a violation.
+        h.send(new PayloadBuilder().stream(0, Uint8Array.from(ff8)));
+        await h.waitFor(() => h.closedBy !== null, 2000, "a CLOSE after the oversized message").catch(() => {});
+      },
+      (r, s) => {
+        const p: string[] = [];
+        if (s.close?.code !== 1002) p.push(`hostile session should end as a protocol violation (1002), got ${s.close ? `${s.close.code} ${s.close.reason}` : "no close"}`);
+        if (VERBOSE) console.log(`      [malformed] ${datagrams} bad datagrams; session drops ${JSON.stringify(s.dropped)}; endpoint malformed ${r.endpoint.malformed}`);
+        return p;
+      },
+    );
+  });
+
+  it("migrates in a storm: authenticated packets from many addresses of 127.0.0.0/8", async () => {
+    const h = await hostile("/stream/hostile?bytes=2097152");
+    const storm: SocketLedger[] = [];
+    for (let a = 10; a < 30; a++) for (let n = 0; n < 2; n++) storm.push(await h.addSocket(`127.0.0.${a}`));
+    await underAttack(
+      "migration-storm",
+      async () => {
+        // Every address sends PINGs with the newest packet numbers, acknowledging whatever reached it, and
+        // never answers a PATH_CHALLENGE: none of them is validated, so none may get more than 3x its bytes.
+        for (let round = 0; round < 60 && h.closedBy === null; round++) {
+          for (const s of storm) {
+            const p = new PayloadBuilder().ping();
+            if (!s.received.isEmpty()) p.ack(s.received.starts, s.received.ends);
+            h.send(p, s);
+          }
+          await tick(20);
+        }
+        await tick(300); // what the server still sends toward the storm's addresses
+      },
+      (r) => {
+        const p: string[] = [];
+        for (const s of storm) {
+          if (s.bytesReceived > 3 * s.bytesSent) p.push(`unvalidated ${s.address}:${s.port} got ${s.bytesReceived} bytes for ${s.bytesSent} sent (over 3x)`);
+        }
+        if (VERBOSE) {
+          const got = storm.reduce((n, s) => n + s.bytesReceived, 0);
+          const sent = storm.reduce((n, s) => n + s.bytesSent, 0);
+          console.log(`      [migration-storm] ${storm.length} sockets sent ${sent} B, got ${got} B; migrations ${r.endpoint.migrations}, refused ${r.endpoint.migrationsRefused}`);
+        }
+        return p.slice(0, 5).concat(p.length > 5 ? [`... and ${p.length - 5} more addresses over 3x`] : []);
+      },
+    );
   });
 });
