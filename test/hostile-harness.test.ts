@@ -13,10 +13,16 @@
  */
 import assert from "node:assert/strict";
 import { randomFillSync } from "node:crypto";
-import { once } from "node:events";
-import { connect, type FastnetClientSession } from "../src/index.js";
+import { monitorEventLoopDelay } from "node:perf_hooks";
+import { setFlagsFromString } from "node:v8";
+import { runInNewContext } from "node:vm";
+import { Room, matchMaker, type Client } from "@colyseus/core";
+import type { Room as SdkRoom } from "@colyseus/sdk";
+import { connect, type FastnetClientSession, type FastnetSession } from "../src/index.js";
+import { transportOf } from "../src/client.js";
+import { ColyseusHarness, recordEvents } from "./support/colyseus-harness.js";
 import { HOSTILE_SESSION_BOUND_BYTES, HostileClient, PayloadBuilder, streamFrameSize, type SocketLedger } from "./support/hostile-client.js";
-import { HostileServer, type ServerReport, type SessionReport } from "./support/hostile-server-child.js";
+import { HostileServer, held, type ServerReport, type SessionReport } from "./support/hostile-server-child.js";
 import { within } from "./support/wait.js";
 
 /** The issue's bound on the server's event-loop delay, 99th percentile. */
@@ -334,5 +340,143 @@ describe("hostile clients: a key holder hurts no one but itself", function () {
         return p.slice(0, 5).concat(p.length > 5 ? [`... and ${p.length - 5} more addresses over 3x`] : []);
       },
     );
+  });
+});
+
+/** Colyseus-level room: echoes "echo" messages and logs who joined, dropped and left. */
+const roomLog: string[] = [];
+class EchoRoom extends Room {
+  override onCreate(): void {
+    this.onMessage("echo", (client, n: number) => client.send("echo", n));
+  }
+  override onJoin(client: Client): void {
+    roomLog.push(`join ${client.sessionId}`);
+  }
+  override onDrop(client: Client, code?: number): void {
+    roomLog.push(`drop ${client.sessionId} ${code}`);
+  }
+  override onLeave(client: Client, code?: number): void {
+    roomLog.push(`leave ${client.sessionId} ${code}`);
+  }
+}
+
+/** A full GC in this process (mocha runs without --expose-gc): for the heap figures of the in-process test. */
+function gcNow(): void {
+  setFlagsFromString("--expose-gc");
+  (runInNewContext("gc") as () => void)();
+}
+
+describe("hostile clients at the Colyseus level: claiming another player's sessionId", function () {
+  this.timeout(30_000);
+  let h: ColyseusHarness;
+  const hostiles: HostileClient[] = [];
+
+  beforeEach(async () => {
+    roomLog.length = 0;
+    h = await new ColyseusHarness().start({ echo: EchoRoom });
+  });
+
+  afterEach(async () => {
+    for (const c of hostiles.splice(0)) c.close();
+    await h.stop();
+  });
+
+  // In-process (@pm2/io in @colyseus/core takes over a child's IPC channel), so the event-loop delay
+  // measured here includes the hostile client's and the victim's own work: a stricter test, not a looser one.
+  it("reconnects as the victim with a bogus token, or joins under its sessionId: the victim sees nothing", async () => {
+    const victim = await h.join<SdkRoom>(h.client(), "echo");
+    const victimEvents = recordEvents(victim);
+    let echoed = 0;
+    let outOfOrder: string | null = null;
+    victim.onMessage("echo", (n: number) => {
+      if (n !== echoed && outOfOrder === null) outOfOrder = `expected echo #${echoed}, got #${n}`;
+      echoed++;
+    });
+    const victimSession = transportOf(victim).session!;
+    const processId = new URL(transportOf(victim).url).pathname.split("/")[1]!;
+    const base = `/${processId}/${victim.roomId}?sessionId=${encodeURIComponent(victim.sessionId)}`;
+    const claims = [
+      `${base}&reconnectionToken=bogus`,
+      `${base}&reconnectionToken=${victim.roomId}:bogus`,
+      base,
+      `${base}&skipHandshake=1`,
+      `${base}&reconnectionToken=bogus&skipHandshake=1`,
+    ];
+
+    // The hostile sessions on the server, found by their hello path, and their peak memory.
+    const hostileSessions: FastnetSession[] = [];
+    const onSession = (session: FastnetSession, info: { hello: { path: string } }): void => {
+      if (claims.includes(info.hello.path)) hostileSessions.push(session);
+    };
+    h.transport.engine.on("session", onSession);
+    let peakHeld = 0;
+    let heldKnown = true;
+    const sampler = setInterval(() => {
+      for (const s of hostileSessions) {
+        const m = held(s);
+        peakHeld = Math.max(peakHeld, m.bytes);
+        heldKnown &&= m.known;
+      }
+    }, 2);
+
+    gcNow();
+    const heapBefore = process.memoryUsage().heapUsed + process.memoryUsage().arrayBuffers;
+    const eld = monitorEventLoopDelay({ resolution: 1 });
+    eld.enable();
+    let sent = 0;
+    const talk = setInterval(() => {
+      if (transportOf(victim).isOpen) victim.send("echo", sent++);
+    }, 10);
+    const closes: string[] = [];
+    try {
+      const started = performance.now();
+      for (let round = 0; round < 2; round++) {
+        for (const path of claims) {
+          const c = await HostileClient.open({ url: h.endpoint, fingerprint: Uint8Array.from(h.transport.fingerprint as number[]), path, localAddress: "127.0.0.2", autoAck: true });
+          hostiles.push(c);
+          await c.bind();
+          await c.waitFor(() => c.closedBy !== null, 3000, "the server to refuse the claim").catch(() => {});
+          closes.push(c.closedBy ? `${c.closedBy.code}` : "open");
+          c.close();
+        }
+      }
+      const elapsed = performance.now() - started;
+      if (elapsed < MIN_WINDOW_MS) await tick(MIN_WINDOW_MS - elapsed);
+    } finally {
+      clearInterval(talk);
+    }
+    const deadline = performance.now() + 5000;
+    while (echoed < sent && victimSession.readyState === 1 && performance.now() < deadline) await tick(5);
+    eld.disable();
+    clearInterval(sampler);
+    h.transport.engine.off("session", onSession);
+    gcNow();
+    const growth = process.memoryUsage().heapUsed + process.memoryUsage().arrayBuffers - heapBefore;
+
+    const problems: string[] = [];
+    if (peakHeld > HOSTILE_SESSION_BOUND_BYTES) problems.push(`a hostile session held ${mib(peakHeld)}, bound ${mib(HOSTILE_SESSION_BOUND_BYTES)}`);
+    if (!heldKnown) problems.push("session.getStats() has no heldBytes");
+    if (growth > PROCESS_GROWTH_BOUND_BYTES) problems.push(`heap grew by ${mib(growth)}, bound ${mib(PROCESS_GROWTH_BOUND_BYTES)}`);
+    const p99 = eld.percentile(99) / 1e6;
+    if (!(p99 < ELD_P99_BOUND_MS)) problems.push(`event-loop delay p99 ${p99.toFixed(1)} ms (max ${(eld.max / 1e6).toFixed(1)} ms), bound ${ELD_P99_BOUND_MS} ms`);
+    if (sent < 20) problems.push(`victim sent only ${sent} messages during the attack`);
+    if (echoed !== sent) problems.push(`victim got ${echoed} of ${sent} echoes`);
+    if (outOfOrder) problems.push(`victim echoes out of order: ${outOfOrder}`);
+    if (victimSession.readyState !== 1) problems.push(`victim's fastnet session is no longer open (readyState ${victimSession.readyState})`);
+    if (transportOf(victim).session !== victimSession) problems.push("victim's SDK had to open a new session");
+    for (const [what, list] of Object.entries({ drop: victimEvents.drop, leave: victimEvents.leave, error: victimEvents.error })) {
+      if (list.length > 0) problems.push(`victim's SDK saw on${what}: ${JSON.stringify(list)}`);
+    }
+    const roomSaw = roomLog.filter((e) => !e.startsWith("join ") && e.includes(victim.sessionId));
+    if (roomSaw.length > 0) problems.push(`the room saw the victim ${roomSaw.join(", ")}`);
+    if (closes.includes("open")) problems.push(`a claim was not refused: ${closes.join(" ")}`);
+    if (VERBOSE) {
+      console.log(
+        `      [claim-session-id] ${claims.length * 2} claims, closed with ${closes.join(" ")}; hostile peak held ${mib(peakHeld)}${heldKnown ? "" : "~"}; ` +
+          `heap +${mib(growth)}; eld p99 ${p99.toFixed(1)} max ${(eld.max / 1e6).toFixed(1)} ms; victim ${echoed}/${sent} echoed; room log ${roomLog.join(", ")}`,
+      );
+    }
+    if (problems.length > 0) assert.fail(`claim-session-id:\n  ${problems.join("\n  ")}`);
+    void matchMaker; // the harness's teardown queries the matchmaker
   });
 });

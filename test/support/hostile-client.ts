@@ -126,6 +126,12 @@ export interface HostileOptions {
   path: string;
   /** Local address of the first socket (default 127.0.0.1). */
   localAddress?: string;
+  /**
+   * Acknowledge every ack-eliciting packet of the server at once, as a well-behaved peer would (for
+   * attacks that are not about acknowledgements; default false: the hostile acknowledges nothing
+   * unless a test sends ACK frames itself).
+   */
+  autoAck?: boolean;
 }
 
 /**
@@ -183,6 +189,7 @@ export class HostileClient {
     // The server keeps the TLS connection until the UDP bind; closing it now would abandon the session.
     const client = new HostileClient(hs.accept.cid, hs.keyingMaterial, hs.accept.params.receiveBufferBytes, hs.accept.udpHost, hs.accept.udpPort);
     client.closeHandshake = () => hs.close();
+    client.autoAck = o.autoAck ?? false;
     try {
       client.current = await client.addSocket(o.localAddress ?? "127.0.0.1");
     } catch (err) {
@@ -193,6 +200,7 @@ export class HostileClient {
   }
 
   private closeHandshake: () => void = () => {};
+  private autoAck = false;
 
   /** Opens another local socket (a new source address for migration), bound to `address` on an OS-chosen port. */
   async addSocket(address: string): Promise<SocketLedger> {
@@ -315,6 +323,9 @@ export class HostileClient {
     ledger.received.add(pn, pn + 1);
     ledger.received.truncateLow(64);
     walkFrames(payload, this.visitorFor(ledger), this.ackScratch, this.flags);
+    if (this.autoAck && this.flags.ackEliciting && this.closedBy === null) {
+      this.send(new PayloadBuilder().ack(ledger.received.starts, ledger.received.ends), ledger);
+    }
     for (const check of [...this.waiters]) check();
   }
 

@@ -91,7 +91,7 @@ interface Tracked {
 }
 
 /** heldBytes from the engine, or an estimate from its internals on an engine that lacks it. */
-function held(session: FastnetSession): { bytes: number; known: boolean } {
+export function held(session: FastnetSession): { bytes: number; known: boolean } {
   const stats = session.getStats() as { heldBytes?: unknown };
   if (typeof stats.heldBytes === "number") return { bytes: stats.heldBytes, known: true };
   const d = internals(session);
