@@ -35,7 +35,7 @@ import { RangeSet } from "./range-set.js";
 import { ReplayWindow } from "./replay-window.js";
 import { RttEstimator } from "./rtt-estimator.js";
 import { emptyDropCounters, type ConnectionStats, type DropCounters } from "./stats.js";
-import { StreamReceiver } from "./stream-receive.js";
+import { StreamReceiver, type StreamError } from "./stream-receive.js";
 import { StreamSender } from "./stream-send.js";
 import { MAX_DATAGRAM_SIZE } from "./version.js";
 
@@ -127,6 +127,13 @@ const DRAIN_MIN_MS = 250;
 const DRAIN_MAX_MS = 2000;
 /** Below this many bytes of anti-amplification budget no useful packet fits. */
 const MIN_AMPLIFICATION_BUDGET = 64;
+/**
+ * What `heldBytes` charges for bookkeeping objects, beyond the bytes they carry: a sent-packet record
+ * (object, plus its stream ranges at 16 bytes a pair), a queued event, a queued datagram or path response.
+ * Rough V8 sizes, rounded up: the point is a bound a test can compare with, not a heap profile.
+ */
+const SENT_RECORD_CHARGE = 96;
+const OBJECT_CHARGE = 64;
 
 /**
  * One end of a session: the sans-IO state machine. Datagrams and the time go in through
@@ -223,6 +230,9 @@ export class Connection {
 
   private readonly events: ConnectionEvent[] = [];
   private eventHead = 0;
+  /** Payload bytes of queued message/datagram events and of queued datagrams (for `heldBytes`). */
+  private eventBytes = 0;
+  private datagramBytes = 0;
 
   private readonly counters = {
     packetsSent: 0,
@@ -277,7 +287,7 @@ export class Connection {
       onAck: (ack) => this.onAck(ack),
       onStream: (offset, data) => {
         const err = this.streamIn.onData(offset, data);
-        if (err) this.closeInternal(CloseCode.ProtocolError, `protocol violation: ${err}`, true);
+        if (err) this.violation(streamErrorText(err, this.streamIn.maxPieces));
       },
       onDatagram: (data) => {
         if (this._state !== "open") return;
@@ -364,6 +374,7 @@ export class Connection {
     const copy = this.alloc(message.length);
     copy.set(message);
     this.datagrams.push(copy);
+    this.datagramBytes += copy.length;
     return true;
   }
 
@@ -479,7 +490,9 @@ export class Connection {
 
   pollEvent(): ConnectionEvent | null {
     if (this.eventHead >= this.events.length) return null;
-    const ev = this.events[this.eventHead++]!;
+    const ev = this.events[this.eventHead]!;
+    this.events[this.eventHead++] = POLLED; // the caller owns it now: do not keep its data alive
+    if (ev.type === "message" || ev.type === "datagram") this.eventBytes -= ev.data.length;
     if (this.eventHead === this.events.length) {
       this.events.length = 0;
       this.eventHead = 0;
@@ -508,6 +521,7 @@ export class Connection {
       keyUpdates: this.keyUpdates,
       probeTimeouts: this.probeTimeouts,
       statelessResets: this.statelessResets,
+      heldBytes: this.heldBytes,
     };
   }
 
@@ -745,6 +759,11 @@ export class Connection {
     this.pushEvent({ type: "close", code, reason, remote: true });
   }
 
+  /** An authenticated peer broke the protocol: close with 1002 "protocol violation: <what>". */
+  private violation(what: string): void {
+    this.closeInternal(CloseCode.ProtocolError, `protocol violation: ${what}`, true);
+  }
+
   /** `notify`: send CLOSE packets to the peer; otherwise the session just ends (timeouts). */
   private closeInternal(code: number, reason: string, notify: boolean): void {
     if (this._state === "closing" || this._state === "closed") return;
@@ -766,7 +785,25 @@ export class Connection {
   }
 
   private pushEvent(ev: ConnectionEvent): void {
+    if (ev.type === "message" || ev.type === "datagram") this.eventBytes += ev.data.length;
     this.events.push(ev);
+  }
+
+  /** See ConnectionStats.heldBytes. */
+  get heldBytes(): number {
+    let sentRanges = 0;
+    for (const p of this.sent) if (p.stream) sentRanges += p.stream.length;
+    return (
+      this.streamOut.heldBytes +
+      this.streamIn.heldBytes +
+      this.sent.length * SENT_RECORD_CHARGE +
+      sentRanges * 8 +
+      this.datagrams.length * OBJECT_CHARGE +
+      this.datagramBytes +
+      (this.events.length - this.eventHead) * OBJECT_CHARGE +
+      this.eventBytes +
+      (this.pathResponses.length + this.challenges.length) * OBJECT_CHARGE
+    );
   }
 
   // ---------------------------------------------------------------- timers
@@ -954,6 +991,7 @@ export class Connection {
           if (room - off < datagramFrameOverhead(d.length) + d.length) break;
           off = writeDatagramFrame(p, off, d);
           this.datagrams.shift();
+          this.datagramBytes -= d.length;
           this.counters.datagramsSent++;
           ackEliciting = true;
         }
@@ -1016,6 +1054,20 @@ export class Connection {
     return out;
   }
 }
+
+function streamErrorText(err: StreamError, maxPieces: number): string {
+  switch (err) {
+    case "flow-control":
+      return "flow-control: stream data beyond the receive window";
+    case "message-too-large":
+      return "message-too-large: a message longer than maxMessageSize";
+    case "too-many-pieces":
+      return `too-many-pieces: more than ${maxPieces} separate out-of-order stream pieces`;
+  }
+}
+
+/** Placeholder for a polled slot of the event queue. */
+const POLLED: ConnectionEvent = { type: "open" };
 
 function equalBytes(a: Uint8Array, b: Uint8Array): boolean {
   if (a.length !== b.length) return false;

@@ -2,6 +2,8 @@ import { RangeSet } from "./range-set.js";
 import { defaultAllocator, type Allocator } from "./allocator.js";
 import { varintSize, writeVarint } from "./varint.js";
 
+const RELEASED = new Uint8Array(0);
+
 /**
  * The sending half of the reliable-ordered channel: one byte stream in which each message is a varint
  * length followed by its bytes (QUIC's stream model). Bytes are kept until acknowledged; ranges carried
@@ -41,6 +43,11 @@ export class StreamSender {
     this.chunkPayload.push(message.length);
     this.writeOffset += chunk.length;
     this.queuedBytes += message.length;
+  }
+
+  /** Bytes of queued chunks (prefixes included) not yet released: what this sender holds in memory. */
+  get heldBytes(): number {
+    return this.head < this.chunks.length ? this.writeOffset - this.chunkStarts[this.head]! : 0;
   }
 
   /** Offset after the last queued byte: no frame offset exceeds it. */
@@ -143,6 +150,7 @@ export class StreamSender {
       const end = this.chunkStarts[this.head]! + this.chunks[this.head]!.length;
       if (end > this.ackedFloor) break;
       this.queuedBytes -= this.chunkPayload[this.head]!;
+      this.chunks[this.head] = RELEASED; // let it go now, not at the next compaction
       this.head++;
     }
     // Compact now and then so the arrays do not grow without bound.
