@@ -1,8 +1,11 @@
+import { createHash, timingSafeEqual } from "node:crypto";
 import { EventEmitter } from "node:events";
 import http from "node:http";
 import {
   CloseCode,
+  ErrorCode,
   Protocol,
+  ServerError,
   Transport,
   connectClientToRoom,
   createAuthContext,
@@ -150,19 +153,22 @@ export class FastnetTransport extends Transport {
   private async join(session: FastnetSession, info: SessionInfo, url: URL, sessionId: string, roomId: string | null): Promise<void> {
     const reconnectionToken = url.searchParams.get("reconnectionToken");
     const skipHandshake = url.searchParams.has("skipHandshake");
-    // A reconnect for a session we still think alive: that one is stale (its path died). Drop it now,
-    // so the room runs onDrop and reserves the seat, instead of waiting for our idle timeout.
-    const stale = this.clients.get(sessionId);
-    if (reconnectionToken && stale && stale.readyState <= 1) {
-      log("dropping stale session of %s for its reconnection", sessionId);
-      stale.session.abort(CloseCode.ABNORMAL_CLOSURE, "replaced by a reconnection");
-    }
     const client = new FastnetServerClient(sessionId, session, this.latency);
-    this.clients.set(sessionId, client);
-    this.bySession.set(session, client);
-    session.once("close", () => {
-      if (this.clients.get(sessionId) === client) this.clients.delete(sessionId);
-    });
+    // `sessionId` is only a claim until Colyseus accepts the join: nothing is indexed by it before then.
+    // A reconnect for a session we still think alive: if it holds that session's reconnection token, the
+    // live one is stale (its path died); drop it now, so the room runs onDrop and reserves the seat,
+    // instead of waiting for our idle timeout. Anyone else (every player sees the others' sessionIds)
+    // is refused before the live session is touched.
+    const live = this.clients.get(sessionId);
+    if (reconnectionToken !== null && live && live.readyState <= 1) {
+      if (!sameToken(reconnectionToken, live.reconnectionToken)) {
+        log("refusing a reconnection to live session %s: bad reconnection token", sessionId);
+        this.refuse(client, new ServerError(ErrorCode.MATCHMAKE_EXPIRED, BAD_RECONNECTION_TOKEN), true);
+        return;
+      }
+      log("dropping stale session of %s for its reconnection", sessionId);
+      live.session.abort(CloseCode.ABNORMAL_CLOSURE, "replaced by a reconnection");
+    }
     const room = roomId ? matchMaker.getLocalRoomById(roomId) : undefined;
     const headers: Record<string, string> = { ...(info.hello.headers ?? {}) };
     try {
@@ -173,15 +179,36 @@ export class FastnetTransport extends Transport {
         { reconnectionToken: reconnectionToken ?? undefined, skipHandshake },
       );
     } catch (e) {
-      const err = e as { code?: number; message?: string };
-      log("join of %s to %s failed: %s", sessionId, roomId, err.message);
-      const code = reconnectionToken
-        ? isDevMode
-          ? CloseCode.MAY_TRY_RECONNECT
-          : CloseCode.FAILED_TO_RECONNECT
-        : CloseCode.WITH_ERROR;
-      // The ERROR frame is delivered before the close: a close waits for the reliable stream.
-      client.error(err.code ?? 0, err.message ?? String(e), () => client.leave(code, err.message ?? ""));
+      this.refuse(client, e, reconnectionToken !== null);
+      return;
     }
+    if (session.readyState > 1) return; // gone during the join: the room already saw its 'close'
+    // Accepted: from now on `sessionId` names this client (a later reconnection replaces the entry).
+    this.clients.set(sessionId, client);
+    this.bySession.set(session, client);
+    session.once("close", () => {
+      if (this.clients.get(sessionId) === client) this.clients.delete(sessionId);
+    });
   }
+
+  /** Fails a join: the ERROR frame, then the close code the SDK expects (4003/4010 for a reconnection, else 4002). */
+  private refuse(client: FastnetServerClient, e: unknown, reconnecting: boolean): void {
+    const err = e as { code?: number; message?: string };
+    const message = err?.message ?? String(e);
+    log("join of %s failed: %s", client.sessionId, message);
+    const code = reconnecting ? (isDevMode ? CloseCode.MAY_TRY_RECONNECT : CloseCode.FAILED_TO_RECONNECT) : CloseCode.WITH_ERROR;
+    // The ERROR frame is delivered before the close: a close waits for the reliable stream.
+    client.error(typeof err?.code === "number" ? err.code : 0, message, () => client.leave(code, message));
+  }
+}
+
+/** Why a reconnection to a live session was refused (the same words Colyseus uses outside production). */
+export const BAD_RECONNECTION_TOKEN = "bad reconnection token";
+
+/** Constant-time comparison of a claimed reconnection token with the issued one (by their SHA-256). */
+function sameToken(claimed: string, issued: string | undefined): boolean {
+  if (typeof issued !== "string" || issued.length === 0) return false;
+  const a = createHash("sha256").update(claimed).digest();
+  const b = createHash("sha256").update(issued).digest();
+  return timingSafeEqual(a, b);
 }

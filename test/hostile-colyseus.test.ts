@@ -1,0 +1,123 @@
+/**
+ * Issue 7, the Colyseus adapter against a hostile player: one who holds valid keys (a real fastnet
+ * session through the public `connect()`) and claims whatever it likes in its hello. Every test has a
+ * well-behaved player beside it and checks that player is unaffected.
+ */
+import assert from "node:assert/strict";
+import { Room, matchMaker, type Client } from "@colyseus/core";
+import type { FastnetServerClient, FastnetTransportOptions } from "../src/index.js";
+import { transportOf } from "../src/client.js";
+import { ColyseusHarness, recordEvents, waitFor, within } from "./support/colyseus-harness.js";
+import { UdpRelay } from "./support/colyseus-udp-relay.js";
+import { abortRawPlayers, rawPlayer, roomPath } from "./support/raw-player.js";
+
+/** What the arena room saw, in order. */
+const arenaLog: Array<{ what: "join" | "drop" | "reconnect" | "leave"; sessionId: string; code?: number }> = [];
+
+class ArenaRoom extends Room {
+  override onCreate(): void {
+    this.onMessage("ping", (client, n: number) => client.send("pong", n));
+  }
+  override onJoin(client: Client): void {
+    arenaLog.push({ what: "join", sessionId: client.sessionId });
+  }
+  override async onDrop(client: Client, code?: number): Promise<void> {
+    arenaLog.push({ what: "drop", sessionId: client.sessionId, code });
+    await this.allowReconnection(client, 20).catch(() => {});
+  }
+  override onReconnect(client: Client): void {
+    arenaLog.push({ what: "reconnect", sessionId: client.sessionId });
+  }
+  override onLeave(client: Client, code?: number): void {
+    arenaLog.push({ what: "leave", sessionId: client.sessionId, code });
+  }
+}
+
+describe("hostile players against the Colyseus adapter", function () {
+  this.timeout(30_000);
+  let h: ColyseusHarness;
+  let relay: UdpRelay | undefined;
+
+  async function start(options: FastnetTransportOptions = {}): Promise<void> {
+    h = await new ColyseusHarness().start({ arena: ArenaRoom }, options);
+  }
+
+  /** A well-behaved player in the arena, answering pings. */
+  async function victim() {
+    const room = await h.join(h.client(), "arena");
+    room.reconnection.minUptime = 0;
+    const pongs: number[] = [];
+    room.onMessage("pong", (n: number) => void pongs.push(n));
+    const events = recordEvents(room);
+    const serverRoom = matchMaker.getLocalRoomById(room.roomId) as ArenaRoom;
+    const serverClient = serverRoom.clients.get(room.sessionId) as unknown as FastnetServerClient;
+    const stillFine = async (n: number): Promise<void> => {
+      room.send("ping", n);
+      await waitFor(() => pongs.includes(n), 5000, `the victim's pong ${n}`);
+      assert.deepEqual(events.drop, [], "the victim saw no drop");
+      assert.deepEqual(events.leave, [], "the victim saw no leave");
+      assert.equal(serverClient.readyState, 1, "the victim's server-side session is open");
+    };
+    return { room, pongs, events, serverRoom, serverClient, stillFine };
+  }
+
+  beforeEach(() => {
+    arenaLog.length = 0;
+  });
+
+  afterEach(async () => {
+    abortRawPlayers();
+    if (relay) relay.cut = false;
+    await h?.stop();
+    await relay?.close();
+    relay = undefined;
+  });
+
+  it("a reconnection with a wrong token for a live session is refused, and the victim is untouched", async () => {
+    await start();
+    const v = await victim();
+    const attacker = await rawPlayer(h, roomPath(v.room.roomId, `sessionId=${v.room.sessionId}&reconnectionToken=anything`));
+    const closed = await within(attacker.closed, 5000, "the attacker's close");
+    assert.deepEqual(
+      arenaLog.map((e) => e.what),
+      ["join"],
+      "the room ran no onDrop for the victim",
+    );
+    await v.stillFine(1);
+    assert.equal(v.serverRoom.clients.length, 1);
+    assert.equal(closed.code, 4003, "a refused reconnection closes with FAILED_TO_RECONNECT");
+    assert.equal(closed.reason, "bad reconnection token");
+  });
+
+  it("a claimed sessionId is not indexed before Colyseus accepts it: the victim's own fast reconnection still replaces its stale session", async () => {
+    // The victim reaches the server through a relay, so its path can die without the server noticing.
+    relay = new UdpRelay();
+    const relayPort = await relay.listen();
+    await start({ publicPort: relayPort });
+    relay.setTarget(h.transport.engine.udpPort);
+    const v = await victim();
+
+    // The attacker claims the victim's sessionId without any token: Colyseus refuses it.
+    const attacker = await rawPlayer(h, roomPath(v.room.roomId, `sessionId=${v.room.sessionId}`));
+    const closed = await within(attacker.closed, 5000, "the attacker's close");
+    assert.equal(closed.code, 4002);
+    await v.stillFine(1);
+
+    // The victim's path dies and it gives its session up; the server still believes it alive (10 s idle).
+    relay.killExistingFlows();
+    const t0 = performance.now();
+    transportOf(v.room).session!.abort(1006, "test: network changed");
+    await waitFor(() => v.events.reconnect.length === 1, 8000, "the victim's onReconnect");
+    const took = performance.now() - t0;
+    assert.ok(took < 4000, `reconnected after ${took.toFixed(0)} ms: the stale session was found and replaced at once`);
+    assert.equal(v.serverClient.readyState, 3, "the stale session was closed");
+    assert.deepEqual(
+      arenaLog.map((e) => [e.what, e.code]),
+      [
+        ["join", undefined],
+        ["drop", 1006],
+        ["reconnect", undefined],
+      ],
+    );
+  });
+});
