@@ -4,11 +4,13 @@
  * well-behaved player beside it and checks that player is unaffected.
  */
 import assert from "node:assert/strict";
-import { Room, matchMaker, type Client } from "@colyseus/core";
+import { Room, matchMaker, type AuthContext, type Client } from "@colyseus/core";
+import { FastnetClient } from "../src/client.js";
 import type { FastnetServerClient, FastnetTransportOptions } from "../src/index.js";
 import { transportOf } from "../src/client.js";
 import { ColyseusHarness, recordEvents, waitFor, within } from "./support/colyseus-harness.js";
 import { UdpRelay } from "./support/colyseus-udp-relay.js";
+import { HeaderProxy } from "./support/header-proxy.js";
 import { abortRawPlayers, rawPlayer, roomPath } from "./support/raw-player.js";
 
 /** What the arena room saw, in order. */
@@ -33,13 +35,32 @@ class ArenaRoom extends Room {
   }
 }
 
+/** What onAuth saw of each join's auth context. */
+const authSeen: Array<{ ip: string | undefined; forwardedFor: string | null; realIp: string | null; forwarded: string | null; custom: string | null }> = [];
+
+class AuthRoom extends Room {
+  override onAuth(_client: Client, _options: unknown, context: AuthContext): boolean {
+    authSeen.push({
+      ip: context.ip,
+      forwardedFor: context.headers.get("x-forwarded-for"),
+      realIp: context.headers.get("x-real-ip"),
+      forwarded: context.headers.get("forwarded"),
+      custom: context.headers.get("x-custom"),
+    });
+    return true;
+  }
+}
+
+/** Proxy headers a player puts in its hello, hoping to pick its own IP (and a header that is kept). */
+const LYING_HEADERS = { "x-forwarded-for": "1.2.3.4", "X-Real-IP": "5.6.7.8", Forwarded: "for=9.9.9.9", "x-custom": "kept" };
+
 describe("hostile players against the Colyseus adapter", function () {
   this.timeout(30_000);
   let h: ColyseusHarness;
   let relay: UdpRelay | undefined;
 
   async function start(options: FastnetTransportOptions = {}): Promise<void> {
-    h = await new ColyseusHarness().start({ arena: ArenaRoom }, options);
+    h = await new ColyseusHarness().start({ arena: ArenaRoom, auth: AuthRoom }, options);
   }
 
   /** A well-behaved player in the arena, answering pings. */
@@ -63,6 +84,7 @@ describe("hostile players against the Colyseus adapter", function () {
 
   beforeEach(() => {
     arenaLog.length = 0;
+    authSeen.length = 0;
   });
 
   afterEach(async () => {
@@ -119,5 +141,26 @@ describe("hostile players against the Colyseus adapter", function () {
         ["reconnect", undefined],
       ],
     );
+  });
+
+  it("proxy headers in the hello do not change the IP onAuth sees: it is the Upgrade request's peer", async () => {
+    await start();
+    await h.join(h.client({ headers: LYING_HEADERS }), "auth");
+    assert.equal(authSeen.length, 1);
+    assert.deepEqual(authSeen[0], { ip: "127.0.0.1", forwardedFor: null, realIp: null, forwarded: null, custom: "kept" });
+  });
+
+  it("behind a reverse proxy, the IP is the one the proxy put on the Upgrade request, whatever the hello says", async () => {
+    await start();
+    const proxy = new HeaderProxy(h.port, "X-Forwarded-For: 203.0.113.7");
+    try {
+      const port = await proxy.listen();
+      const client = new FastnetClient(`http://127.0.0.1:${port}`, { headers: LYING_HEADERS });
+      await h.track(await within(client.joinOrCreate("auth"), 10_000, "join through the proxy"));
+      assert.equal(authSeen.length, 1);
+      assert.deepEqual(authSeen[0], { ip: "203.0.113.7", forwardedFor: "203.0.113.7", realIp: null, forwarded: null, custom: "kept" });
+    } finally {
+      await proxy.close();
+    }
   });
 });

@@ -70,7 +70,12 @@ export interface FastnetServerOptions extends Partial<SessionOptions>, Partial<E
 /** Information about the client that opened a session. */
 export interface SessionInfo {
   hello: ClientHello;
+  /** The UDP address the session was bound from. */
   remoteAddress: string;
+  /** The TCP peer of the handshake's HTTP Upgrade request (a reverse proxy, if there is one). */
+  handshakeAddress: string;
+  /** Proxy headers of the Upgrade request (see PendingHandshake.upgradeHeaders); never from the hello. */
+  upgradeHeaders: Readonly<Record<string, string>>;
 }
 
 /** Counters of the server endpoint (per-session counters are in each session's stats). */
@@ -321,7 +326,12 @@ export class FastnetServer extends EventEmitter<{ session: [FastnetSession, Sess
       // The UDP path works; the session must not depend on TCP any longer.
       state.pending?.finish();
       state.pending = null;
-      this.emit("session", state.session, { hello: p.hello, remoteAddress: state.paths.current?.address ?? p.remoteAddress });
+      this.emit("session", state.session, {
+        hello: p.hello,
+        remoteAddress: state.paths.current?.address ?? p.remoteAddress,
+        handshakeAddress: p.remoteAddress,
+        upgradeHeaders: p.upgradeHeaders,
+      });
     });
   }
 

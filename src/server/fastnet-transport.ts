@@ -15,6 +15,7 @@ import {
 } from "@colyseus/core";
 import createDebug from "debug";
 import { formatFingerprint } from "../node/fingerprint.js";
+import { isProxyHeader } from "../node/proxy-headers.js";
 import { FastnetServer, type EndpointStats, type FastnetServerOptions, type SessionInfo } from "../node/server.js";
 import type { FastnetSession } from "../node/session.js";
 import { FastnetServerClient, type LatencySetting } from "./server-client.js";
@@ -170,12 +171,13 @@ export class FastnetTransport extends Transport {
       live.session.abort(CloseCode.ABNORMAL_CLOSURE, "replaced by a reconnection");
     }
     const room = roomId ? matchMaker.getLocalRoomById(roomId) : undefined;
-    const headers: Record<string, string> = { ...(info.hello.headers ?? {}) };
+    const headers = authHeaders(info);
     try {
       await connectClientToRoom(
         room,
         client,
-        createAuthContext({ headers, token: url.searchParams.get("_authToken"), remoteAddress: info.remoteAddress }),
+        // The IP, as with ws-transport, is the Upgrade request's: its proxy headers, else its TCP peer.
+        createAuthContext({ headers, token: url.searchParams.get("_authToken"), remoteAddress: info.handshakeAddress }),
         { reconnectionToken: reconnectionToken ?? undefined, skipHandshake },
       );
     } catch (e) {
@@ -204,6 +206,25 @@ export class FastnetTransport extends Transport {
 
 /** Why a reconnection to a live session was refused (the same words Colyseus uses outside production). */
 export const BAD_RECONNECTION_TOKEN = "bad reconnection token";
+
+/** A header name (RFC 9110 token) and value (no CR, LF or NUL) that `new Headers()` accepts. */
+const HEADER_NAME = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
+const HEADER_VALUE = /^[^\r\n\0]*$/;
+
+/**
+ * Headers of the auth context: the hello's (the SDK client's own headers, lower-cased, proxy headers
+ * and names `Headers` would reject dropped), then the proxy headers of the HTTP Upgrade request. The
+ * hello is written by the client inside TLS, so an `x-forwarded-for` there is a lie no proxy vouched for.
+ */
+function authHeaders(info: SessionInfo): Record<string, string> {
+  const headers: Record<string, string> = Object.create(null);
+  for (const [name, value] of Object.entries(info.hello.headers ?? {})) {
+    if (isProxyHeader(name) || !HEADER_NAME.test(name) || !HEADER_VALUE.test(value)) continue;
+    headers[name.toLowerCase()] = value;
+  }
+  for (const [name, value] of Object.entries(info.upgradeHeaders)) headers[name] = value;
+  return headers;
+}
 
 /** Constant-time comparison of a claimed reconnection token with the issued one (by their SHA-256). */
 function sameToken(claimed: string, issued: string | undefined): boolean {
