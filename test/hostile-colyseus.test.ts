@@ -11,6 +11,7 @@ import { transportOf } from "../src/client.js";
 import { ColyseusHarness, recordEvents, waitFor, within } from "./support/colyseus-harness.js";
 import { UdpRelay } from "./support/colyseus-udp-relay.js";
 import { HeaderProxy } from "./support/header-proxy.js";
+import { captureConsoleError, type ConsoleCapture } from "./support/console-capture.js";
 import { abortRawPlayers, rawPlayer, roomPath } from "./support/raw-player.js";
 
 /** What the arena room saw, in order. */
@@ -19,6 +20,9 @@ const arenaLog: Array<{ what: "join" | "drop" | "reconnect" | "leave"; sessionId
 class ArenaRoom extends Room {
   override onCreate(): void {
     this.onMessage("ping", (client, n: number) => client.send("pong", n));
+    this.onMessage("boom", () => {
+      throw new Error("room handler bug");
+    });
   }
   override onJoin(client: Client): void {
     arenaLog.push({ what: "join", sessionId: client.sessionId });
@@ -58,6 +62,7 @@ describe("hostile players against the Colyseus adapter", function () {
   this.timeout(30_000);
   let h: ColyseusHarness;
   let relay: UdpRelay | undefined;
+  let capture: ConsoleCapture | undefined;
 
   async function start(options: FastnetTransportOptions = {}): Promise<void> {
     h = await new ColyseusHarness().start({ arena: ArenaRoom, auth: AuthRoom }, options);
@@ -88,6 +93,8 @@ describe("hostile players against the Colyseus adapter", function () {
   });
 
   afterEach(async () => {
+    capture?.restore();
+    capture = undefined;
     abortRawPlayers();
     if (relay) relay.cut = false;
     await h?.stop();
@@ -162,5 +169,34 @@ describe("hostile players against the Colyseus adapter", function () {
     } finally {
       await proxy.close();
     }
+  });
+
+  it("a room message handler that throws is reported through Colyseus' logger with the session id, and the session carries on", async () => {
+    await start();
+    const v = await victim();
+    capture = captureConsoleError(); // Colyseus' default logger is console
+    v.room.send("boom", 1);
+    v.room.send("ping", 2);
+    await v.stillFine(2);
+    const reports = capture.lines.filter((l) => l.includes("room handler bug"));
+    assert.equal(reports.length, 1, capture.lines.join("\n"));
+    assert.ok(reports[0]!.includes(v.room.sessionId), `the report names the session: ${reports[0]}`);
+    assert.equal(transportOf(v.room).getStats()!.probeTimeouts, 0, "the server acknowledged without a probe timeout");
+  });
+
+  it("an SDK message handler that throws on the client is reported with console.error; the room stays connected", async () => {
+    await start();
+    const v = await victim();
+    capture = captureConsoleError();
+    let calls = 0;
+    v.room.onMessage("pong", () => {
+      if (++calls === 1) throw new Error("client handler bug");
+    });
+    v.room.send("ping", 1);
+    await waitFor(() => calls === 1, 5000, "the throwing handler ran");
+    await v.stillFine(2);
+    assert.equal(calls, 2);
+    assert.equal(capture.lines.filter((l) => l.includes("client handler bug")).length, 1, capture.lines.join("\n"));
+    assert.equal(transportOf(v.room).isOpen, true);
   });
 });
