@@ -8,7 +8,7 @@ import { Room, matchMaker, type AuthContext, type Client } from "@colyseus/core"
 import { FastnetClient } from "../src/client.js";
 import type { FastnetServerClient, FastnetTransportOptions } from "../src/index.js";
 import { transportOf } from "../src/client.js";
-import { ColyseusHarness, recordEvents, waitFor, within } from "./support/colyseus-harness.js";
+import { ColyseusHarness, recordEvents, rejectionOf, waitFor, within } from "./support/colyseus-harness.js";
 import { UdpRelay } from "./support/colyseus-udp-relay.js";
 import { HeaderProxy } from "./support/header-proxy.js";
 import { captureConsoleError, type ConsoleCapture } from "./support/console-capture.js";
@@ -198,5 +198,18 @@ describe("hostile players against the Colyseus adapter", function () {
     assert.equal(calls, 2);
     assert.equal(capture.lines.filter((l) => l.includes("client handler bug")).length, 1, capture.lines.join("\n"));
     assert.equal(transportOf(v.room).isOpen, true);
+  });
+
+  it("a hello path that new URL() cannot parse fails that handshake with a clear error; nothing else notices", async () => {
+    await start();
+    const v = await victim();
+    const before = h.transport.engine.stats.sessionsOpened;
+    for (const path of ["//[", "//:99999/x/y", "not-a-path"]) {
+      const err = await rejectionOf(rawPlayer(h, path), 5000, `connect with path ${path}`);
+      assert.match(err.message, /server rejected the handshake: invalid hello path/, `${path}: ${err.message}`);
+    }
+    assert.equal(h.transport.engine.stats.sessionsOpened, before, "no session was opened for them");
+    assert.equal(h.transport.engine.sessionCount, 1, "only the victim's session exists");
+    await v.stillFine(1);
   });
 });

@@ -15,6 +15,7 @@ import {
 } from "@colyseus/core";
 import createDebug from "debug";
 import { formatFingerprint } from "../node/fingerprint.js";
+import { FastnetError } from "../protocol/errors.js";
 import { isProxyHeader } from "../node/proxy-headers.js";
 import { FastnetServer, type EndpointStats, type FastnetServerOptions, type SessionInfo } from "../node/server.js";
 import type { FastnetSession } from "../node/session.js";
@@ -63,7 +64,8 @@ export class FastnetTransport extends Transport {
 
   constructor(options: FastnetTransportOptions = {}) {
     super();
-    this.engine = new FastnetServer(options);
+    // A hello whose path is no room path is refused at the handshake, before any session exists.
+    this.engine = new FastnetServer({ ...options, verifyHello: (hello) => void parseRoomPath(hello.path) });
     this.server = this.engine.http;
     this.engine.on("session", (session, info) => this.onSession(session, info));
     this.engine.on("error", (err) => logger.error?.(`fastnet: ${err.message}`));
@@ -135,7 +137,14 @@ export class FastnetTransport extends Transport {
   }
 
   private onSession(session: FastnetSession, info: SessionInfo): void {
-    const url = new URL(info.hello.path, "fastnet://server");
+    let url: URL;
+    try {
+      url = parseRoomPath(info.hello.path);
+    } catch (err) {
+      // verifyHello refused these already; never let one throw out of the engine's event.
+      session.close(CloseCode.WITH_ERROR, (err as Error).message);
+      return;
+    }
     const sessionId = url.searchParams.get("sessionId");
     const roomId = /\/[a-zA-Z0-9_-]+\/([a-zA-Z0-9_-]+)$/.exec(url.pathname)?.[1] ?? null;
 
@@ -206,6 +215,23 @@ export class FastnetTransport extends Transport {
 
 /** Why a reconnection to a live session was refused (the same words Colyseus uses outside production). */
 export const BAD_RECONNECTION_TOKEN = "bad reconnection token";
+
+/**
+ * The URL of a hello path: `/<processId>/<roomId>?sessionId=..` for a room, `/` for a latency probe.
+ * Throws FastnetError HANDSHAKE_FAILED, naming the path, for anything that is not an absolute path
+ * `new URL` can parse (a client writes it, so it may be anything).
+ */
+export function parseRoomPath(path: string): URL {
+  const shown = JSON.stringify(path.length > 100 ? `${path.slice(0, 100)}...` : path);
+  if (!path.startsWith("/") || path.startsWith("//")) {
+    throw new FastnetError("HANDSHAKE_FAILED", `invalid hello path ${shown}: expected /<processId>/<roomId>?sessionId=...`);
+  }
+  try {
+    return new URL(path, "fastnet://server");
+  } catch {
+    throw new FastnetError("HANDSHAKE_FAILED", `invalid hello path ${shown}: not a URL path`);
+  }
+}
 
 /** A header name (RFC 9110 token) and value (no CR, LF or NUL) that `new Headers()` accepts. */
 const HEADER_NAME = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
