@@ -87,4 +87,64 @@ describe("hostile input against the Node driver", function () {
       assert.equal(client.readyState, 1);
     });
   });
+
+  describe("a verifyHello hook that settles after the client left", () => {
+    /** Unhandled rejections while `run` goes on (mocha re-emits them on process; this records them). */
+    async function unhandledDuring(run: () => Promise<void>): Promise<unknown[]> {
+      const seen: unknown[] = [];
+      const listener = (reason: unknown): void => void seen.push(reason);
+      process.on("unhandledRejection", listener);
+      try {
+        await run();
+        // Unhandled rejections are reported once the microtask queue drains: let two turns pass.
+        for (let i = 0; i < 2; i++) await new Promise<void>((r) => setImmediate(r));
+      } finally {
+        process.off("unhandledRejection", listener);
+      }
+      return seen;
+    }
+
+    /** Open TCP connections of the server's HTTP server (upgraded handshakes included). */
+    async function tcpConnections(): Promise<number> {
+      return new Promise<number>((resolve, reject) => server.http.getConnections((err, n) => (err ? reject(err) : resolve(n))));
+    }
+
+    for (const outcome of ["rejects", "resolves"] as const) {
+      it(`${outcome}: no unhandled rejection, no session, and the server keeps serving`, async () => {
+        let settle!: () => void;
+        let entered!: () => void;
+        const hookEntered = new Promise<void>((r) => (entered = r));
+        let calls = 0;
+        await start({
+          verifyHello: () => {
+            if (++calls > 1) return; // later clients are welcome at once
+            return new Promise<void>((resolve, reject) => {
+              settle = outcome === "rejects" ? () => reject(new Error("not welcome")) : resolve;
+              entered();
+            });
+          },
+        });
+        const seen = await unhandledDuring(async () => {
+          // The client gives up (its handshake times out) while the hook is pending; its connection goes.
+          const gaveUp = connect(`http://127.0.0.1:${server.port}`, { fingerprint: server.fingerprint!, handshakeTimeoutMs: 1000 }).then(
+            () => assert.fail("the first connect should not succeed"),
+            (err: Error) => err,
+          );
+          await within(hookEntered, 5000, "the hook to be called");
+          const err = await within(gaveUp, 5000, "the client to give up");
+          assert.match(err.message, /timed out/);
+          const deadline = performance.now() + 5000;
+          while ((await tcpConnections()) > 0) {
+            if (performance.now() > deadline) assert.fail("the server never saw the connection go");
+            await new Promise((r) => setTimeout(r, 5));
+          }
+          settle();
+        });
+        assert.deepEqual(seen, [], "no unhandled rejection");
+        assert.equal(server.sessionCount, 0);
+        const { client } = await open();
+        assert.equal(client.readyState, 1, "the server still serves the next client");
+      });
+    }
+  });
 });
