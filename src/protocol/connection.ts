@@ -96,6 +96,13 @@ export interface ConnectionConfig {
   resetToken?: Uint8Array;
 }
 
+interface Challenge {
+  data: Uint8Array;
+  sendAt: number;
+  deadline: number;
+  initial: boolean;
+}
+
 interface SentPacket {
   pn: number;
   timeSent: number;
@@ -120,6 +127,17 @@ export const STATELESS_RESET_TOKEN_LENGTH = 16;
 const MIN_CLIENT_PACKET_LENGTH = 40;
 /** Challenges outstanding at once (one per candidate path). */
 const MAX_CHALLENGES = 3;
+/** Path responses waiting to be sent (one per received packet that held challenges). */
+const MAX_PATH_RESPONSES = 4;
+/**
+ * Sent-packet records (ack-eliciting packets not yet acknowledged or lost) at most. Data and datagrams
+ * stop at MAX_SENT_PACKETS - SENT_CONTROL_SLACK, as if the congestion window were full: 960 full packets
+ * are about the 1 MiB default receive window, and 960 small game packets are many seconds of traffic.
+ * Only packets that bypass congestion control (PING, PATH_RESPONSE, probes) use the slack; a peer
+ * that leaves them all unacknowledged breaks the protocol (RFC 9000 §13.2.1) and is closed.
+ */
+const MAX_SENT_PACKETS = 1024;
+const SENT_CONTROL_SLACK = 64;
 /** Path validation gives up after max(3 PTO, this) (RFC 9000 §8.2.4). */
 const PATH_VALIDATION_MIN_MS = 200;
 /** Bounds of the wait for acknowledgements before a close goes out (see `close`). */
@@ -199,8 +217,17 @@ export class Connection {
   private peerWindow: number;
   private readonly peerMaxMessage: number;
   private pathResponses: Uint8Array[] = [];
-  /** Outstanding PATH_CHALLENGEs we sent (a few at most), with when to resend and when to give up. */
-  private challenges: { data: Uint8Array; sendAt: number; deadline: number }[] = [];
+  /** The last PATH_CHALLENGE of the packet being processed (answered once, after its frames). */
+  private readonly challengeIn = new Uint8Array(PATH_DATA_LENGTH);
+  private challengeInSeen = false;
+  private ackAppliedThisPacket = false;
+  /**
+   * Outstanding PATH_CHALLENGEs we sent (a few at most), with when to resend and when to give up.
+   * `initial`: the server's challenge of the client's first address; it has no events and no deadline.
+   */
+  private challenges: Challenge[] = [];
+  /** The challenge whose response proves the address we send to now; null when proven (or none). */
+  private currentChallenge: Uint8Array | null = null;
   /** Pad the next ack-eliciting packet to the full size (a path probe: it grants the peer's budget). */
   private padNext = false;
   private readonly resetToken: Uint8Array | null;
@@ -208,17 +235,21 @@ export class Connection {
   private pingNeeded = false;
 
   // Timers.
+  /** When the oldest unacknowledged stream byte last moved (or data became outstanding): the stall clock. */
+  private progressAt: number;
   private lastReceived: number;
   private readonly idleTimeoutMs: number;
   private readonly bindDeadline: number;
   private bindSent = false;
 
   // Anti-amplification: until the peer proves it receives at its address, send at most 3x what came in.
+  // Only a PATH_RESPONSE to our challenge proves it (RFC 9000 §8): a key holder knows our packet
+  // numbers and could acknowledge packets sent to an address it spoofs.
   private addressValidated: boolean;
   private bytesReceivedUnvalidated = 0;
   private bytesSentUnvalidated = 0;
-  /** Only acknowledgements of packets numbered from here on prove the current address. */
-  private validationFloorPn = 0;
+  /** Whether the address `revertPath` goes back to (the last one validated, else the first) was proven. */
+  private fallbackValidated: boolean;
 
   // Closing.
   private closeCode = 0;
@@ -244,6 +275,7 @@ export class Connection {
     datagramsSent: 0,
     datagramsReceived: 0,
     datagramsDropped: { tooLarge: 0, congestion: 0, queueFull: 0 },
+    ackFramesIgnored: 0,
   };
   readonly dropped: DropCounters = emptyDropCounters();
 
@@ -260,6 +292,7 @@ export class Connection {
     this.recvNext = this.recvCipher.next();
     this.now = config.now;
     this.lastReceived = config.now;
+    this.progressAt = config.now;
     this.idleTimeoutMs = Math.min(this.options.idleTimeoutMs, peer.idleTimeoutMs > 0 ? peer.idleTimeoutMs : Infinity);
     this.bindDeadline = config.now + this.options.bindTimeoutMs;
     this.rtt = new RttEstimator(config.initialRttMs && config.initialRttMs > 0 ? config.initialRttMs : this.options.initialRttMs);
@@ -269,6 +302,7 @@ export class Connection {
     this.peerMaxMessage = Math.min(peer.maxMessageSize, this.options.maxMessageSize);
     // The client dialled the server's address itself; the server must wait for proof (RFC 9000 §8.1).
     this.addressValidated = this.role === "client";
+    this.fallbackValidated = this.addressValidated;
     this.alloc = config.alloc ?? defaultAllocator;
     this.streamOut = new StreamSender(this.alloc);
     this.streamIn = new StreamReceiver(
@@ -282,10 +316,22 @@ export class Connection {
     );
     this.random = config.random;
     this.resetToken = config.resetToken && config.resetToken.length === STATELESS_RESET_TOKEN_LENGTH ? config.resetToken.slice() : null;
+    // Once a frame made us close (a violation), the rest of its packet is ignored.
     this.visitor = {
       onPing: () => {},
-      onAck: (ack) => this.onAck(ack),
+      onAck: (ack) => {
+        if (this.closingOrClosed) return;
+        // Only the first ACK frame of a packet counts: each walks the sent records, and a packet
+        // could hold a hundred of them (RFC 9000 allows several; nothing needs more than one).
+        if (this.ackAppliedThisPacket) {
+          this.counters.ackFramesIgnored++;
+          return;
+        }
+        this.ackAppliedThisPacket = true;
+        this.onAck(ack);
+      },
       onStream: (offset, data) => {
+        if (this.closingOrClosed) return;
         const err = this.streamIn.onData(offset, data);
         if (err) this.violation(streamErrorText(err, this.streamIn.maxPieces));
       },
@@ -296,15 +342,25 @@ export class Connection {
         copy.set(data);
         this.pushEvent({ type: "datagram", data: copy });
       },
-      onClose: (code, reason) => this.onPeerClose(code, reason),
-      onPathChallenge: (data) => {
-        if (this.pathResponses.length < 4) this.pathResponses.push(data.slice());
+      onClose: (code, reason) => {
+        if (this._state !== "closing") this.onPeerClose(code, reason);
       },
-      onPathResponse: (data) => this.onPathResponse(data),
+      onPathChallenge: (data) => {
+        // Remember the last one only: one PATH_RESPONSE per packet, however many challenges it holds.
+        this.challengeIn.set(data);
+        this.challengeInSeen = true;
+      },
+      onPathResponse: (data) => {
+        if (!this.closingOrClosed) this.onPathResponse(data);
+      },
     };
   }
 
   private readonly random: (out: Uint8Array) => void;
+
+  private get closingOrClosed(): boolean {
+    return this._state === "closing" || this._state === "closed";
+  }
 
   get state(): ConnectionState {
     return this._state;
@@ -339,6 +395,7 @@ export class Connection {
         `send queue full: ${this.streamOut.queuedBytes} bytes unacknowledged + ${message.length} exceeds sendQueueBytes ${this.options.sendQueueBytes}`,
       );
     }
+    if (!this.streamOut.hasUnacked()) this.progressAt = this.now; // the stall clock starts now
     this.streamOut.push(message);
     this.counters.messagesSent++;
   }
@@ -401,23 +458,40 @@ export class Connection {
     this.addressValidated = false;
     this.bytesReceivedUnvalidated = triggerBytes;
     this.bytesSentUnvalidated = 0;
-    this.validationFloorPn = this.nextPn;
     if (newNetwork) {
       this.cc.reset();
       this.rtt.resetTo(this.rtt.smoothed);
     }
-    const data = new Uint8Array(PATH_DATA_LENGTH);
-    this.random(data);
+    // A first-path challenge is moot once the peer has left that path.
+    this.challenges = this.challenges.filter((c) => !c.initial);
     if (this.challenges.length >= MAX_CHALLENGES) this.challenges.shift();
     const deadline = now + Math.max(3 * this.ptoBase(), PATH_VALIDATION_MIN_MS);
-    this.challenges.push({ data, sendAt: now, deadline });
+    return this.challenge(now, deadline, false);
+  }
+
+  /** Queues a fresh PATH_CHALLENGE for the current address; its response is the only proof of it. */
+  private challenge(now: number, deadline: number, initial: boolean): Uint8Array {
+    const data = new Uint8Array(PATH_DATA_LENGTH);
+    this.random(data);
+    this.challenges.push({ data, sendAt: now, deadline, initial });
+    this.currentChallenge = data;
     return data;
   }
 
-  /** The driver went back to a previously validated address: sending is unrestricted again. */
-  revertPath(): void {
-    this.addressValidated = true;
+  /**
+   * The driver went back to the address it last validated (or, if none was ever proven, the first
+   * one): sending there is unrestricted again only if that address was proven by a PATH_RESPONSE.
+   * Otherwise it is challenged afresh, with `triggerBytes` (the datagram from it) as the budget.
+   */
+  revertPath(triggerBytes = 0): void {
     this.challenges.length = 0;
+    this.currentChallenge = null;
+    this.addressValidated = this.fallbackValidated;
+    if (!this.addressValidated) {
+      this.bytesReceivedUnvalidated = triggerBytes;
+      this.bytesSentUnvalidated = 0;
+      this.challenge(this.now, Infinity, true);
+    }
   }
 
   /** Client: makes the next packet a full-size PING probe (after a rebind, so the server may answer at once). */
@@ -444,9 +518,16 @@ export class Connection {
   private onPathResponse(data: Uint8Array): void {
     const i = this.challenges.findIndex((c) => equalBytes(c.data, data));
     if (i < 0) return; // unsolicited or late: ignored
-    const [c] = this.challenges.splice(i, 1);
-    this.addressValidated = true;
-    this.pushEvent({ type: "pathValidated", data: c!.data });
+    const c = this.challenges[i]!;
+    this.challenges.splice(i, 1);
+    // Only the challenge sent to where we send now proves that address; an answer to an older one
+    // (another candidate address) proves nothing about it.
+    if (c.data === this.currentChallenge) {
+      this.currentChallenge = null;
+      this.addressValidated = true;
+      this.fallbackValidated = true;
+    }
+    if (!c.initial) this.pushEvent({ type: "pathValidated", data: c.data });
   }
 
   /** Closes at once, without waiting for unacknowledged data: the peer still gets `code` and `reason`. */
@@ -522,6 +603,7 @@ export class Connection {
       probeTimeouts: this.probeTimeouts,
       statelessResets: this.statelessResets,
       heldBytes: this.heldBytes,
+      ackFramesIgnored: c.ackFramesIgnored,
     };
   }
 
@@ -602,9 +684,17 @@ export class Connection {
     if (this._state === "binding") {
       this._state = "open";
       this.pushEvent({ type: "open" });
+      this.progressAt = now; // data queued while binding waited for the path, not for the peer
+      // The client's address is proven only by an answer to this (sent with our first reply).
+      if (this.role === "server") this.challenge(now, Infinity, true);
     }
     const ackEliciting = this.frameFlags.ackEliciting;
+    this.ackAppliedThisPacket = false;
+    this.challengeInSeen = false;
     walkFrames(payload, this.visitor, this.ackFrame, this.frameFlags);
+    if (this.challengeInSeen && !this.closingOrClosed && this.pathResponses.length < MAX_PATH_RESPONSES) {
+      this.pathResponses.push(this.challengeIn.slice());
+    }
     if (ackEliciting && this._state === "open") {
       this.ackPending = true;
       this.ackElicitingUnacked++;
@@ -655,10 +745,15 @@ export class Connection {
   }
 
   private onAck(ack: AckFrame): void {
+    // Acknowledging a packet that was never sent is a violation (RFC 9000 §13.1), not something to guess about.
+    if (ack.largest >= this.nextPn) {
+      this.violation(`ACK of packet ${ack.largest}, never sent (the next is ${this.nextPn})`);
+      return;
+    }
     const now = this.now;
+    const floor = this.streamOut.ackedOffset;
     const ackDelay = ack.delayUs / 1000;
     let largestNewlyAcked: SentPacket | null = null;
-    let largestNewly = -1;
     let anyAckEliciting = false;
     let r = ack.count - 1; // ranges come highest first; walk them lowest first
     const sent = this.sent;
@@ -669,7 +764,6 @@ export class Connection {
       if (r >= 0 && ack.smallest[r]! <= p.pn) {
         // newly acknowledged
         anyAckEliciting = true;
-        if (p.pn > largestNewly) largestNewly = p.pn;
         if (p.pn === ack.largest) largestNewlyAcked = p;
         this.cc.onAcked(p.size, p.timeSent, p.appLimited);
         if (p.stream) for (let i = 0; i < p.stream.length; i += 2) this.streamOut.onAcked(p.stream[i]!, p.stream[i + 1]!);
@@ -680,16 +774,13 @@ export class Connection {
       }
     }
     sent.length = w;
-    if (ack.largest > this.largestAckedPn && ack.largest < this.nextPn) this.largestAckedPn = ack.largest;
+    if (ack.largest > this.largestAckedPn) this.largestAckedPn = ack.largest;
     if (largestNewlyAcked && anyAckEliciting) {
       this.rtt.update(now - largestNewlyAcked.timeSent, ackDelay, this.options.maxAckDelayMs);
     }
-    if (anyAckEliciting) {
-      // The peer received what we sent to its address: the path is proven (RFC 9000 §8.1). Only a
-      // packet sent since the last move counts: an old ACK says nothing about the new address.
-      if (largestNewly >= this.validationFloorPn) this.addressValidated = true;
-      this.ptoCount = 0;
-    }
+    // An ACK never validates an address (see addressValidated).
+    if (anyAckEliciting) this.ptoCount = 0;
+    if (this.streamOut.ackedOffset > floor) this.progressAt = now;
     this.detectLoss(now);
     if (this.drain) {
       // Acknowledgements are progress: the wait restarts, so a live peer gets all the data.
@@ -818,7 +909,7 @@ export class Connection {
       t = Math.min(t, this.lossDetectionDeadline());
       return t;
     }
-    t = Math.min(t, this.lossDetectionDeadline());
+    t = Math.min(t, this.lossDetectionDeadline(), this.stallAt());
     // A deadline whose packet cannot leave (anti-amplification) or is already due would spin the
     // driver: report it only when acting on it can send something (RFC 9002 §6.2.2.1).
     if (!this.amplificationBlocked()) {
@@ -830,6 +921,17 @@ export class Connection {
     if (this.drain) t = Math.min(t, this.drain.deadline);
     for (const c of this.challenges) t = Math.min(t, c.deadline, this.amplificationBlocked() ? Infinity : c.sendAt);
     return t;
+  }
+
+  /**
+   * When the stall timeout fires: reliable data is unacknowledged, the oldest byte has not moved for
+   * stallTimeoutMs, and the peer was heard from within the last half of that (it keeps sending but
+   * does not acknowledge). A peer that went silent is left to the idle timeout.
+   */
+  private stallAt(): number {
+    if (this._state !== "open" || !this.streamOut.hasUnacked()) return Infinity;
+    const at = this.progressAt + this.options.stallTimeoutMs;
+    return at <= this.lastReceived + this.options.stallTimeoutMs / 2 ? at : Infinity;
   }
 
   private amplificationBlocked(): boolean {
@@ -853,6 +955,12 @@ export class Connection {
       this.closeInternal(CloseCode.Abnormal, "idle timeout", false);
       return;
     }
+    if (now >= this.stallAt()) {
+      // Not sent: the peer does not acknowledge, so it would not act on a CLOSE either; if it is
+      // honest and only cut off, its own timers end the session (and a server's CID then draws resets).
+      this.closeInternal(CloseCode.Abnormal, `stalled: no acknowledgement of reliable data for ${now - this.progressAt} ms`, false);
+      return;
+    }
     if (this.recvPrev && now >= this.recvPrevUntil) {
       this.recvPrev = null;
       this.recvPrevUntil = Infinity;
@@ -862,6 +970,7 @@ export class Connection {
       if (this._state !== "open") return;
     }
     if (this.challenges.length > 0) {
+      // An initial challenge (deadline Infinity) never fails: it is resent until answered.
       const failed = this.challenges.filter((c) => now >= c.deadline);
       if (failed.length > 0) {
         this.challenges = this.challenges.filter((c) => now < c.deadline);
@@ -920,8 +1029,12 @@ export class Connection {
       this.challengeDue(now) ||
       this.streamOut.hasData(this.peerWindow);
     if (!wantsElicit) return ackDue ? this.buildPacket(now, "ack") : null;
+    if (this.sent.length >= MAX_SENT_PACKETS) {
+      this.violation(`${this.sent.length} ack-eliciting packets left unacknowledged`);
+      return this.pollTransmit(now); // the first CLOSE packet
+    }
     if (!probe) {
-      const cwndBlocked = this.cc.bytesInFlight >= this.cc.cwnd;
+      const cwndBlocked = this.cc.bytesInFlight >= this.cc.cwnd || this.sent.length >= MAX_SENT_PACKETS - SENT_CONTROL_SLACK;
       let paced = false;
       if (!cwndBlocked) {
         const wait = this.pacer.delayUntil(now, MAX_DATAGRAM_SIZE, this.cc.cwnd, this.rtt.smoothed);
@@ -931,10 +1044,11 @@ export class Connection {
         }
       }
       if (cwndBlocked || paced) {
-        // Path responses and pings are tiny and must not wait behind bulk data.
+        // Path responses and pings are tiny and must not wait behind bulk data; they go alone.
         if (this.pathResponses.length === 0 && !this.pingNeeded && !this.challengeDue(now)) {
           return ackDue ? this.buildPacket(now, "ack") : null;
         }
+        return this.buildPacket(now, "control");
       }
     }
     if (probe) this.probesPending--;
@@ -943,7 +1057,8 @@ export class Connection {
 
   private readonly scratch = new Uint8Array(MAX_DATAGRAM_SIZE);
 
-  private buildPacket(now: number, kind: "data" | "ack" | "probe" | "bind" | "close"): Uint8Array | null {
+  /** `control`: ACK, path frames and PING only (what may bypass congestion control). */
+  private buildPacket(now: number, kind: "data" | "control" | "ack" | "probe" | "bind" | "close"): Uint8Array | null {
     let maxSize = MAX_DATAGRAM_SIZE;
     if (!this.addressValidated) {
       const budget = 3 * this.bytesReceivedUnvalidated - this.bytesSentUnvalidated;
@@ -981,12 +1096,14 @@ export class Connection {
           ackEliciting = true;
         }
         for (const c of this.challenges) {
-          if (c.sendAt > now || room - off < 1 + PATH_DATA_LENGTH) continue;
+          // The current path's challenge rides every packet until answered: any one answer proves it.
+          const due = c.sendAt <= now || (c.data === this.currentChallenge && !this.addressValidated);
+          if (!due || room - off < 1 + PATH_DATA_LENGTH) continue;
           off = writePathFrame(p, off, FrameType.PathChallenge, c.data);
           c.sendAt = now + this.ptoBase(); // resent each PTO until answered or given up
           ackEliciting = true;
         }
-        while (this.datagrams.length > 0) {
+        while (kind !== "control" && this.datagrams.length > 0) {
           const d = this.datagrams[0]!;
           if (room - off < datagramFrameOverhead(d.length) + d.length) break;
           off = writeDatagramFrame(p, off, d);
@@ -995,7 +1112,7 @@ export class Connection {
           this.counters.datagramsSent++;
           ackEliciting = true;
         }
-        for (;;) {
+        for (; kind !== "control"; ) {
           const space = room - off - streamFrameOverhead(this.streamOut.endOffset, room);
           if (space <= 0) break;
           this.streamOut.nextSegment(space, this.peerWindow, this.segment);

@@ -43,6 +43,8 @@ export interface ConnectionStats {
    * the bound a hostile peer can push it to.
    */
   heldBytes: number;
+  /** ACK frames ignored because an earlier ACK frame in the same packet was applied (only the first counts). */
+  ackFramesIgnored: number;
 }
 
 export function emptyDropCounters(): DropCounters {

@@ -45,6 +45,11 @@ export class StreamSender {
     this.queuedBytes += message.length;
   }
 
+  /** Stream offset below which every byte is acknowledged. */
+  get ackedOffset(): number {
+    return this.ackedFloor;
+  }
+
   /** Bytes of queued chunks (prefixes included) not yet released: what this sender holds in memory. */
   get heldBytes(): number {
     return this.head < this.chunks.length ? this.writeOffset - this.chunkStarts[this.head]! : 0;

@@ -82,11 +82,24 @@ export class HostileClient {
     return this.server.handleDatagram(this.packet(frames, this.pn++, type), this.now);
   }
 
-  /** Opens the server with a padded Bind holding a PING, as an honest client would, and polls its answer. */
-  bind(): void {
+  /**
+   * Opens the server with a padded Bind holding a PING, as an honest client would, and polls its
+   * answer. With `answer` (default) it then answers the server's PATH_CHALLENGE, proving its address.
+   */
+  bind(answer = true): void {
     this.send(Uint8Array.of(FrameType.Ping), PacketType.Bind);
-    this.poll();
+    const reply = this.poll();
     if (this.server.state !== "open") throw new Error("the server did not open");
+    if (answer) {
+      this.answer(reply);
+      this.poll();
+    }
+  }
+
+  /** Answers every PATH_CHALLENGE in `packets` (one PATH_RESPONSE frame each, in one packet). */
+  answer(packets: OpenedPacket[]): number {
+    const responses = packets.flatMap((p) => p.challenges.map((c) => pathFrame(FrameType.PathResponse, c)));
+    return responses.length > 0 ? this.send(frames(...responses)) : -1;
   }
 
   /** Moves the server's transmissions and events into `received` / `events`; returns the new packets. */
