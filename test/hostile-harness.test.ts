@@ -101,6 +101,21 @@ class Bystander {
   }
 }
 
+/**
+ * Sends `next(i)` for i = 0, 1, ... until `done()` or `count` packets, in bursts of 25 every 10 ms:
+ * 2500 packets a second from one player, a flood for a game server, paced so that the hostile's own
+ * sending does not starve the server child of CPU on a small machine.
+ */
+async function flood(count: number, done: () => boolean, next: (i: number) => void): Promise<number> {
+  let i = 0;
+  while (i < count && !done()) {
+    const burstEnd = Math.min(count, i + 25);
+    for (; i < burstEnd && !done(); i++) next(i);
+    await tick(10);
+  }
+  return i;
+}
+
 /** Distinct PATH_CHALLENGE data, cheaply (a counter: the server must not care what is in it). */
 function challengeData(n: number): Uint8Array {
   const d = new Uint8Array(8);
@@ -169,7 +184,8 @@ describe("hostile clients: a key holder hurts no one but itself", function () {
       console.log(
         `      [${name}] attack ${attackMs.toFixed(0)} ms; hostile peak ${mib(h.maxMemoryBytes)} (held ${mib(h.maxHeldBytes)}${h.heldKnown ? "" : "~"}, backlog ${mib(h.maxBacklogBytes)}), ` +
           `sent records ${h.sentRecords}, pieces ${h.outOfOrderPieces}, close ${h.close ? `${h.close.code} ${h.close.reason}` : "none"}; ` +
-          `heap +${mib(report.memory.growth)}; eld p99 ${report.eld.p99.toFixed(1)} max ${report.eld.max.toFixed(1)} ms; ` +
+          `heap +${mib(report.memory.growth)}; eld p99 ${report.eld.p99.toFixed(1)} max ${report.eld.max.toFixed(1)} ms (n ${report.eld.count}); ` +
+          `server cpu ${report.cpu.usedMs.toFixed(0)} ms in ${report.cpu.windowMs.toFixed(0)} ms; ` +
           `bystander ${bystander!.summary}; dropped ${JSON.stringify(h.dropped)}`,
       );
     }
@@ -195,10 +211,7 @@ describe("hostile clients: a key holder hurts no one but itself", function () {
       "ack-never-sent",
       async () => {
         // RFC 9000 §13.1: acknowledging a packet that was never sent is a protocol violation.
-        for (let i = 0; i < 300 && h.closedBy === null; i++) {
-          h.send(new PayloadBuilder().ping().ackRange(0, h.largestServerPn + 1_000_000));
-          if (i % 10 === 9) await tick(5);
-        }
+        await flood(300, () => h.closedBy !== null, () => h.send(new PayloadBuilder().ping().ackRange(0, h.largestServerPn + 1_000_000)));
         await h.waitFor(() => h.closedBy !== null, 1000, "a CLOSE").catch(() => {});
       },
       (_r, s) => (s.close?.code === 1002 ? [] : [`hostile session not closed as a protocol violation: ${s.close ? `${s.close.code} ${s.close.reason}` : "still open"}`]),
@@ -211,12 +224,11 @@ describe("hostile clients: a key holder hurts no one but itself", function () {
       // Each packet draws one PATH_RESPONSE packet, which the hostile never acknowledges (so the server's
       // in-flight list grows), and carries 100 ACK frames of the server's first packet, each of which
       // acknowledges nothing new but walks that list.
-      for (let i = 0; i < 2000 && h.closedBy === null; i++) {
+      await flood(2000, () => h.closedBy !== null, (i) => {
         const p = new PayloadBuilder().pathChallenge(challengeData(i));
         for (let k = 0; k < 100; k++) p.ackRange(0, 0);
         h.send(p);
-        if (i % 50 === 49) await tick(2);
-      }
+      });
     });
   });
 
@@ -224,12 +236,11 @@ describe("hostile clients: a key holder hurts no one but itself", function () {
     const h = await hostile("/sink/hostile");
     await underAttack("challenge-flood", async () => {
       let n = 0;
-      for (let i = 0; i < 2000 && h.closedBy === null; i++) {
+      await flood(2000, () => h.closedBy !== null, () => {
         const p = new PayloadBuilder();
         while (p.room >= 9) p.pathChallenge(challengeData(n++));
         h.send(p);
-        if (i % 50 === 49) await tick(2);
-      }
+      });
     });
   });
 
@@ -241,15 +252,14 @@ describe("hostile clients: a key holder hurts no one but itself", function () {
       // 1, 3, 5, ... cover the window the server advertised (half a million of them at 1 MiB),
       // unless the server ends the session first.
       const one = Uint8Array.of(0x2a);
-      for (let packet = 0; offset < h.serverWindow && h.closedBy === null; packet++) {
+      await flood(Infinity, () => offset >= h.serverWindow || h.closedBy !== null, () => {
         const p = new PayloadBuilder();
         while (offset < h.serverWindow && p.room >= streamFrameSize(offset, 1)) {
           p.stream(offset, one);
           offset += 2;
         }
         h.send(p);
-        if (packet % 32 === 31) await tick(1);
-      }
+      });
     });
     assert.ok(offset >= h.serverWindow || h.closedBy !== null, `the attack stopped at offset ${offset} with the session open`);
   });
@@ -272,26 +282,41 @@ describe("hostile clients: a key holder hurts no one but itself", function () {
       (p) => p.raw(0x06, 1, 2, 3), // PATH_CHALLENGE cut short
       (p) => p.raw(0x04, ...ff8), // DATAGRAM of 2^62 - 1 bytes
     ];
+    /** Datagrams that are bad as a whole, sealed with the real keys where that makes sense. */
+    const datagramKinds: Array<() => Uint8Array[]> = [
+      () => [h.seal(new PayloadBuilder().ping().padding(1300).bytes())], // over 1200 bytes
+      () => {
+        const d = h.seal(new PayloadBuilder().ping().bytes());
+        d[d.length - 1]! ^= 1; // fails the AEAD
+        return [d];
+      },
+      () => {
+        const d = h.seal(new PayloadBuilder().ping().bytes());
+        d[0]! |= 0x04; // a reserved header bit
+        return [d];
+      },
+      () => {
+        const d = h.seal(new PayloadBuilder().ping().bytes());
+        return [d, d]; // a replay
+      },
+      () => [Uint8Array.of(0x40, 1, 2, 3, 4)], // a runt
+    ];
     let datagrams = 0;
     await underAttack(
       "malformed",
       async () => {
-        for (let k = 0; k < 100 && h.closedBy === null; k++) {
-          for (const f of frames) {
+        // Every kind of bad datagram 100 times, interleaved.
+        const kinds = frames.length + datagramKinds.length;
+        datagrams = await flood(100 * kinds, () => h.closedBy !== null, (i) => {
+          const kind = i % kinds;
+          if (kind < frames.length) {
             const p = new PayloadBuilder();
-            f(p, k);
+            frames[kind]!(p, Math.floor(i / kinds));
             h.send(p);
+          } else {
+            for (const d of datagramKinds[kind - frames.length]!()) h.sendRaw(d);
           }
-          const oversized = h.seal(new PayloadBuilder().ping().padding(1300).bytes()); // a datagram over 1200 bytes
-          const flipped = h.seal(new PayloadBuilder().ping().bytes());
-          flipped[flipped.length - 1]! ^= 1; // fails the AEAD
-          const reserved = h.seal(new PayloadBuilder().ping().bytes());
-          reserved[0]! |= 0x04; // a reserved header bit
-          const replayed = h.seal(new PayloadBuilder().ping().bytes());
-          for (const d of [oversized, flipped, reserved, replayed, replayed, Uint8Array.of(0x40, 1, 2, 3, 4)]) h.sendRaw(d);
-          datagrams += frames.length + 6;
-          if (k % 4 === 3) await tick(1);
-        }
+        });
         // Still served: a PING draws an acknowledgement (unless a violation already closed it).
         const before = h.datagramsReceived;
         h.send(new PayloadBuilder().ping());

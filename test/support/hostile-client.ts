@@ -132,6 +132,11 @@ export interface HostileOptions {
    * unless a test sends ACK frames itself).
    */
   autoAck?: boolean;
+  /**
+   * Answer the server's PATH_CHALLENGEs that reach the first socket, proving the hostile's own address
+   * as any client does, so the server serves it in full (default true). Other sockets never answer.
+   */
+  proveAddress?: boolean;
 }
 
 /**
@@ -190,6 +195,7 @@ export class HostileClient {
     const client = new HostileClient(hs.accept.cid, hs.keyingMaterial, hs.accept.params.receiveBufferBytes, hs.accept.udpHost, hs.accept.udpPort);
     client.closeHandshake = () => hs.close();
     client.autoAck = o.autoAck ?? false;
+    client.proveAddress = o.proveAddress ?? true;
     try {
       client.current = await client.addSocket(o.localAddress ?? "127.0.0.1");
     } catch (err) {
@@ -201,6 +207,9 @@ export class HostileClient {
 
   private closeHandshake: () => void = () => {};
   private autoAck = false;
+  private proveAddress = true;
+  /** The last PATH_CHALLENGE in the packet being read, if any. */
+  private challengeIn: Uint8Array | null = null;
 
   /** Opens another local socket (a new source address for migration), bound to `address` on an OS-chosen port. */
   async addSocket(address: string): Promise<SocketLedger> {
@@ -322,7 +331,11 @@ export class HostileClient {
     this.received.truncateLow(64);
     ledger.received.add(pn, pn + 1);
     ledger.received.truncateLow(64);
+    this.challengeIn = null;
     walkFrames(payload, this.visitorFor(ledger), this.ackScratch, this.flags);
+    if (this.challengeIn && this.proveAddress && ledger === this.sockets[0] && this.closedBy === null) {
+      this.send(new PayloadBuilder().pathResponse(this.challengeIn), ledger);
+    }
     if (this.autoAck && this.flags.ackEliciting && this.closedBy === null) {
       this.send(new PayloadBuilder().ack(ledger.received.starts, ledger.received.ends), ledger);
     }
@@ -341,6 +354,7 @@ export class HostileClient {
         this.closedBy ??= { code, reason };
       },
       onPathChallenge: (data) => {
+        this.challengeIn = data.slice();
         if (ledger.challenges.length < 8) ledger.challenges.push(data.slice());
       },
       onPathResponse: () => {},
