@@ -7,6 +7,7 @@ import {
   AckFrame,
   FrameType,
   MAX_ACK_RANGES,
+  MAX_CLOSE_REASON_BYTES,
   PATH_DATA_LENGTH,
   datagramFrameOverhead,
   encodeCloseReason,
@@ -94,7 +95,15 @@ export interface ConnectionConfig {
   alloc?: Allocator;
   /** Client: the stateless reset token the server gave at the handshake (RFC 9000 §10.3). */
   resetToken?: Uint8Array;
+  /**
+   * Packets that may fail authentication before the session closes (RFC 9001 §6.6 integrity limit;
+   * default AEAD_INTEGRITY_LIMIT). Not a user option: tests set a small value.
+   */
+  aeadIntegrityLimit?: number;
 }
+
+/** ChaCha20-Poly1305's integrity limit: forged packets tolerated over a session's life (RFC 9001 §6.6). */
+export const AEAD_INTEGRITY_LIMIT = 2 ** 36;
 
 interface Challenge {
   data: Uint8Array;
@@ -315,6 +324,7 @@ export class Connection {
       this.alloc,
     );
     this.random = config.random;
+    this.aeadIntegrityLimit = config.aeadIntegrityLimit ?? AEAD_INTEGRITY_LIMIT;
     this.resetToken = config.resetToken && config.resetToken.length === STATELESS_RESET_TOKEN_LENGTH ? config.resetToken.slice() : null;
     // Once a frame made us close (a violation), the rest of its packet is ignored.
     this.visitor = {
@@ -357,6 +367,7 @@ export class Connection {
   }
 
   private readonly random: (out: Uint8Array) => void;
+  private readonly aeadIntegrityLimit: number;
 
   private get closingOrClosed(): boolean {
     return this._state === "closing" || this._state === "closed";
@@ -435,8 +446,13 @@ export class Connection {
     return true;
   }
 
-  /** Starts closing: the peer gets `code` and `reason` in a few redundant CLOSE packets. */
+  /**
+   * Starts closing: the peer gets `code` and `reason` in a few redundant CLOSE packets. Throws
+   * FastnetError INVALID_CLOSE_CODE, changing nothing, unless `code` is an integer in 0..65535. The
+   * reason is sent cut to MAX_CLOSE_REASON_BYTES of UTF-8 (on a character boundary).
+   */
   close(code: number = CloseCode.Normal, reason = ""): void {
+    checkCloseCode(code);
     if (this._state === "open" && this.streamOut.hasUnacked()) {
       // Deliver what was sent before the close (as a WebSocket close does): CLOSE follows once
       // every reliable byte is acknowledged, or after a bounded wait if the peer is gone.
@@ -532,6 +548,7 @@ export class Connection {
 
   /** Closes at once, without waiting for unacknowledged data: the peer still gets `code` and `reason`. */
   abort(code: number = CloseCode.Abnormal, reason = ""): void {
+    checkCloseCode(code);
     this.drain = null;
     this.closeInternal(code, reason, true);
   }
@@ -660,6 +677,10 @@ export class Connection {
     if (payload === null) {
       this.dropped.decrypt++;
       this.checkStatelessReset(buf);
+      if (this.dropped.decrypt >= this.aeadIntegrityLimit && !this.closingOrClosed) {
+        // Enough forgery attempts that one might succeed: stop trusting these keys (RFC 9001 §6.6).
+        this.closeInternal(CloseCode.Abnormal, `AEAD_LIMIT_REACHED: ${this.dropped.decrypt} packets failed authentication`, true);
+      }
       return Received.Dropped;
     }
     // Authenticated. A peer with the keys that sends unparseable frames is still dropped, not obeyed.
@@ -844,6 +865,11 @@ export class Connection {
 
   private onPeerClose(code: number, reason: string): void {
     if (this._state === "closed") return;
+    if (code > MAX_CLOSE_CODE) {
+      // A varint allows 2^62: report what the peer did rather than hand an impossible code onward.
+      reason = `protocol violation: the peer's close code ${code} is out of range`;
+      code = CloseCode.ProtocolError;
+    }
     this._state = "closed";
     this.closeCode = code;
     this.closeReasonText = reason;
@@ -860,7 +886,10 @@ export class Connection {
     if (this._state === "closing" || this._state === "closed") return;
     this.closeCode = code;
     this.closeReasonText = reason;
-    this.closeReason = encodeCloseReason(reason);
+    // Cut long reasons before encoding: each UTF-16 unit is at least one UTF-8 byte, so nothing that
+    // would be sent is lost, and a huge string is not encoded whole.
+    const text = typeof reason === "string" ? reason : String(reason);
+    this.closeReason = encodeCloseReason(text.length > MAX_CLOSE_REASON_BYTES ? text.slice(0, MAX_CLOSE_REASON_BYTES) : text);
     const canSend = notify && (this._state === "open" || (this.role === "client" && this.bindSent));
     if (canSend) {
       this._state = "closing";
@@ -1169,6 +1198,15 @@ export class Connection {
     }
     if (++this.packetsUnderKey >= this.options.keyUpdateIntervalPackets) this.initiateKeyUpdate();
     return out;
+  }
+}
+
+/** Close codes are 16-bit, as in WebSocket (and Colyseus) close frames. */
+const MAX_CLOSE_CODE = 0xffff;
+
+function checkCloseCode(code: number): void {
+  if (!Number.isInteger(code) || code < 0 || code > MAX_CLOSE_CODE) {
+    throw new FastnetError("INVALID_CLOSE_CODE", `close code must be an integer in 0..${MAX_CLOSE_CODE}, got ${String(code)}`);
   }
 }
 
