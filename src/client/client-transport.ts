@@ -106,13 +106,13 @@ export class FastnetClientTransport {
         // Like a WebSocket, sends never throw: beyond the send queue they wait (bounded), and what
         // cannot be delivered at all closes the connection with 1009 and the reason.
         this.backlog = new SendBacklog(session, (err) => session.close(1009, err.message));
-        session.on("message", (data) => this.events.onmessage?.({ data: toArrayBuffer(data) }));
-        session.on("datagram", (data) => this.events.onmessage?.({ data: toArrayBuffer(data) }));
+        session.on("message", (data) => this.fire("onmessage", { data: toArrayBuffer(data) }));
+        session.on("datagram", (data) => this.fire("onmessage", { data: toArrayBuffer(data) }));
         session.once("close", (code, reason) => {
           if (this.session === session) this.session = null;
-          this.events.onclose?.({ code, reason });
+          this.fire("onclose", { code, reason });
         });
-        this.events.onopen?.({});
+        this.fire("onopen", {});
       },
       (err: Error) => {
         if (attempt !== this.attempt) return;
@@ -122,9 +122,22 @@ export class FastnetClientTransport {
         // A certificate that does not verify will not verify on a retry: 1015 (TLS handshake failure)
         // ends the SDK's reconnection at once; other failures (1006) are worth retrying.
         const code = err instanceof FastnetError && err.code === "CERTIFICATE_REJECTED" ? TLS_HANDSHAKE_FAILURE : ABNORMAL_CLOSURE;
-        this.events.onclose?.({ code, reason: err.message });
+        this.fire("onclose", { code, reason: err.message });
       },
     );
+  }
+
+  /**
+   * Calls one of the SDK's handlers. What a handler throws (the SDK's decoding, a user's onMessage or
+   * onLeave) is reported with console.error and goes no further, as a browser reports an exception in
+   * a WebSocket's onmessage: the session, its acknowledgements and its timers carry on.
+   */
+  private fire(handler: keyof TransportEvents, ev: any): void {
+    try {
+      this.events[handler]?.(ev);
+    } catch (err) {
+      console.error(`fastnet: the room's ${handler} handler threw (the connection carries on):`, err);
+    }
   }
 
   /** Closes the session with `code` (default 1000); the SDK gets `onclose` once it is closed. */
@@ -135,7 +148,7 @@ export class FastnetClientTransport {
     else {
       // Still connecting: abandon the attempt and report the close as a WebSocket would.
       this.attempt++;
-      this.events.onclose?.({ code: code ?? 1000, reason: reason ?? "" });
+      this.fire("onclose", { code: code ?? 1000, reason: reason ?? "" });
     }
   }
 }

@@ -78,8 +78,14 @@ export class FastnetClientSession extends FastnetSession {
     this.socket = socket;
     socket.on("message", (msg) => {
       if (this.socket !== socket) return; // a late datagram on a socket being replaced
-      this.receive(msg);
-      for (const check of this.pathWaiters) check();
+      // Listener exceptions are caught per listener by the session; whatever else throws here would
+      // leave the dgram handler as an uncaught exception and end the process: report it instead.
+      try {
+        this.receive(msg);
+        for (const check of this.pathWaiters) check();
+      } catch (err) {
+        console.error("fastnet: error while receiving a datagram (the session carries on):", err);
+      }
     });
     socket.on("error", (err) => log("socket error: %s", err.message));
   }

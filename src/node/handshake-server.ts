@@ -15,6 +15,7 @@ import {
   type ClientHello,
   type TransportParams,
 } from "./handshake-messages.js";
+import { proxyHeadersOf } from "./proxy-headers.js";
 
 const log = createDebug("fastnet:handshake");
 
@@ -81,6 +82,12 @@ export class PendingHandshake extends EventEmitter<{ timeout: []; close: [] }> {
     readonly hello: ClientHello,
     readonly remoteAddress: string,
     readonly remotePort: number,
+    /**
+     * Proxy headers (`x-forwarded-for`, `x-real-ip`, `forwarded`, ...) of the HTTP Upgrade request,
+     * lower-case names: what a reverse proxy in front of the server says about the client. Unlike
+     * `hello.headers`, which the client writes inside TLS, these come from whoever sent the Upgrade.
+     */
+    readonly upgradeHeaders: Readonly<Record<string, string>> = {},
   ) {
     super();
   }
@@ -177,7 +184,7 @@ export class HandshakeServer extends EventEmitter<{ handshake: [PendingHandshake
       socket.end("HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\nContent-Length: 0\r\n\r\n");
       return;
     }
-    const conn = new Connection(this, socket, address, port);
+    const conn = new Connection(this, socket, address, port, proxyHeadersOf(req.headers));
     this.connections.add(conn);
     this.slots.set(address, fromAddress + 1);
     this.slotCount++;
@@ -225,6 +232,7 @@ class Connection {
     private readonly socket: Duplex,
     readonly address: string,
     readonly port: number,
+    private readonly upgradeHeaders: Record<string, string>,
   ) {}
 
   start(head: Buffer): void {
@@ -260,7 +268,7 @@ class Connection {
       return;
     }
     this.state = "pending";
-    const pending = new PendingHandshake(this, hello, this.address, this.port);
+    const pending = new PendingHandshake(this, hello, this.address, this.port, this.upgradeHeaders);
     this.pending = pending;
     log("hello from %s:%d path %s", this.address, this.port, hello.path);
     try {

@@ -70,7 +70,12 @@ export interface FastnetServerOptions extends Partial<SessionOptions>, Partial<E
 /** Information about the client that opened a session. */
 export interface SessionInfo {
   hello: ClientHello;
+  /** The UDP address the session was bound from. */
   remoteAddress: string;
+  /** The TCP peer of the handshake's HTTP Upgrade request (a reverse proxy, if there is one). */
+  handshakeAddress: string;
+  /** Proxy headers of the Upgrade request (see PendingHandshake.upgradeHeaders); never from the hello. */
+  upgradeHeaders: Readonly<Record<string, string>>;
 }
 
 /** Counters of the server endpoint (per-session counters are in each session's stats). */
@@ -209,7 +214,10 @@ export class FastnetServer extends EventEmitter<{ session: [FastnetSession, Sess
       maxPending: this.endpointOptions.maxPendingHandshakes,
       maxPendingPerAddress: this.endpointOptions.maxPendingHandshakesPerAddress,
     });
-    this.handshakes.on("handshake", (p) => void this.onHandshake(p));
+    // onHandshake catches what it expects; anything else is a bug to report, not an unhandled rejection.
+    this.handshakes.on("handshake", (p) => {
+      this.onHandshake(p).catch((err: unknown) => this.reportError(err instanceof Error ? err : new Error(String(err))));
+    });
     if (this.ownsHttp || !this.http.listening) {
       this.http.listen(port, host);
       await once(this.http, "listening");
@@ -239,22 +247,38 @@ export class FastnetServer extends EventEmitter<{ session: [FastnetSession, Sess
     log("listening tcp %d udp %d aead %s", tcpPort, this.udpBoundPort, this.aead.name);
   }
 
+  /** An unexpected failure outside any session: to 'error' listeners, else console.error (never silent). */
+  private reportError(err: Error): void {
+    if (this.listenerCount("error") > 0) this.emit("error", err);
+    else console.error("fastnet: server error:", err);
+  }
+
+  /** Answers a handshake with a ServerReject, unless its connection is already gone (then nothing is owed). */
+  private refuse(p: PendingHandshake, message: string, code?: number): void {
+    try {
+      p.reject(message, code);
+    } catch (err) {
+      log("handshake from %s not refused (%s): %s", p.remoteAddress, message, (err as Error).message);
+    }
+  }
+
   private async onHandshake(p: PendingHandshake): Promise<void> {
     if (this.table.size >= this.endpointOptions.maxSessions) {
       this.stats.sessionsRefused++;
-      p.reject(`server full: ${this.endpointOptions.maxSessions} sessions open`, 503);
+      this.refuse(p, `server full: ${this.endpointOptions.maxSessions} sessions open`, 503);
       return;
     }
     if (this.options.verifyHello) {
       try {
         await this.options.verifyHello(p.hello, p.remoteAddress);
       } catch (err) {
+        // The client may have gone while the hook ran: then there is no one left to tell.
         const e = err as { message?: string; code?: unknown };
-        p.reject(e?.message ?? String(err), typeof e?.code === "number" ? e.code : undefined);
+        this.refuse(p, e?.message ?? String(err), typeof e?.code === "number" ? e.code : undefined);
         return;
       }
     }
-    if (!this.socket) return p.reject("server is shutting down");
+    if (!this.socket) return this.refuse(p, "server is shutting down");
     let cid: Uint8Array;
     do cid = generateCid(randomFillSync, this.options.serverId);
     while (this.table.get(cid) !== undefined);
@@ -321,7 +345,12 @@ export class FastnetServer extends EventEmitter<{ session: [FastnetSession, Sess
       // The UDP path works; the session must not depend on TCP any longer.
       state.pending?.finish();
       state.pending = null;
-      this.emit("session", state.session, { hello: p.hello, remoteAddress: state.paths.current?.address ?? p.remoteAddress });
+      this.emit("session", state.session, {
+        hello: p.hello,
+        remoteAddress: state.paths.current?.address ?? p.remoteAddress,
+        handshakeAddress: p.remoteAddress,
+        upgradeHeaders: p.upgradeHeaders,
+      });
     });
   }
 

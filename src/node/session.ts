@@ -20,6 +20,12 @@ export interface SessionEvents {
   /** @internal A path challenge was answered / went unanswered (the endpoint handles migration). */
   pathValidated: [data: Uint8Array];
   pathFailed: [data: Uint8Array];
+  /**
+   * A listener of `event` threw `error`. The session carried on: the other listeners ran, and its
+   * packets and timers went out as usual (a handler's bug must not wedge the connection). Without a
+   * listener for this event the error is reported with console.error.
+   */
+  listenerError: [error: unknown, event: string];
 }
 
 /** How a session reaches the network: the endpoint that owns the UDP socket supplies it. */
@@ -164,7 +170,7 @@ export class FastnetSession extends EventEmitter<SessionEvents> {
     this.dispatchEvents(); // a close finishes while its CLOSE packets are polled
     if (this.drainWanted && !this.ended && this.connection.queuedBytes <= this.connection.options.sendQueueBytes / 2) {
       this.drainWanted = false;
-      this.emit("drain");
+      this.dispatch("drain");
     }
     this.schedule();
   }
@@ -174,21 +180,21 @@ export class FastnetSession extends EventEmitter<SessionEvents> {
     while ((ev = this.connection.pollEvent()) !== null) {
       switch (ev.type) {
         case "open":
-          this.emit("open");
+          this.dispatch("open");
           break;
         case "message":
         case "datagram":
           if (this.held) this.held.push(ev);
-          else this.emit(ev.type, ev.data);
+          else this.dispatch(ev.type, ev.data);
           break;
         case "close":
           this.end(ev.code, ev.reason, ev.remote);
           return;
         case "pathValidated":
-          this.emit("pathValidated", ev.data);
+          this.dispatch("pathValidated", ev.data);
           break;
         case "pathFailed":
-          this.emit("pathFailed", ev.data);
+          this.dispatch("pathFailed", ev.data);
           break;
       }
     }
@@ -207,7 +213,34 @@ export class FastnetSession extends EventEmitter<SessionEvents> {
   releaseDelivery(): void {
     const q = this.held;
     this.held = null;
-    if (q) for (const ev of q) this.emit(ev.type, ev.data);
+    if (q) for (const ev of q) this.dispatch(ev.type, ev.data);
+  }
+
+  /**
+   * Emits `event` to each listener in turn, so that one that throws neither skips the others nor
+   * unwinds the caller: the flush and timer arming that follow every dispatch must always happen.
+   */
+  private dispatch<K extends Exclude<keyof SessionEvents, "listenerError">>(event: K, ...args: SessionEvents[K]): void {
+    const listeners = this.rawListeners(event) as Array<(...a: unknown[]) => void>;
+    for (const listener of listeners) {
+      try {
+        listener.apply(this, args);
+      } catch (err) {
+        this.reportListenerError(err, event);
+      }
+    }
+  }
+
+  private reportListenerError(err: unknown, event: string): void {
+    if (this.listenerCount("listenerError") > 0) {
+      try {
+        this.emit("listenerError", err, event);
+        return;
+      } catch (hookErr) {
+        console.error("fastnet: a 'listenerError' listener threw:", hookErr);
+      }
+    }
+    console.error(`fastnet: a '${event}' listener of a session threw (the session carries on):`, err);
   }
 
   private end(code: number, reason: string, remote: boolean): void {
@@ -217,7 +250,7 @@ export class FastnetSession extends EventEmitter<SessionEvents> {
     if (this.timer) clearTimeout(this.timer);
     this.timer = null;
     this.io.closed(this);
-    this.emit("close", code, reason, remote);
+    this.dispatch("close", code, reason, remote);
   }
 
   private schedule(): void {

@@ -95,7 +95,15 @@ export interface ConnectionConfig {
   alloc?: Allocator;
   /** Client: the stateless reset token the server gave at the handshake (RFC 9000 §10.3). */
   resetToken?: Uint8Array;
+  /**
+   * Packets that may fail authentication before the session closes (RFC 9001 §6.6 integrity limit;
+   * default AEAD_INTEGRITY_LIMIT). Not a user option: tests set a small value.
+   */
+  aeadIntegrityLimit?: number;
 }
+
+/** ChaCha20-Poly1305's integrity limit: forged packets tolerated over a session's life (RFC 9001 §6.6). */
+export const AEAD_INTEGRITY_LIMIT = 2 ** 36;
 
 interface Challenge {
   data: Uint8Array;
@@ -316,6 +324,7 @@ export class Connection {
       this.alloc,
     );
     this.random = config.random;
+    this.aeadIntegrityLimit = config.aeadIntegrityLimit ?? AEAD_INTEGRITY_LIMIT;
     this.resetToken = config.resetToken && config.resetToken.length === STATELESS_RESET_TOKEN_LENGTH ? config.resetToken.slice() : null;
     // Once a frame made us close (a violation), the rest of its packet is ignored.
     this.visitor = {
@@ -358,6 +367,7 @@ export class Connection {
   }
 
   private readonly random: (out: Uint8Array) => void;
+  private readonly aeadIntegrityLimit: number;
 
   private get closingOrClosed(): boolean {
     return this._state === "closing" || this._state === "closed";
@@ -667,6 +677,10 @@ export class Connection {
     if (payload === null) {
       this.dropped.decrypt++;
       this.checkStatelessReset(buf);
+      if (this.dropped.decrypt >= this.aeadIntegrityLimit && !this.closingOrClosed) {
+        // Enough forgery attempts that one might succeed: stop trusting these keys (RFC 9001 §6.6).
+        this.closeInternal(CloseCode.Abnormal, `AEAD_LIMIT_REACHED: ${this.dropped.decrypt} packets failed authentication`, true);
+      }
       return Received.Dropped;
     }
     // Authenticated. A peer with the keys that sends unparseable frames is still dropped, not obeyed.

@@ -1,8 +1,11 @@
+import { createHash, timingSafeEqual } from "node:crypto";
 import { EventEmitter } from "node:events";
 import http from "node:http";
 import {
   CloseCode,
+  ErrorCode,
   Protocol,
+  ServerError,
   Transport,
   connectClientToRoom,
   createAuthContext,
@@ -12,6 +15,8 @@ import {
 } from "@colyseus/core";
 import createDebug from "debug";
 import { formatFingerprint } from "../node/fingerprint.js";
+import { FastnetError } from "../protocol/errors.js";
+import { isProxyHeader } from "../node/proxy-headers.js";
 import { FastnetServer, type EndpointStats, type FastnetServerOptions, type SessionInfo } from "../node/server.js";
 import type { FastnetSession } from "../node/session.js";
 import { FastnetServerClient, type LatencySetting } from "./server-client.js";
@@ -59,7 +64,8 @@ export class FastnetTransport extends Transport {
 
   constructor(options: FastnetTransportOptions = {}) {
     super();
-    this.engine = new FastnetServer(options);
+    // A hello whose path is no room path is refused at the handshake, before any session exists.
+    this.engine = new FastnetServer({ ...options, verifyHello: (hello) => void parseRoomPath(hello.path) });
     this.server = this.engine.http;
     this.engine.on("session", (session, info) => this.onSession(session, info));
     this.engine.on("error", (err) => logger.error?.(`fastnet: ${err.message}`));
@@ -131,7 +137,14 @@ export class FastnetTransport extends Transport {
   }
 
   private onSession(session: FastnetSession, info: SessionInfo): void {
-    const url = new URL(info.hello.path, "fastnet://server");
+    let url: URL;
+    try {
+      url = parseRoomPath(info.hello.path);
+    } catch (err) {
+      // verifyHello refused these already; never let one throw out of the engine's event.
+      session.close(CloseCode.WITH_ERROR, (err as Error).message);
+      return;
+    }
     const sessionId = url.searchParams.get("sessionId");
     const roomId = /\/[a-zA-Z0-9_-]+\/([a-zA-Z0-9_-]+)$/.exec(url.pathname)?.[1] ?? null;
 
@@ -150,38 +163,99 @@ export class FastnetTransport extends Transport {
   private async join(session: FastnetSession, info: SessionInfo, url: URL, sessionId: string, roomId: string | null): Promise<void> {
     const reconnectionToken = url.searchParams.get("reconnectionToken");
     const skipHandshake = url.searchParams.has("skipHandshake");
-    // A reconnect for a session we still think alive: that one is stale (its path died). Drop it now,
-    // so the room runs onDrop and reserves the seat, instead of waiting for our idle timeout.
-    const stale = this.clients.get(sessionId);
-    if (reconnectionToken && stale && stale.readyState <= 1) {
-      log("dropping stale session of %s for its reconnection", sessionId);
-      stale.session.abort(CloseCode.ABNORMAL_CLOSURE, "replaced by a reconnection");
-    }
     const client = new FastnetServerClient(sessionId, session, this.latency);
+    // `sessionId` is only a claim until Colyseus accepts the join: nothing is indexed by it before then.
+    // A reconnect for a session we still think alive: if it holds that session's reconnection token, the
+    // live one is stale (its path died); drop it now, so the room runs onDrop and reserves the seat,
+    // instead of waiting for our idle timeout. Anyone else (every player sees the others' sessionIds)
+    // is refused before the live session is touched.
+    const live = this.clients.get(sessionId);
+    if (reconnectionToken !== null && live && live.readyState <= 1) {
+      if (!sameToken(reconnectionToken, live.reconnectionToken)) {
+        log("refusing a reconnection to live session %s: bad reconnection token", sessionId);
+        this.refuse(client, new ServerError(ErrorCode.MATCHMAKE_EXPIRED, BAD_RECONNECTION_TOKEN), true);
+        return;
+      }
+      log("dropping stale session of %s for its reconnection", sessionId);
+      live.session.abort(CloseCode.ABNORMAL_CLOSURE, "replaced by a reconnection");
+    }
+    const room = roomId ? matchMaker.getLocalRoomById(roomId) : undefined;
+    const headers = authHeaders(info);
+    try {
+      await connectClientToRoom(
+        room,
+        client,
+        // The IP, as with ws-transport, is the Upgrade request's: its proxy headers, else its TCP peer.
+        createAuthContext({ headers, token: url.searchParams.get("_authToken"), remoteAddress: info.handshakeAddress }),
+        { reconnectionToken: reconnectionToken ?? undefined, skipHandshake },
+      );
+    } catch (e) {
+      this.refuse(client, e, reconnectionToken !== null);
+      return;
+    }
+    if (session.readyState > 1) return; // gone during the join: the room already saw its 'close'
+    // Accepted: from now on `sessionId` names this client (a later reconnection replaces the entry).
     this.clients.set(sessionId, client);
     this.bySession.set(session, client);
     session.once("close", () => {
       if (this.clients.get(sessionId) === client) this.clients.delete(sessionId);
     });
-    const room = roomId ? matchMaker.getLocalRoomById(roomId) : undefined;
-    const headers: Record<string, string> = { ...(info.hello.headers ?? {}) };
-    try {
-      await connectClientToRoom(
-        room,
-        client,
-        createAuthContext({ headers, token: url.searchParams.get("_authToken"), remoteAddress: info.remoteAddress }),
-        { reconnectionToken: reconnectionToken ?? undefined, skipHandshake },
-      );
-    } catch (e) {
-      const err = e as { code?: number; message?: string };
-      log("join of %s to %s failed: %s", sessionId, roomId, err.message);
-      const code = reconnectionToken
-        ? isDevMode
-          ? CloseCode.MAY_TRY_RECONNECT
-          : CloseCode.FAILED_TO_RECONNECT
-        : CloseCode.WITH_ERROR;
-      // The ERROR frame is delivered before the close: a close waits for the reliable stream.
-      client.error(err.code ?? 0, err.message ?? String(e), () => client.leave(code, err.message ?? ""));
-    }
   }
+
+  /** Fails a join: the ERROR frame, then the close code the SDK expects (4003/4010 for a reconnection, else 4002). */
+  private refuse(client: FastnetServerClient, e: unknown, reconnecting: boolean): void {
+    const err = e as { code?: number; message?: string };
+    const message = err?.message ?? String(e);
+    log("join of %s failed: %s", client.sessionId, message);
+    const code = reconnecting ? (isDevMode ? CloseCode.MAY_TRY_RECONNECT : CloseCode.FAILED_TO_RECONNECT) : CloseCode.WITH_ERROR;
+    // The ERROR frame is delivered before the close: a close waits for the reliable stream.
+    client.error(typeof err?.code === "number" ? err.code : 0, message, () => client.leave(code, message));
+  }
+}
+
+/** Why a reconnection to a live session was refused (the same words Colyseus uses outside production). */
+export const BAD_RECONNECTION_TOKEN = "bad reconnection token";
+
+/**
+ * The URL of a hello path: `/<processId>/<roomId>?sessionId=..` for a room, `/` for a latency probe.
+ * Throws FastnetError HANDSHAKE_FAILED, naming the path, for anything that is not an absolute path
+ * `new URL` can parse (a client writes it, so it may be anything).
+ */
+export function parseRoomPath(path: string): URL {
+  const shown = JSON.stringify(path.length > 100 ? `${path.slice(0, 100)}...` : path);
+  if (!path.startsWith("/") || path.startsWith("//")) {
+    throw new FastnetError("HANDSHAKE_FAILED", `invalid hello path ${shown}: expected /<processId>/<roomId>?sessionId=...`);
+  }
+  try {
+    return new URL(path, "fastnet://server");
+  } catch {
+    throw new FastnetError("HANDSHAKE_FAILED", `invalid hello path ${shown}: not a URL path`);
+  }
+}
+
+/** A header name (RFC 9110 token) and value (no CR, LF or NUL) that `new Headers()` accepts. */
+const HEADER_NAME = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
+const HEADER_VALUE = /^[^\r\n\0]*$/;
+
+/**
+ * Headers of the auth context: the hello's (the SDK client's own headers, lower-cased, proxy headers
+ * and names `Headers` would reject dropped), then the proxy headers of the HTTP Upgrade request. The
+ * hello is written by the client inside TLS, so an `x-forwarded-for` there is a lie no proxy vouched for.
+ */
+function authHeaders(info: SessionInfo): Record<string, string> {
+  const headers: Record<string, string> = Object.create(null);
+  for (const [name, value] of Object.entries(info.hello.headers ?? {})) {
+    if (isProxyHeader(name) || !HEADER_NAME.test(name) || !HEADER_VALUE.test(value)) continue;
+    headers[name.toLowerCase()] = value;
+  }
+  for (const [name, value] of Object.entries(info.upgradeHeaders)) headers[name] = value;
+  return headers;
+}
+
+/** Constant-time comparison of a claimed reconnection token with the issued one (by their SHA-256). */
+function sameToken(claimed: string, issued: string | undefined): boolean {
+  if (typeof issued !== "string" || issued.length === 0) return false;
+  const a = createHash("sha256").update(claimed).digest();
+  const b = createHash("sha256").update(issued).digest();
+  return timingSafeEqual(a, b);
 }

@@ -57,11 +57,24 @@ export class FastnetServerClient implements Client, ClientPrivate {
       logger.error?.(`fastnet: closing ${sessionId}: ${err.message}`);
       session.close(MESSAGE_TOO_BIG, err.message);
     });
-    session.on("message", (data) => this.ref.emit("message", data));
-    session.on("datagram", (data) => this.ref.emit("message", data));
-    session.once("close", (code) => this.ref.emit("close", code));
+    session.on("message", (data) => this.toRoom("message", data));
+    session.on("datagram", (data) => this.toRoom("message", data));
+    session.once("close", (code) => this.toRoom("close", code));
     // A listener-less 'error' would throw; nothing in this transport emits it, but user code might.
     this.ref.on("error", (err) => logger.error?.(err));
+  }
+
+  /**
+   * Hands an event to the room. A room handler that throws (a user's onMessage, without
+   * `onUncaughtException`) is reported through Colyseus' logger, naming the client; the session
+   * carries on as with any other message.
+   */
+  private toRoom(event: "message" | "close", arg: Uint8Array | number): void {
+    try {
+      this.ref.emit(event, arg);
+    } catch (err) {
+      logger.error(`fastnet: a room handler threw on '${event}' of client ${this.sessionId}: ${(err as Error)?.stack ?? String(err)}`);
+    }
   }
 
   sendBytes(type: string | number, bytes: Buffer | Uint8Array, options?: ISendOptions): void {
