@@ -8,7 +8,8 @@
  *     (rebind: a migration the server validates), round robin;
  *   - every --churn-every-s a client joins, exchanges 20 to 100 messages, and leaves: three in four
  *     close the session, one in four vanishes (the relay cuts its path; the server times it out);
- *   - TODO(issue 7 item 5): a hostile client beside them, once test/support/hostile-client.ts exists.
+ *   - a hostile player (bench/support/soak-hostile.ts, on the test suite's HostileClient) cycles through
+ *     the misbehaviours of issue 7 item 5 beside them, one fresh session per turn (--no-hostile: none).
  * Every reliable message must be echoed exactly once, in order, intact (checked by each client; the
  * server checks the order it receives). Every SAMPLE period the server is asked, after a forced full
  * garbage collection, for its RSS and heap; heap and RSS growth per hour are the least-squares slopes
@@ -16,12 +17,12 @@
  * resolution, paused around the forced collections) is read over the same span.
  *
  * Usage: npm run soak -- [--minutes N] [--clients N] [--rate HZ] [--loss P] [--migrate-every-s S]
- *                        [--churn-every-s S] [--warmup-minutes M] [--seed S] [--json]
+ *                        [--churn-every-s S] [--warmup-minutes M] [--no-hostile] [--seed S] [--json]
  *   defaults: 30 minutes, 8 clients, 50 messages/s each, loss 0.02 (each way), a migration every 10 s,
  *   a join every 3 s, warm-up min(5, max(0.5, minutes / 6)) minutes
  *   --json  the last stdout line is {"bench":"soak","minutes","lost","order_errors","messages",
- *           "migrations","joins","rss_mb":{start,end},"heap_mb":{start,end},"heap_growth_mb_per_hour",
- *           "rss_growth_mb_per_hour","loop_p99_ms","pass"}
+ *           "migrations","joins","hostile_turns","rss_mb":{start,end},"heap_mb":{start,end},
+ *           "heap_growth_mb_per_hour","rss_growth_mb_per_hour","loop_p99_ms","pass"}
  * Target (issue 7): 30 minutes, 0 lost, heap growth under 1 MiB per hour after the warm-up. Lost and
  * order errors must be 0 in any run; the growth is judged only when at least MIN_FIT_MINUTES of samples
  * follow the warm-up (shorter runs print it, marked n/a). Exit code 0 on a pass, 1 otherwise.
@@ -34,6 +35,7 @@ import { startScriptChild, type ServerChild } from "./support/children.js";
 import { Rng } from "./support/fuzz-rng.js";
 import { runBench } from "./support/run-bench.js";
 import { SoakClient } from "./support/soak-clients.js";
+import { SoakHostile } from "./support/soak-hostile.js";
 import { SoakRelay } from "./support/soak-relay.js";
 import type { SoakChildMessage, SoakParentMessage, SoakSample } from "./support/soak-server.js";
 import { withTimeout } from "./support/rtt-clients.js";
@@ -64,6 +66,7 @@ interface Args extends BaseArgs {
   migrateEveryS: number;
   churnEveryS: number;
   warmupMinutes: number | null;
+  hostile: boolean;
   seed: string;
 }
 
@@ -75,7 +78,7 @@ function parseArgs(argv: string[]): Args {
   };
   const args = parseBenchArgs<Args>(
     argv,
-    { json: false, pin: "none", pinExplicit: false, minutes: 30, clients: 8, rate: 50, loss: 0.02, migrateEveryS: 10, churnEveryS: 3, warmupMinutes: null, seed: `t${Date.now().toString(36)}` },
+    { json: false, pin: "none", pinExplicit: false, minutes: 30, clients: 8, rate: 50, loss: 0.02, migrateEveryS: 10, churnEveryS: 3, warmupMinutes: null, hostile: true, seed: `t${Date.now().toString(36)}` },
     {
       "--minutes": (a, next, flag) => {
         a.minutes = num(flag, next(), 0.1, 24 * 60);
@@ -97,6 +100,9 @@ function parseArgs(argv: string[]): Args {
       },
       "--warmup-minutes": (a, next, flag) => {
         a.warmupMinutes = num(flag, next(), 0, 600);
+      },
+      "--no-hostile": (a) => {
+        a.hostile = false;
       },
       "--seed": (a, next, flag) => {
         const v = next();
@@ -185,6 +191,8 @@ async function main(args: Args): Promise<void> {
   const activeChurn = new Set<Promise<void>>();
   const samples: SoakSample[] = [];
   const counters = { migrations: 0, migrationFailures: 0, joins: 0, leaves: 0, vanished: 0, joinFailures: 0 };
+  const hostile = args.hostile ? new SoakHostile(url, Buffer.from(fingerprint, "hex"), new Rng(args.seed, "hostile")) : null;
+  let hostileRun: Promise<void> | null = null;
   let nextId = 1;
   const timers: NodeJS.Timeout[] = [];
   try {
@@ -197,6 +205,9 @@ async function main(args: Args): Promise<void> {
     const t0 = performance.now();
     const first = await sample(server, true);
     samples.push(first);
+    hostileRun = hostile?.run().catch((err: Error) => {
+      failure ??= `hostile player failed: ${err.stack ?? err.message}`;
+    }) ?? null;
 
     // Steady traffic.
     timers.push(
@@ -298,6 +309,8 @@ async function main(args: Args): Promise<void> {
     }
     for (const t of timers) clearInterval(t);
     timers.length = 0;
+    hostile?.stop();
+    if (hostileRun) await withTimeout(hostileRun, 30_000, "the hostile player stopping");
     if (failure) throw new Error(failure);
 
     // Drain: every steady message must come back; churn clients finish (bounded).
@@ -342,10 +355,16 @@ async function main(args: Args): Promise<void> {
       `migrations: ${counters.migrations} done, ${counters.migrationFailures} failed; server saw ${last.migrations}; joins ${counters.joins} (failed ${counters.joinFailures}), ` +
         `leaves ${counters.leaves} closed + ${counters.vanished} vanished; server sessions opened ${last.sessionsOpened}, closed ${last.sessionsClosed}, open now ${last.sessions}`,
     );
-    console.log(`hostile client: not run (TODO: issue 7 item 5, test/support/hostile-client.ts is not on this branch yet)`);
+    if (hostile) {
+      const c = hostile.counts;
+      const turns = Object.entries(c.turns).map(([b, n]) => `${b} ${n}`).join(", ");
+      const endings = Object.entries(c.endings).map(([e, n]) => `${n}x ${e}`).join("; ");
+      console.log(`hostile player: ${Object.values(c.turns).reduce((a, n) => a + n, 0)} turns (${turns}), ${c.packets} packets, ${c.openFailures} binds lost; server sessions ${last.hostileSessions}; endings: ${endings}`);
+    } else console.log("hostile player: off (--no-hostile)");
+    const peakHeld = Math.max(...samples.map((s) => s.heldBytesMax));
     console.log(
       `server memory (after forced GC): RSS ${first.rssMb.toFixed(1)} -> ${last.rssMb.toFixed(1)} MiB, heap ${first.heapMb.toFixed(2)} -> ${last.heapMb.toFixed(2)} MiB; ` +
-        `engine heldBytes now ${(last.heldBytes / 1024).toFixed(0)} KiB in all (largest session ${(last.heldBytesMax / 1024).toFixed(0)} KiB)`,
+        `engine heldBytes at the end ${(last.heldBytes / 1024).toFixed(0)} KiB in all; largest session at any sample ${(peakHeld / 1024).toFixed(0)} KiB`,
     );
     console.log(
       `growth after warm-up (least squares over ${fit.length} samples, ${fitMinutes.toFixed(1)} min): heap ${r2(heapGrowth)} MiB/h, RSS ${r2(rssGrowth)} MiB/h`,
@@ -367,6 +386,7 @@ async function main(args: Args): Promise<void> {
           messages,
           migrations: counters.migrations,
           joins: counters.joins,
+          hostile_turns: hostile ? Object.values(hostile.counts.turns).reduce((a, n) => a + n, 0) : 0,
           rss_mb: { start: r2(first.rssMb), end: r2(last.rssMb) },
           heap_mb: { start: r2(first.heapMb), end: r2(last.heapMb) },
           heap_growth_mb_per_hour: r2(heapGrowth),
@@ -379,6 +399,7 @@ async function main(args: Args): Promise<void> {
     if (!pass) throw new Error("target missed");
   } finally {
     for (const t of timers) clearInterval(t);
+    hostile?.stop();
     await Promise.all(steady.map((c) => c.close().catch(() => {})));
     await server.stop(STOP_TIMEOUT_MS);
     relay.close();

@@ -36,6 +36,8 @@ export interface SoakSample {
   datagrams: number;
   orderErrors: number;
   migrations: number;
+  /** Sessions opened by the soak's hostile player. */
+  hostileSessions: number;
   /** Sum of the sessions' heldBytes (engine accounting), and the largest one. */
   heldBytes: number;
   heldBytesMax: number;
@@ -58,24 +60,27 @@ runServerChild<SoakParentMessage>("soak-server", "soak", send, async () => {
   const gc = (globalThis as { gc?: () => void }).gc;
   if (!gc) throw new Error("soak-server.ts must run with --expose-gc");
 
-  const counts = { opened: 0, closed: 0, messages: 0, datagrams: 0, orderErrors: 0, migrations: 0 };
+  const counts = { opened: 0, closed: 0, messages: 0, datagrams: 0, orderErrors: 0, migrations: 0, hostileSessions: 0 };
   const server = new FastnetServer({ publicAddress: HOST, publicPort: relayPort });
   server.on("error", (err) => process.stderr.write(`soak server: ${err.message}\n`));
   server.on("migration", () => counts.migrations++);
   const live = new Set<FastnetSession>();
-  server.on("session", (session) => {
+  server.on("session", (session, info) => {
     counts.opened++;
     live.add(session);
+    // The soak's hostile player numbers nothing: only well-behaved sessions are held to the order.
+    const hostile = info.hello.path.startsWith("/soak/hostile");
+    if (hostile) counts.hostileSessions++;
     let next = 0;
     session.on("message", (m) => {
       counts.messages++;
       const seq = m.length >= 4 ? Buffer.from(m.buffer, m.byteOffset, m.length).readUInt32BE(0) : -1;
-      if (seq !== next) counts.orderErrors++;
+      if (seq !== next && !hostile) counts.orderErrors++;
       next = seq + 1;
       try {
         session.send(m);
       } catch {
-        counts.orderErrors++; // an echo the server could not queue is a message the client will miss
+        if (!hostile) counts.orderErrors++; // an echo the server could not queue is a message the client will miss
       }
     });
     session.on("datagram", (d) => {
@@ -131,6 +136,7 @@ runServerChild<SoakParentMessage>("soak-server", "soak", send, async () => {
         datagrams: counts.datagrams,
         orderErrors: counts.orderErrors,
         migrations: counts.migrations,
+        hostileSessions: counts.hostileSessions,
         heldBytes: held,
         heldBytesMax: heldMax,
         loopP50Ms: ms(loop.percentile(50)),
