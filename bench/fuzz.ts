@@ -314,7 +314,7 @@ function report(args: Args, names: readonly TargetName[], sum: Record<string, Ta
   const inTime = bigRun ? seconds <= GOAL_MINUTES * 60 : projected <= GOAL_MINUTES;
   const pass = crashes === 0 && hangs === 0 && inTime;
   console.log(
-    `target: 0 crashes (${crashes}), 0 hangs (${hangs}), ${GOAL_INPUTS / 1e6} million inputs in under ${GOAL_MINUTES} min ` +
+    `target: crashes ${crashes} (want 0), hangs ${hangs} (want 0), ${GOAL_INPUTS / 1e6} million inputs in under ${GOAL_MINUTES} min ` +
       `(${bigRun ? `ran ${(seconds / 60).toFixed(1)} min` : `projected ${projected.toFixed(1)} min from this run`}) -> ${pass ? "PASS" : "FAIL"}`,
   );
   if (args.json) {

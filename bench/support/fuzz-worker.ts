@@ -99,6 +99,9 @@ class TargetRunner {
   private publish(input: Uint8Array): void {
     const n = Math.min(input.length, SHARED_INPUT_BYTES);
     this.inputBytes.set(n === input.length ? input : input.subarray(0, n));
+    // Targets take turns on a worker: say which one runs, every time.
+    Atomics.store(this.slots, SLOT.Target, this.targetIndex);
+    Atomics.store(this.slots, SLOT.Episode, this.episodeId);
     Atomics.store(this.slots, SLOT.Index, this.index);
     Atomics.store(this.slots, SLOT.Length, input.length);
     Atomics.add(this.slots, SLOT.Counter, 1);
