@@ -36,7 +36,7 @@ import { RangeSet } from "./range-set.js";
 import { ReplayWindow } from "./replay-window.js";
 import { RttEstimator } from "./rtt-estimator.js";
 import { emptyDropCounters, type ConnectionStats, type DropCounters } from "./stats.js";
-import { StreamReceiver, type StreamError } from "./stream-receive.js";
+import { MIN_PIECE_CHARGE, StreamReceiver, maxPieces, type StreamError } from "./stream-receive.js";
 import { StreamSender } from "./stream-send.js";
 import { MAX_DATAGRAM_SIZE } from "./version.js";
 
@@ -153,6 +153,12 @@ const SENT_CONTROL_SLACK = 64;
  * filled hole that makes a million one-byte messages contiguous is delivered in small turns.
  */
 const MAX_MESSAGES_PER_TURN = 2048;
+/**
+ * STREAM frames per packet at most. Each is a range in the packet's sent record; retransmitting many
+ * scattered small lost ranges (a peer that acknowledged every other small packet) could otherwise put
+ * hundreds in one record.
+ */
+const MAX_STREAM_FRAMES_PER_PACKET = 16;
 /** Path validation gives up after max(3 PTO, this) (RFC 9000 §8.2.4). */
 const PATH_VALIDATION_MIN_MS = 200;
 /** Bounds of the wait for acknowledgements before a close goes out (see `close`). */
@@ -1163,7 +1169,7 @@ export class Connection {
           this.counters.datagramsSent++;
           ackEliciting = true;
         }
-        for (; kind !== "control"; ) {
+        for (let frames = 0; kind !== "control" && frames < MAX_STREAM_FRAMES_PER_PACKET; frames++) {
           const space = room - off - streamFrameOverhead(this.streamOut.endOffset, room);
           if (space <= 0) break;
           this.streamOut.nextSegment(space, this.peerWindow, this.segment);
@@ -1241,6 +1247,29 @@ function streamErrorText(err: StreamError, maxPieces: number): string {
     case "too-many-pieces":
       return `too-many-pieces: more than ${maxPieces} separate out-of-order stream pieces`;
   }
+}
+
+/**
+ * The most `ConnectionStats.heldBytes` can reach for these options, whatever the peer does (it holds
+ * real keys and breaks every rule it can), given non-empty messages from the application. Each term:
+ * - send queue: sendQueueBytes of messages plus their length prefixes (at most one byte per byte);
+ * - receive side: out-of-order and parked bytes stay within receiveBufferBytes plus a turn's overshoot
+ *   (4 KiB), in buffers with at most a quarter of slack, plus the minimum charge per piece; plus the
+ *   partly reassembled message (allocated whole when its length arrives); plus the per-event charge
+ *   of one turn of delivered messages (their bytes are counted in the first term);
+ * - sent records, with at most MAX_STREAM_FRAMES_PER_PACKET ranges each;
+ * - queued datagrams, path responses and challenges.
+ */
+export function maxHeldBytes(o: SessionOptions): number {
+  const send = 2 * o.sendQueueBytes;
+  const receive =
+    Math.ceil(1.25 * (o.receiveBufferBytes + 4096)) +
+    MIN_PIECE_CHARGE * (maxPieces(o.receiveBufferBytes) + 1) +
+    o.maxMessageSize +
+    OBJECT_CHARGE * (MAX_MESSAGES_PER_TURN + 8);
+  const sent = MAX_SENT_PACKETS * (SENT_RECORD_CHARGE + 2 * 8 * MAX_STREAM_FRAMES_PER_PACKET);
+  const queued = MAX_QUEUED_DATAGRAMS * (OBJECT_CHARGE + MAX_DATAGRAM_SIZE) + (MAX_PATH_RESPONSES + MAX_CHALLENGES) * OBJECT_CHARGE;
+  return send + receive + sent + queued;
 }
 
 /** Placeholder for a polled slot of the event queue. */
