@@ -131,4 +131,28 @@ describe("core hostile: challenges, acknowledgements and the sent-packet records
       assert.equal(r.firstEndingAfter(v), want, `v ${v}`);
     }
   });
+
+  it("a peer flipping the key phase on every packet gets at most one key update per PTO (each costs a derivation)", function () {
+    const h = new HostileClient(34);
+    h.bind();
+    let generation = 0;
+    let accepted = 0;
+    const start = h.now;
+    for (let i = 0; i < 1000; i++) {
+      // Always the next generation after the newest one the server accepted.
+      const r = h.server.handleDatagram(h.packet(PING, h.pn++, 1 /* Data */, generation + 1), h.now);
+      if (r !== 0) {
+        generation++;
+        accepted++;
+      }
+      h.poll();
+      h.now += 1;
+    }
+    const elapsed = h.now - start;
+    const pto = 10 + 4 * 5 + 25; // initial RTT 10 ms: srtt + 4 rttvar + max ack delay
+    assert.ok(accepted >= 2, "updates are still possible");
+    assert.ok(accepted <= elapsed / pto + 2, `${accepted} key updates in ${elapsed} ms`);
+    assert.equal(h.server.getStats().keyUpdates, accepted, "and the server followed each with its send key");
+    assert.equal(h.server.state, "open");
+  });
 });

@@ -192,7 +192,9 @@ export class Connection {
   private sendGenConfirmed = true;
   private packetsUnderKey = 0;
   private recvCipher: PacketCipher;
-  private recvNext: PacketCipher;
+  /** The next generation's key, derived lazily and not before `nextKeysAt` (see rotateRecvKey). */
+  private recvNext: PacketCipher | null;
+  private nextKeysAt = 0;
   private recvPrev: PacketCipher | null = null;
   private recvPrevUntil = Infinity;
   private recvGen = 0;
@@ -676,17 +678,18 @@ export class Connection {
     }
     const aad = buf.subarray(0, h.headerLength);
     const sealed = buf.subarray(h.headerLength);
-    let cipher: PacketCipher;
+    let cipher: PacketCipher | null;
     let rotate = false;
     if (h.keyPhase === (this.recvGen & 1)) {
       cipher = this.recvCipher;
     } else if (this.recvPrev !== null && pn < this.recvGenFirstPn) {
       cipher = this.recvPrev;
     } else {
-      cipher = this.recvNext;
+      if (this.recvNext === null && now >= this.nextKeysAt) this.recvNext = this.recvCipher.next();
+      cipher = this.recvNext; // null: too soon after the last update, the packet cannot be opened
       rotate = true;
     }
-    const payload = cipher.open(pn, aad, sealed);
+    const payload = cipher === null ? null : cipher.open(pn, aad, sealed);
     if (payload === null) {
       this.dropped.decrypt++;
       this.checkStatelessReset(buf);
@@ -762,8 +765,13 @@ export class Connection {
   private rotateRecvKey(pn: number, now: number): void {
     this.recvPrev = this.recvCipher;
     this.recvPrevUntil = now + 3 * this.ptoBase();
-    this.recvCipher = this.recvNext;
-    this.recvNext = this.recvCipher.next();
+    this.recvCipher = this.recvNext!;
+    // Deriving keys costs some 100 µs, 40 packets' worth: a peer flipping the key phase on every
+    // packet must not make us derive on every packet. The next keys exist only one PTO from now
+    // (RFC 9001 §6.5 allows this); an honest peer waits for our ACK of this update before the
+    // next one (§6.1), and anything it sends earlier under newer keys is lost and sent again.
+    this.recvNext = null;
+    this.nextKeysAt = now + this.ptoBase();
     this.recvGen++;
     this.recvGenFirstPn = pn;
     // The peer updated: follow with our own send key (RFC 9001 §6.2).
