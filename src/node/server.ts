@@ -1,11 +1,11 @@
-import { createHmac, randomFillSync } from "node:crypto";
+import { randomFillSync } from "node:crypto";
 import dgram from "node:dgram";
 import { EventEmitter, once } from "node:events";
 import http from "node:http";
 import { isIPv6 } from "node:net";
 import createDebug from "debug";
 import type { AeadBackend } from "../protocol/aead.js";
-import { cidCouldBeOurs, cidToHex, generateCid } from "../protocol/cid.js";
+import { CidAuthority, cidToHex, deriveCidKey } from "../protocol/cid.js";
 import { Connection, Received } from "../protocol/connection.js";
 import {
   DEFAULT_ENDPOINT_OPTIONS,
@@ -18,7 +18,7 @@ import {
 import { CID_OFFSET, MIN_PACKET_LENGTH } from "../protocol/packet-header.js";
 import { SessionTable } from "../protocol/session-table.js";
 import { DEFAULT_MIGRATION_OPTIONS, MigrationManager, SessionPaths, sameAddress, type PathAddress } from "../protocol/migration.js";
-import { MIN_RESET_LENGTH, RateLimiter, buildStatelessReset, statelessResetToken } from "../protocol/stateless-reset.js";
+import { MIN_RESET_LENGTH, RateLimiter, buildStatelessReset, deriveResetKey, statelessResetToken } from "../protocol/stateless-reset.js";
 import { CID_LENGTH, MAX_DATAGRAM_SIZE } from "../protocol/version.js";
 import { selectAeadBackend } from "./aead-select.js";
 import { generateDevCertificate } from "./dev-certificate.js";
@@ -49,8 +49,9 @@ export interface FastnetServerOptions extends Partial<SessionOptions>, Partial<E
   /** Upgrade path of the handshake (default "/.fastnet"). */
   handshakePath?: string;
   /**
-   * Secret behind stateless reset tokens; it must survive a restart for clients to learn of it at once.
-   * Default: derived from `tls.key` when given, else random per process.
+   * Secret behind stateless reset tokens and the keyed tag in every connection ID; it must survive a
+   * restart for clients to learn of it at once. Default: derived from `tls.key` when given, else
+   * random per process.
    */
   statelessResetKey?: string | Uint8Array;
   /** Stateless resets sent per second at most (default 100). */
@@ -140,6 +141,8 @@ export class FastnetServer extends EventEmitter<{ session: [FastnetSession, Sess
   private handshakes: HandshakeServer | null = null;
   private _fingerprint: Uint8Array | null = null;
   private readonly resetSecret: Uint8Array;
+  /** Issues and verifies this server's self-authenticating connection IDs. */
+  private readonly cids: CidAuthority;
   private udpBoundPort = 0;
   private startedHttp = false;
 
@@ -151,7 +154,9 @@ export class FastnetServer extends EventEmitter<{ session: [FastnetSession, Sess
     this.aead = selectAeadBackend(this.endpointOptions.aead);
     this.ownsHttp = !options.server;
     this.http = options.server ?? http.createServer();
-    this.resetSecret = resetSecretFrom(options);
+    const secret = longLivedSecret(options);
+    this.resetSecret = deriveResetKey(secret);
+    this.cids = new CidAuthority(deriveCidKey(secret), options.serverId);
     this.migration = new MigrationManager(
       resolveOptions(DEFAULT_MIGRATION_OPTIONS, {
         maxCandidatePaths: options.maxCandidatePaths,
@@ -256,7 +261,7 @@ export class FastnetServer extends EventEmitter<{ session: [FastnetSession, Sess
     }
     if (!this.socket) return p.reject("server is shutting down");
     let cid: Uint8Array;
-    do cid = generateCid(randomFillSync, this.options.serverId);
+    do cid = this.cids.generate(randomFillSync);
     while (this.table.get(cid) !== undefined);
     const params = transportParams(this.sessionOptions);
     let keyingMaterial: Uint8Array;
@@ -377,9 +382,9 @@ export class FastnetServer extends EventEmitter<{ session: [FastnetSession, Sess
   /** Answers a packet for an unknown CID with a stateless reset, if it is long enough and the rate allows. */
   private maybeReset(msg: Buffer, rinfo: dgram.RemoteInfo): void {
     if (!this.socket || msg.length <= MIN_RESET_LENGTH) return;
-    // Only CIDs we could have issued (our QUIC-LB config octet and server id): other traffic, random
-    // garbage included, is dropped without a reply like any other bad input.
-    if (!cidCouldBeOurs(msg.subarray(CID_OFFSET, CID_OFFSET + CID_LENGTH), this.options.serverId)) return;
+    // Only CIDs we issued (config octet, server id and keyed tag verify; an earlier process with the
+    // same secret counts): anything else, random garbage included, is dropped without a reply.
+    if (!this.cids.verify(msg, CID_OFFSET)) return;
     if (!this.resets.take(clock())) {
       this.stats.statelessResetsLimited++;
       return;
@@ -438,11 +443,12 @@ function bindUdp(type: "udp4" | "udp6", port: number, host: string | undefined):
   });
 }
 
-/** The stateless reset secret: configured, else derived from the TLS key (stable across restarts), else random. */
-function resetSecretFrom(options: FastnetServerOptions): Uint8Array {
+/**
+ * The secret behind reset tokens and CID tags: `statelessResetKey`, else the TLS key (stable across
+ * restarts), else random. Strings count as their UTF-8 bytes.
+ */
+function longLivedSecret(options: FastnetServerOptions): Uint8Array {
   const given = options.statelessResetKey ?? options.tls?.key;
-  if (given !== undefined && given.length > 0) {
-    return createHmac("sha256", "fastnet stateless reset v1").update(given).digest();
-  }
+  if (given !== undefined && given.length > 0) return typeof given === "string" ? new TextEncoder().encode(given) : Uint8Array.from(given);
   return randomFillSync(new Uint8Array(32));
 }
