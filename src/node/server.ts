@@ -135,7 +135,10 @@ export class FastnetServer extends EventEmitter<{ session: [FastnetSession, Sess
   private readonly sessionOptions: SessionOptions;
   private readonly endpointOptions: EndpointOptions;
   private readonly aead: AeadBackend;
+  /** Every active CID of every session (up to ACTIVE_CID_LIMIT per session) → its session. */
   private readonly table = new SessionTable<ServerSessionState>();
+  /** Sessions from accept to close (the table holds each under several CIDs). */
+  private readonly states = new Set<ServerSessionState>();
   private readonly ownsHttp: boolean;
   private socket: dgram.Socket | null = null;
   private handshakes: HandshakeServer | null = null;
@@ -189,7 +192,7 @@ export class FastnetServer extends EventEmitter<{ session: [FastnetSession, Sess
   }
 
   get sessionCount(): number {
-    return this.table.size;
+    return this.states.size;
   }
 
   /**
@@ -245,7 +248,7 @@ export class FastnetServer extends EventEmitter<{ session: [FastnetSession, Sess
   }
 
   private async onHandshake(p: PendingHandshake): Promise<void> {
-    if (this.table.size >= this.endpointOptions.maxSessions) {
+    if (this.states.size >= this.endpointOptions.maxSessions) {
       this.stats.sessionsRefused++;
       p.reject(`server full: ${this.endpointOptions.maxSessions} sessions open`, 503);
       return;
@@ -260,9 +263,7 @@ export class FastnetServer extends EventEmitter<{ session: [FastnetSession, Sess
       }
     }
     if (!this.socket) return p.reject("server is shutting down");
-    let cid: Uint8Array;
-    do cid = this.cids.generate(randomFillSync);
-    while (this.table.get(cid) !== undefined);
+    const cid = this.newCid();
     const params = transportParams(this.sessionOptions);
     let keyingMaterial: Uint8Array;
     try {
@@ -287,12 +288,21 @@ export class FastnetServer extends EventEmitter<{ session: [FastnetSession, Sess
       alloc: Buffer.allocUnsafe,
       peerParams: p.hello.params,
       options: this.sessionOptions,
+      // Spare CIDs (NEW_CONNECTION_ID) route here as soon as they are made; retired ones stop routing.
+      cidIssuer: {
+        issue: () => {
+          const spare = this.newCid();
+          this.table.add(spare, state);
+          return { cid: spare, resetToken: statelessResetToken(this.resetSecret, spare) };
+        },
+        retire: (old) => void this.table.delete(old),
+      },
     });
     const state: ServerSessionState = { session: null!, paths: new SessionPaths(), pending: p };
     state.session = new FastnetSession(connection, {
       send: (d) => this.sendTo(state, d),
       closed: () => {
-        this.table.delete(cid);
+        this.forget(state);
         this.migration.remove(state.session, state.paths);
         state.pending?.finish();
         state.pending = null;
@@ -300,6 +310,7 @@ export class FastnetServer extends EventEmitter<{ session: [FastnetSession, Sess
     });
     state.session.on("pathValidated", (data) => {
       const moved = this.migration.validated(state.session, state.paths, data);
+      if (sameAddress(state.paths.validated, state.paths.current)) connection.rememberValidatedCid();
       if (!moved) return;
       this.stats.migrations++;
       log("session %s migrated %s:%d -> %s:%d", cidToHex(cid), moved.from.address, moved.from.port, moved.to.address, moved.to.port);
@@ -310,13 +321,16 @@ export class FastnetServer extends EventEmitter<{ session: [FastnetSession, Sess
       if (!back) return;
       this.stats.pathValidationsFailed++;
       state.session.connection.revertPath();
+      // Back on the old path: with the CID used there, so the two paths stay unlinkable.
+      state.session.connection.restoreValidatedCid();
     });
     this.table.add(cid, state);
+    this.states.add(state);
     // If TLS dies or times out before the UDP bind, the half-made session goes with it.
     const abandon = (): void => {
       if (state.pending && state.paths.current === null) {
         state.pending = null;
-        this.table.delete(cid);
+        this.forget(state);
       }
     };
     p.once("close", abandon);
@@ -328,6 +342,20 @@ export class FastnetServer extends EventEmitter<{ session: [FastnetSession, Sess
       state.pending = null;
       this.emit("session", state.session, { hello: p.hello, remoteAddress: state.paths.current?.address ?? p.remoteAddress });
     });
+  }
+
+  /** A CID no session uses: config octet, server id, random nonce, keyed tag. */
+  private newCid(): Uint8Array {
+    let cid: Uint8Array;
+    do cid = this.cids.generate(randomFillSync);
+    while (this.table.get(cid) !== undefined);
+    return cid;
+  }
+
+  /** Stops routing every CID of a session to it, and stops counting it. */
+  private forget(state: ServerSessionState): void {
+    for (const cid of state.session.connection.activeCids()) this.table.delete(cid);
+    this.states.delete(state);
   }
 
   private sendTo(state: ServerSessionState, d: Uint8Array): void {
@@ -371,7 +399,11 @@ export class FastnetServer extends EventEmitter<{ session: [FastnetSession, Sess
         else if (decision.kind === "migrate") {
           const data = state.session.connection.startPathValidation(clock(), msg.length, decision.newNetwork);
           this.migration.challenged(paths, data, from);
-        } else if (decision.kind === "stay" && decision.reason === "rate-limited" && decision.first) this.stats.migrationsRefused++;
+        } else if (decision.kind === "stay" && decision.reason === "rate-limited") {
+          // The address stays, so does the CID sent there: the new path's CID must not appear on the old one.
+          state.session.connection.keepPreviousCid();
+          if (decision.first) this.stats.migrationsRefused++;
+        }
       }, fromCurrent);
     } catch (err) {
       // A bug, not input: keep the process alive and say so.
@@ -402,7 +434,7 @@ export class FastnetServer extends EventEmitter<{ session: [FastnetSession, Sess
    */
   async close(code = 1001, reason = "server closing"): Promise<void> {
     // A close waits for each session's unacknowledged messages (bounded); the socket must outlive that.
-    const sessions = [...this.table.values()].map((state) => state.session);
+    const sessions = [...this.states].map((state) => state.session);
     const closed = sessions.map((session) => (session.readyState === 3 ? Promise.resolve() : once(session, "close")));
     for (const session of sessions) session.close(code, reason);
     let timer: NodeJS.Timeout | undefined;
