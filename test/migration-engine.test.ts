@@ -14,6 +14,7 @@ import { PacketCipher } from "../src/protocol/key-schedule.js";
 import { PacketType, writeHeader } from "../src/protocol/packet-header.js";
 import { buildStatelessReset } from "../src/protocol/stateless-reset.js";
 import { CID_LENGTH } from "../src/protocol/version.js";
+import { assertUnlinkable, recordCidsByPath } from "./support/cid-paths.js";
 import { fastBackend } from "./support/sim-network.js";
 import {
   Cleanup,
@@ -143,6 +144,7 @@ describe("migration over loopback UDP: a client that changes address or port kee
     const server = await startServer(c);
     const { client, peer } = await openSession(c, server);
     const migrations = recordMigrations(server);
+    const paths = recordCidsByPath(client, server);
     const c2s = new Sequence(client, peer, "c2s");
     const s2c = new Sequence(peer, client, "s2c");
     for (let i = 0; i < 5; i++) c2s.send(), s2c.send();
@@ -186,12 +188,16 @@ describe("migration over loopback UDP: a client that changes address or port kee
     assert.equal(client.rebinds, 2);
     assert.equal(client.readyState, 1);
     assert.equal(peer.readyState, 1);
+    // Each path carried its own connection ID, both ways: an observer cannot link them.
+    assertUnlinkable(paths, 3);
+    assert.equal(client.connection.cidSequence, 2);
   });
 
   it("100 migrations in a row (127.0.0.2/3/4, fresh ports) under traffic both ways and 200 KB messages: exactly once, in order", async function () {
     this.timeout(60_000);
     const server = await startServer(c, { maxMigrations: 1000 });
     const { client, peer } = await openSession(c, server);
+    const paths = recordCidsByPath(client, server);
     const c2s = new Sequence(client, peer, "c2s");
     const s2c = new Sequence(peer, client, "s2c");
     const dc2s = new DatagramSequence(client, peer, "datagrams c2s");
@@ -255,6 +261,9 @@ describe("migration over loopback UDP: a client that changes address or port kee
     assert.equal(server.stats.migrationsRefused, 0);
     assert.equal(server.stats.pathValidationsFailed, 0);
     assert.equal(client.rebinds, 100);
+    // A connection ID per path (at least the 100 new ones; the first may see no traffic), none on two paths.
+    assertUnlinkable(paths, 100);
+    assert.ok(client.connection.cidSequence >= 100, `CID sequence ${client.connection.cidSequence} after 100 moves`);
     assert.equal(server.migration.indexedAddresses, 1, "only the current address is indexed");
     const last = used[used.length - 1]!;
     assert.deepEqual(server.sessionsAt(last.address, last.port), [peer]);

@@ -190,8 +190,10 @@ export class ConnectionIds {
   }
 
   /** Client: sends with the lowest unused spare from now on; false when there is none (or too many retiring). */
-  switchToSpare(nextPn: number): boolean {
-    if (this.role !== "client" || this.retiringCount() + this.awaitingCount() >= MAX_RETIRING_CIDS) return false;
+  switchToSpare(nextPn: number, largestAcked: number): boolean {
+    if (this.role !== "client") return false;
+    this.promoteRetired(largestAcked); // the previous path worked: its predecessors go now, not after this one
+    if (this.retiringCount() + this.awaitingCount() >= MAX_RETIRING_CIDS) return false;
     let best: Entry | null = null;
     for (const e of this.entries) if (!e.used && !e.retiring && (best === null || e.seq < best.seq)) best = e;
     if (best === null) return false;
@@ -213,17 +215,21 @@ export class ConnectionIds {
 
   /** True when CID frames are waiting to be sent. Client: first retires the old CIDs once the new path works. */
   framesDue(largestAcked: number): boolean {
-    if (this.retireAfterPn >= 0 && largestAcked >= this.retireAfterPn) {
-      this.retireAfterPn = -1;
-      for (const e of this.entries) {
-        if (e.used && !e.retiring && e !== this.sending) {
-          e.retiring = true;
-          e.due = true;
-        }
-      }
-    }
+    this.promoteRetired(largestAcked);
     for (const e of this.entries) if (e.due) return true;
     return false;
+  }
+
+  /** Client: once a packet sent after the last switch is acknowledged, every older used CID is retired. */
+  private promoteRetired(largestAcked: number): void {
+    if (this.retireAfterPn < 0 || largestAcked < this.retireAfterPn) return;
+    this.retireAfterPn = -1;
+    for (const e of this.entries) {
+      if (e.used && !e.retiring && e !== this.sending) {
+        e.retiring = true;
+        e.due = true;
+      }
+    }
   }
 
   /** Writes the due frames that fit before `end`; pushes their sequence numbers to `carried`. Returns the new offset. */

@@ -342,7 +342,7 @@ export class Connection {
    * once a packet sent from now on is acknowledged. Returns false, changing nothing, with no spare.
    */
   switchCid(): boolean {
-    return this._state === "open" && this.cids.switchToSpare(this.nextPn);
+    return this._state === "open" && this.cids.switchToSpare(this.nextPn, this.largestAckedPn);
   }
 
   /** Server: the session's address was validated; the CID in use now belongs to it (see `restoreValidatedCid`). */
