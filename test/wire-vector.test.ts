@@ -4,6 +4,7 @@ import { availableAeadBackends } from "../src/node/aead-select.js";
 import { CidAuthority, deriveCidKey } from "../src/protocol/cid.js";
 import { Connection } from "../src/protocol/connection.js";
 import { PacketCipher, derivePacketProtection, splitExportedSecrets } from "../src/protocol/key-schedule.js";
+import { newConnectionIdFrameSize, writeNewConnectionIdFrame } from "../src/protocol/frames.js";
 import { PacketType, writeHeader } from "../src/protocol/packet-header.js";
 import { deriveResetKey, statelessResetToken } from "../src/protocol/stateless-reset.js";
 import { CID_LENGTH, EXPORTER_LABEL, PROTOCOL_VERSION, exporterContext } from "../src/protocol/version.js";
@@ -29,12 +30,20 @@ const expected = {
   iv: "0ede768e56417f72a35d3d0d",
   nonce: "0ede768e56417f72a35d3d08",
   packet: "400b2a1032547698bafce98cbe054736f2eb5d0f6c98694bc832062b5610f2691f89c3d65e8dfe",
+  // A spare: NEW_CONNECTION_ID sequence 1, server to client, packet number 1, under CID sequence 0.
+  cid1: "0b2aa1b2c3d4e5f6e0d72c68",
+  token1: "e397b1502331d5346b21341eaf5edd0d",
+  ncidFrame: "08010b2aa1b2c3d4e5f6e0d72c68e397b1502331d5346b21341eaf5edd0d",
+  s2cKey: "713066f635b90cc539ad17609625deaae6284e9f01542cca19e3541be0227fbe",
+  s2cIv: "57e163c48b94f0a43ba81577",
+  s2cNonce1: "57e163c48b94f0a43ba81576",
+  ncidPacket: "400b2a1032547698bafce98cbe01f6ba5d7041d95e73010bfef3306fb7b240d3216a18482c200fb7353ca0bd1faea6437af97431d6298a9cffbedfab",
 };
 
-/** The documented CID: config octet, server id, nonce, then the tag (filled in by the authority). */
-function vectorCid(): Uint8Array {
+/** The documented CID with `n` as its nonce: config octet, server id, nonce, then the tag (filled in by the authority). */
+function vectorCid(n = nonce): Uint8Array {
   const authority = new CidAuthority(deriveCidKey(secret), serverId);
-  return authority.generate((out) => out.set(nonce, 1 + serverId.length));
+  return authority.generate((out) => out.set(n, 1 + serverId.length));
 }
 
 describe("wire test vector (docs/protocol.md §9)", () => {
@@ -82,7 +91,39 @@ describe("wire test vector (docs/protocol.md §9)", () => {
     assert.equal(hex(new PacketCipher(availableAeadBackends()[0]!, clientToServer).nonce(5)), expected.nonce);
   });
 
+  it("encodes the documented NEW_CONNECTION_ID frame for the spare CID", () => {
+    const cid1 = vectorCid(unhex("a1 b2 c3 d4 e5 f6"));
+    assert.equal(hex(cid1), expected.cid1);
+    const token1 = statelessResetToken(deriveResetKey(secret), cid1);
+    assert.equal(hex(token1), expected.token1);
+    const frame = new Uint8Array(newConnectionIdFrameSize(1));
+    assert.equal(writeNewConnectionIdFrame(frame, 0, 1, cid1, token1), frame.length);
+    assert.equal(hex(frame), expected.ncidFrame);
+    const { serverToClient } = splitExportedSecrets(keyingMaterial);
+    const { key, iv } = derivePacketProtection(serverToClient);
+    assert.equal(hex(key), expected.s2cKey);
+    assert.equal(hex(iv), expected.s2cIv);
+    assert.equal(hex(new PacketCipher(availableAeadBackends()[0]!, serverToClient).nonce(1)), expected.s2cNonce1);
+  });
+
   for (const backend of availableAeadBackends()) {
+    it(`seals the documented NEW_CONNECTION_ID packet with the ${backend.name} backend; a client opens it and holds the spare`, () => {
+      const { serverToClient } = splitExportedSecrets(keyingMaterial);
+      const cipher = new PacketCipher(backend, serverToClient);
+      const frame = unhex(expected.ncidFrame);
+      const out = new Uint8Array(1 + CID_LENGTH + 1 + frame.length + 16);
+      const h = writeHeader(out, PacketType.Data, 0, cid, 1, 1);
+      cipher.seal(out, h, 1, out.subarray(0, h), frame);
+      assert.equal(hex(out), expected.ncidPacket);
+      const client = new Connection({ role: "client", cid, keyingMaterial, aead: backend, now: 0, random: randomFillSync, resetToken: unhex(expected.token) });
+      client.pollTransmit(0); // the bind
+      assert.equal(client.handleDatagram(unhex(expected.ncidPacket), 0), 2);
+      assert.equal(client.state, "open");
+      assert.equal(client.spareCids, 1);
+      assert.equal(client.switchCid(), true);
+      assert.equal(hex(client.cid), expected.cid1);
+    });
+
     it(`seals the documented packet with the ${backend.name} backend`, () => {
       const cipher = new PacketCipher(backend, clientToServer);
       const out = new Uint8Array(1 + CID_LENGTH + 1 + payload.length + 16);
