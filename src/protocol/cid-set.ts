@@ -75,6 +75,7 @@ export class ConnectionIds {
     initialToken: Uint8Array | null,
     private readonly issuer: CidIssuer | null,
   ) {
+    if (initial.length !== CID_LENGTH) throw new RangeError(`connection ID must be ${CID_LENGTH} bytes, got ${initial.length}`);
     const first: Entry = { seq: 0, cid: initial.slice(), token: initialToken?.slice() ?? null, due: false, used: true, retiring: false };
     this.entries.push(first);
     this.sending = first;
