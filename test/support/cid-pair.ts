@@ -101,10 +101,7 @@ export type SeenFrame =
   | { t: "retire"; seq: number }
   | { t: "other"; type: string };
 
-/**
- * The frames of a packet `from` sent, decrypted with its send key. `largestPn` recovers the packet
- * number (the receiver's largest so far); key phase 0 only.
- */
+/** The frames of a packet `from` sent, decrypted with its send key (key phase 0, small packet numbers). */
 export function framesOf(p: CidPair, from: "client" | "server", d: Uint8Array): SeenFrame[] {
   const h: ParsedHeader = { type: PacketType.Data, keyPhase: 0, pnLength: 1, truncatedPn: 0, headerLength: 0 };
   if (!parseHeader(d, h)) throw new Error("not a packet");
