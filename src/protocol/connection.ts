@@ -1,7 +1,7 @@
 import type { AeadBackend } from "./aead.js";
 import { AEAD_TAG_LENGTH } from "./aead.js";
 import { defaultAllocator, type Allocator } from "./allocator.js";
-import { ConnectionIds, type CidIssuer } from "./cid-set.js";
+import { ACTIVE_CID_LIMIT, ConnectionIds, MAX_RETIRING_CIDS, type CidIssuer } from "./cid-set.js";
 import { NewReno, Pacer } from "./congestion.js";
 import { FastnetError } from "./errors.js";
 import {
@@ -1003,7 +1003,10 @@ export class Connection {
   /** See ConnectionStats.heldBytes. */
   get heldBytes(): number {
     let sentRanges = 0;
-    for (const p of this.sent) if (p.stream) sentRanges += p.stream.length;
+    for (const p of this.sent) {
+      if (p.stream) sentRanges += p.stream.length;
+      if (p.cids) sentRanges += p.cids.length;
+    }
     return (
       this.streamOut.heldBytes +
       this.streamIn.heldBytes +
@@ -1333,7 +1336,7 @@ function streamErrorText(err: StreamError, maxPieces: number): string {
  *   (4 KiB), in buffers with at most a quarter of slack, plus the minimum charge per piece; plus the
  *   partly reassembled message (allocated whole when its length arrives); plus the per-event charge
  *   of one turn of delivered messages (their bytes are counted in the first term);
- * - sent records, with at most MAX_STREAM_FRAMES_PER_PACKET ranges each;
+ * - sent records, with at most MAX_STREAM_FRAMES_PER_PACKET ranges and the CID frames each;
  * - queued datagrams, path responses and challenges.
  */
 export function maxHeldBytes(o: SessionOptions): number {
@@ -1343,7 +1346,8 @@ export function maxHeldBytes(o: SessionOptions): number {
     MIN_PIECE_CHARGE * (maxPieces(o.receiveBufferBytes) + 1) +
     o.maxMessageSize +
     OBJECT_CHARGE * (MAX_MESSAGES_PER_TURN + 8);
-  const sent = MAX_SENT_PACKETS * (SENT_RECORD_CHARGE + 2 * 8 * MAX_STREAM_FRAMES_PER_PACKET);
+  const cidFrames = ACTIVE_CID_LIMIT + MAX_RETIRING_CIDS; // NEW/RETIRE_CONNECTION_ID sequence numbers a record lists
+  const sent = MAX_SENT_PACKETS * (SENT_RECORD_CHARGE + 8 * (2 * MAX_STREAM_FRAMES_PER_PACKET + cidFrames));
   const queued = MAX_QUEUED_DATAGRAMS * (OBJECT_CHARGE + MAX_DATAGRAM_SIZE) + (MAX_PATH_RESPONSES + MAX_CHALLENGES) * OBJECT_CHARGE;
   return send + receive + sent + queued;
 }
