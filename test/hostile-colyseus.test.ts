@@ -4,6 +4,8 @@
  * well-behaved player beside it and checks that player is unaffected.
  */
 import assert from "node:assert/strict";
+import net from "node:net";
+import { Client as PlainSdkClient } from "@colyseus/sdk";
 import { Room, matchMaker, type AuthContext, type Client } from "@colyseus/core";
 import { FastnetClient } from "../src/client.js";
 import type { FastnetServerClient, FastnetTransportOptions } from "../src/index.js";
@@ -211,5 +213,41 @@ describe("hostile players against the Colyseus adapter", function () {
     assert.equal(h.transport.engine.stats.sessionsOpened, before, "no session was opened for them");
     assert.equal(h.transport.engine.sessionCount, 1, "only the victim's session exists");
     await v.stillFine(1);
+  });
+
+  it("a plain @colyseus/sdk (WebSocket) client fails within seconds, told to use FastnetClient", async () => {
+    await start();
+    const v = await victim();
+    const plain = new PlainSdkClient(h.endpoint);
+    capture = captureConsoleError(); // the SDK warns about the unexpected close
+    const err = await rejectionOf(plain.joinOrCreate("arena"), 5000, "a plain SDK join");
+    assert.match(err.message, /this server's rooms use fastnet, not WebSocket: connect with FastnetClient/);
+    await v.stillFine(1);
+  });
+
+  it("50 Upgrades that no one takes are answered and closed at once, none held open", async () => {
+    await start();
+    const answers = await Promise.all(
+      Array.from(
+        { length: 50 },
+        (_, i) =>
+          new Promise<string>((resolve, reject) => {
+            const s = net.connect(h.port, "127.0.0.1");
+            let got = "";
+            const timer = setTimeout(() => {
+              s.destroy();
+              reject(new Error(`socket ${i} still open after 3 s`));
+            }, 3000);
+            s.on("data", (d: Buffer) => (got += d.toString("latin1")));
+            s.on("error", () => {});
+            s.on("close", () => {
+              clearTimeout(timer);
+              resolve(got);
+            });
+            s.write(`GET /${i}/room HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: custom/${i}\r\n\r\n`);
+          }),
+      ),
+    );
+    for (const a of answers) assert.match(a, /^HTTP\/1\.1 404 Not Found\r\n[\s\S]*fastnet handshakes use/);
   });
 });

@@ -23,6 +23,9 @@ import { FastnetServerClient, type LatencySetting } from "./server-client.js";
 
 const log = createDebug("fastnet:transport");
 
+/** What a plain @colyseus/sdk (WebSocket) client is told: the SDK rejects its join with this message. */
+const WEBSOCKET_REFUSAL = "this server's rooms use fastnet, not WebSocket: connect with FastnetClient (colyseus-fastnet/client)";
+
 /** Latency probes (a handshake naming no room) are closed after this long, as ws-transport does. */
 const PROBE_LIFETIME_MS = 1000;
 
@@ -65,7 +68,11 @@ export class FastnetTransport extends Transport {
   constructor(options: FastnetTransportOptions = {}) {
     super();
     // A hello whose path is no room path is refused at the handshake, before any session exists.
-    this.engine = new FastnetServer({ ...options, verifyHello: (hello) => void parseRoomPath(hello.path) });
+    this.engine = new FastnetServer({
+      webSocketRefusal: WEBSOCKET_REFUSAL,
+      ...options,
+      verifyHello: (hello) => void parseRoomPath(hello.path),
+    });
     this.server = this.engine.http;
     this.engine.on("session", (session, info) => this.onSession(session, info));
     this.engine.on("error", (err) => logger.error?.(`fastnet: ${err.message}`));
