@@ -25,6 +25,7 @@ class ArenaRoom extends Room {
     this.onMessage("boom", () => {
       throw new Error("room handler bug");
     });
+    this.onMessage("kick-me", (client, code: number) => client.leave(code));
   }
   override onJoin(client: Client): void {
     arenaLog.push({ what: "join", sessionId: client.sessionId });
@@ -249,5 +250,51 @@ describe("hostile players against the Colyseus adapter", function () {
       ),
     );
     for (const a of answers) assert.match(a, /^HTTP\/1\.1 404 Not Found\r\n[\s\S]*fastnet handshakes use/);
+  });
+
+  for (const code of [-1, 4000.5, 70_000]) {
+    it(`server: client.leave(${code}) does not throw into Colyseus; the player is closed with 4002 naming the code`, async () => {
+      await start();
+      const v = await victim();
+      const other = await victim();
+      capture = captureConsoleError();
+      const warnings: string[] = [];
+      const warn = console.warn;
+      console.warn = (...args: unknown[]) => void warnings.push(args.map(String).join(" "));
+      try {
+        v.room.send("kick-me", code);
+        await waitFor(() => v.events.leave.length === 1, 5000, "the kicked player's onLeave");
+      } finally {
+        console.warn = warn;
+      }
+      assert.deepEqual(
+        v.events.leave.map((e) => [e.code, e.reason]),
+        [[4002, `invalid close code ${code}`]],
+      );
+      assert.ok(warnings.some((w) => w.includes(`client.leave(${code})`)), warnings.join("\n"));
+      assert.deepEqual(capture.lines, [], "nothing threw");
+      await waitFor(() => arenaLog.some((e) => e.what === "drop" && e.sessionId === v.room.sessionId), 5000, "the room's onDrop");
+      assert.equal(arenaLog.find((e) => e.what === "drop")!.code, 4002);
+      await other.stillFine(1);
+    });
+  }
+
+  it("client: the transport's close(-1) does not throw; the session closes with 1000", async () => {
+    await start();
+    const v = await victim();
+    const warn = console.warn;
+    const warnings: string[] = [];
+    console.warn = (...args: unknown[]) => void warnings.push(args.map(String).join(" "));
+    try {
+      assert.doesNotThrow(() => transportOf(v.room).close(-1, "bye"));
+      assert.doesNotThrow(() => transportOf(v.room).close(4000.5));
+      await waitFor(() => v.events.leave.length === 1, 5000, "the SDK's onLeave");
+    } finally {
+      console.warn = warn;
+    }
+    assert.deepEqual(v.events.leave.map((e) => [e.code, e.reason]), [[1000, "bye"]]);
+    assert.ok(warnings.some((w) => w.includes("close(-1)")), warnings.join("\n"));
+    await waitFor(() => arenaLog.some((e) => e.what === "drop"), 5000, "the room's onDrop");
+    assert.equal(arenaLog.find((e) => e.what === "drop")!.code, 1000);
   });
 });
