@@ -8,7 +8,7 @@ import net from "node:net";
 import { Client as PlainSdkClient } from "@colyseus/sdk";
 import { Room, matchMaker, type AuthContext, type Client } from "@colyseus/core";
 import { FastnetClient } from "../src/client.js";
-import type { FastnetServerClient, FastnetTransportOptions } from "../src/index.js";
+import { FastnetError, type FastnetServerClient, type FastnetTransportOptions } from "../src/index.js";
 import { transportOf } from "../src/client.js";
 import { ColyseusHarness, recordEvents, rejectionOf, waitFor, within } from "./support/colyseus-harness.js";
 import { UdpRelay } from "./support/colyseus-udp-relay.js";
@@ -296,5 +296,21 @@ describe("hostile players against the Colyseus adapter", function () {
     assert.ok(warnings.some((w) => w.includes("close(-1)")), warnings.join("\n"));
     await waitFor(() => arenaLog.some((e) => e.what === "drop"), 5000, "the room's onDrop");
     assert.equal(arenaLog.find((e) => e.what === "drop")!.code, 1000);
+  });
+
+  it("a latency probe whose send queue is full is closed, not reported once per ping", async () => {
+    await start();
+    // Stand in for a probe that never acknowledges: its server-side session refuses every send.
+    h.transport.engine.once("session", (session) => {
+      session.send = () => {
+        throw new FastnetError("SEND_QUEUE_FULL", "send queue full (test)");
+      };
+    });
+    capture = captureConsoleError();
+    const probe = await rawPlayer(h, "/");
+    probe.session.send(Uint8Array.of(9)); // Protocol.PING
+    const closed = await within(probe.closed, 5000, "the probe's close");
+    assert.equal(closed.code, 1000);
+    assert.deepEqual(capture.lines, [], "no error reported");
   });
 });
