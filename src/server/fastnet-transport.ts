@@ -144,6 +144,11 @@ export class FastnetTransport extends Transport {
   }
 
   private onSession(session: FastnetSession, info: SessionInfo): void {
+    // Any other listener's exception on this session goes to Colyseus' logger too, not to console.
+    session.on("listenerError", (err, event) => {
+      const who = this.bySession.get(session)?.sessionId ?? "a client joining";
+      logger.error(`fastnet: a '${event}' listener of ${who} threw: ${(err as Error)?.stack ?? String(err)}`);
+    });
     let url: URL;
     try {
       url = parseRoomPath(info.hello.path);
@@ -227,14 +232,14 @@ export class FastnetTransport extends Transport {
 }
 
 /** Why a reconnection to a live session was refused (the same words Colyseus uses outside production). */
-export const BAD_RECONNECTION_TOKEN = "bad reconnection token";
+const BAD_RECONNECTION_TOKEN = "bad reconnection token";
 
 /**
  * The URL of a hello path: `/<processId>/<roomId>?sessionId=..` for a room, `/` for a latency probe.
  * Throws FastnetError HANDSHAKE_FAILED, naming the path, for anything that is not an absolute path
  * `new URL` can parse (a client writes it, so it may be anything).
  */
-export function parseRoomPath(path: string): URL {
+function parseRoomPath(path: string): URL {
   const shown = JSON.stringify(path.length > 100 ? `${path.slice(0, 100)}...` : path);
   if (!path.startsWith("/") || path.startsWith("//")) {
     throw new FastnetError("HANDSHAKE_FAILED", `invalid hello path ${shown}: expected /<processId>/<roomId>?sessionId=...`);
