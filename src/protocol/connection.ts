@@ -1,6 +1,7 @@
 import type { AeadBackend } from "./aead.js";
 import { AEAD_TAG_LENGTH } from "./aead.js";
 import { defaultAllocator, type Allocator } from "./allocator.js";
+import { ConnectionIds, type CidIssuer } from "./cid-set.js";
 import { NewReno, Pacer } from "./congestion.js";
 import { FastnetError } from "./errors.js";
 import {
@@ -25,7 +26,6 @@ import {
   CID_OFFSET,
   MAX_PAYLOAD_LENGTH,
   PacketType,
-  cidEquals,
   parseHeader,
   writeHeader,
   type ParsedHeader,
@@ -76,7 +76,7 @@ export type Received = (typeof Received)[keyof typeof Received];
 
 export interface ConnectionConfig {
   role: Role;
-  /** The 8-byte connection ID the server issued. */
+  /** The connection ID the server issued at the handshake (CID_LENGTH bytes, sequence number 0). */
   cid: Uint8Array;
   /** 64 bytes exported from the TLS 1.3 session with the CID in the context. */
   keyingMaterial: Uint8Array;
@@ -94,6 +94,8 @@ export interface ConnectionConfig {
   alloc?: Allocator;
   /** Client: the stateless reset token the server gave at the handshake (RFC 9000 §10.3). */
   resetToken?: Uint8Array;
+  /** Server: makes the spare CIDs announced in NEW_CONNECTION_ID and forgets retired ones (none: no spares). */
+  cidIssuer?: CidIssuer;
 }
 
 interface SentPacket {
@@ -106,6 +108,8 @@ interface SentPacket {
   ackLargest: number;
   /** Carried a PATH_CHALLENGE (retransmitted as a fresh challenge, not the same bytes). */
   appLimited: boolean;
+  /** Sequence numbers of the NEW_CONNECTION_ID (server) or RETIRE_CONNECTION_ID (client) frames carried. */
+  cids: number[] | null;
 }
 
 /** Packet-number threshold and time threshold for loss (RFC 9002 §6.1). */
@@ -135,8 +139,9 @@ const MIN_AMPLIFICATION_BUDGET = 64;
  */
 export class Connection {
   readonly role: Role;
-  readonly cid: Uint8Array;
   readonly options: SessionOptions;
+  /** Our connection IDs: which ones packets may carry, which one we send with, and their frames. */
+  private readonly cids: ConnectionIds;
   private _state: ConnectionState = "binding";
 
   // Packet protection. Generations count key updates; the phase bit on the wire is generation & 1.
@@ -196,7 +201,6 @@ export class Connection {
   private challenges: { data: Uint8Array; sendAt: number; deadline: number }[] = [];
   /** Pad the next ack-eliciting packet to the full size (a path probe: it grants the peer's budget). */
   private padNext = false;
-  private readonly resetToken: Uint8Array | null;
   private statelessResets = 0;
   private pingNeeded = false;
 
@@ -239,7 +243,6 @@ export class Connection {
 
   constructor(config: ConnectionConfig) {
     this.role = config.role;
-    this.cid = config.cid.slice();
     this.options = resolveOptions(DEFAULT_SESSION_OPTIONS, config.options);
     const peer = config.peerParams ?? transportParams(this.options);
     const secrets = splitExportedSecrets(config.keyingMaterial);
@@ -271,7 +274,8 @@ export class Connection {
       this.alloc,
     );
     this.random = config.random;
-    this.resetToken = config.resetToken && config.resetToken.length === STATELESS_RESET_TOKEN_LENGTH ? config.resetToken.slice() : null;
+    const resetToken = config.resetToken && config.resetToken.length === STATELESS_RESET_TOKEN_LENGTH ? config.resetToken : null;
+    this.cids = new ConnectionIds(this.role, config.cid, resetToken, config.cidIssuer ?? null);
     this.visitor = {
       onPing: () => {},
       onAck: (ack) => this.onAck(ack),
@@ -291,6 +295,8 @@ export class Connection {
         if (this.pathResponses.length < 4) this.pathResponses.push(data.slice());
       },
       onPathResponse: (data) => this.onPathResponse(data),
+      onNewConnectionId: (seq, cid, token) => this.onCidViolation(this.cids.onNewConnectionId(seq, cid, token)),
+      onRetireConnectionId: (seq) => this.onCidViolation(this.cids.onRetireConnectionId(seq)),
     };
   }
 
@@ -308,6 +314,55 @@ export class Connection {
   /** Largest message `send` accepts: the smaller of our and the peer's limit. */
   get maxMessageSize(): number {
     return this.peerMaxMessage;
+  }
+
+  /** The connection ID our packets carry now (it changes when the client switches to a spare). */
+  get cid(): Uint8Array {
+    return this.cids.current;
+  }
+
+  /** Sequence number of `cid` (0: the handshake's). */
+  get cidSequence(): number {
+    return this.cids.currentSequence;
+  }
+
+  /** Client: unused spare CIDs. Server: issued CIDs besides the one in use. */
+  get spareCids(): number {
+    return this.cids.spareCount;
+  }
+
+  /** Server: the CIDs routed to this session (copies); the endpoint forgets them all at close. */
+  activeCids(): Uint8Array[] {
+    return this.cids.activeCids();
+  }
+
+  /**
+   * Client, on a move to a new local socket: send with an unused spare CID from the next packet on,
+   * so the old and the new path cannot be linked by CID. Older CIDs are retired (RETIRE_CONNECTION_ID)
+   * once a packet sent from now on is acknowledged. Returns false, changing nothing, with no spare.
+   */
+  switchCid(): boolean {
+    return this._state === "open" && this.cids.switchToSpare(this.nextPn, this.largestAckedPn);
+  }
+
+  /** Server: the session's address was validated; the CID in use now belongs to it (see `restoreValidatedCid`). */
+  rememberValidatedCid(): void {
+    this.cids.rememberValidated();
+  }
+
+  /** Server: sending went back to the last validated address; use the CID that was used there. */
+  restoreValidatedCid(): void {
+    this.cids.restoreValidated();
+  }
+
+  /** Server: the last packet's move was refused; keep the CID in use before it (it goes to the old address). */
+  keepPreviousCid(): void {
+    this.cids.undoSwitch();
+  }
+
+  /** A CID frame broke the rules: close as a protocol violation (RFC 9000 §19.15, §19.16). */
+  private onCidViolation(violation: string | null): void {
+    if (violation !== null) this.closeInternal(CloseCode.ProtocolError, `protocol violation: ${violation}`, true);
   }
 
   // ---------------------------------------------------------------- application API
@@ -528,7 +583,8 @@ export class Connection {
       this.dropped.malformed++;
       return Received.Dropped;
     }
-    if (!cidEquals(buf, CID_OFFSET, this.cid)) {
+    const cidIndex = this.cids.find(buf, CID_OFFSET);
+    if (cidIndex < 0) {
       this.dropped.unknownCid++;
       return Received.Dropped;
     }
@@ -590,7 +646,10 @@ export class Connection {
       this.pushEvent({ type: "open" });
     }
     const ackEliciting = this.frameFlags.ackEliciting;
+    this.cids.onPacket(cidIndex, newest);
     walkFrames(payload, this.visitor, this.ackFrame, this.frameFlags);
+    // Replacements for retired CIDs (and the first spares, after the bind): at most 2 per packet.
+    if (this._state === "open") this.cids.topUp();
     if (ackEliciting && this._state === "open") {
       this.ackPending = true;
       this.ackElicitingUnacked++;
@@ -610,12 +669,7 @@ export class Connection {
    * server derived for our CID. Only the server that issued the CID can make it (RFC 9000 §10.3).
    */
   private checkStatelessReset(buf: Uint8Array): void {
-    const token = this.resetToken;
-    if (token === null || this.role !== "client") return;
-    const at = buf.length - STATELESS_RESET_TOKEN_LENGTH;
-    let diff = 0;
-    for (let i = 0; i < STATELESS_RESET_TOKEN_LENGTH; i++) diff |= buf[at + i]! ^ token[i]!;
-    if (diff !== 0) return;
+    if (!this.cids.matchesResetToken(buf)) return;
     this.statelessResets++;
     this.onPeerClose(CloseCode.Abnormal, "stateless reset: the server no longer knows this session");
   }
@@ -660,6 +714,7 @@ export class Connection {
         this.cc.onAcked(p.size, p.timeSent, p.appLimited);
         if (p.stream) for (let i = 0; i < p.stream.length; i += 2) this.streamOut.onAcked(p.stream[i]!, p.stream[i + 1]!);
         if (p.ackLargest >= 0) this.received.remove(0, p.ackLargest);
+        if (p.cids) this.cids.onAcked(p.cids);
         if (!this.sendGenConfirmed && this.sendGenFirstPn >= 0 && p.pn >= this.sendGenFirstPn) this.sendGenConfirmed = true;
       } else {
         sent[w++] = p;
@@ -705,6 +760,7 @@ export class Connection {
         lostCount++;
         this.cc.onRemoved(p.size);
         if (p.stream) for (let i = 0; i < p.stream.length; i += 2) this.streamOut.onLost(p.stream[i]!, p.stream[i + 1]!);
+        if (p.cids) this.cids.onLost(p.cids);
         if (p.timeSent > largestLostSent) largestLostSent = p.timeSent;
         if (p.timeSent < firstLostSent) firstLostSent = p.timeSent;
       } else {
@@ -881,6 +937,7 @@ export class Connection {
       this.datagrams.length > 0 ||
       this.pathResponses.length > 0 ||
       this.challengeDue(now) ||
+      this.cids.framesDue(this.largestAckedPn) ||
       this.streamOut.hasData(this.peerWindow);
     if (!wantsElicit) return ackDue ? this.buildPacket(now, "ack") : null;
     if (!probe) {
@@ -922,6 +979,7 @@ export class Connection {
     let ackEliciting = false;
     let ackLargest = -1;
     let stream: number[] | null = null;
+    let cids: number[] | null = null;
     let appLimited = true;
 
     if (kind === "close") {
@@ -948,6 +1006,12 @@ export class Connection {
           off = writePathFrame(p, off, FrameType.PathChallenge, c.data);
           c.sendAt = now + this.ptoBase(); // resent each PTO until answered or given up
           ackEliciting = true;
+        }
+        if (kind !== "bind" && this.cids.framesDue(this.largestAckedPn)) {
+          const o = this.cids.writeFrames(p, off, room, (cids = []));
+          if (o > off) ackEliciting = true;
+          else cids = null;
+          off = o;
         }
         while (this.datagrams.length > 0) {
           const d = this.datagrams[0]!;
@@ -1007,7 +1071,7 @@ export class Connection {
     if (!this.addressValidated) this.bytesSentUnvalidated += total;
     if (this.sendGenFirstPn < 0) this.sendGenFirstPn = pn;
     if (ackEliciting) {
-      this.sent.push({ pn, timeSent: now, size: total, stream, ackLargest, appLimited: appLimited && this.cc.bytesInFlight < this.cc.cwnd / 2 });
+      this.sent.push({ pn, timeSent: now, size: total, stream, ackLargest, appLimited: appLimited && this.cc.bytesInFlight < this.cc.cwnd / 2, cids });
       this.cc.onSent(total);
       this.pacer.onSent(total);
       this.lastAckElicitingSent = now;
