@@ -15,14 +15,19 @@ import {
   MAX_ACK_RANGES,
   MAX_CLOSE_REASON_BYTES,
   PATH_DATA_LENGTH,
+  RESET_TOKEN_LENGTH,
   datagramFrameOverhead,
   encodeCloseReason,
+  newConnectionIdFrameSize,
+  retireConnectionIdFrameSize,
   streamFrameOverhead,
   walkFrames,
   writeAckFrame,
   writeCloseFrame,
   writeDatagramFrame,
+  writeNewConnectionIdFrame,
   writePathFrame,
+  writeRetireConnectionIdFrame,
   writeStreamFrameHeader,
   type FrameVisitor,
 } from "../../src/protocol/frames.js";
@@ -56,7 +61,7 @@ function refVarint(b: Uint8Array, at: number, end: number): { v: bigint; next: n
 }
 
 /**
- * The frames of a payload as docs/protocol.md §4 describes them, as event strings; `ok` false at the
+ * The frames of a payload as docs/protocol.md §4 (wire version 2) describes them, as event strings; `ok` false at the
  * first malformed frame (events then hold the frames before it). This implementation's integers are
  * below 2^53 (src/protocol/varint.ts), so a larger varint is malformed too.
  */
@@ -134,6 +139,22 @@ export function referenceFrames(p: Uint8Array): { ok: boolean; events: string[];
         events.push(`${type === 0x06 ? "challenge" : "response"} ${hex(p.subarray(at, at + PATH_DATA_LENGTH))}`);
         at += PATH_DATA_LENGTH;
         break;
+      case 0x08: {
+        // NEW_CONNECTION_ID: sequence, then a CID_LENGTH-byte CID and a 16-byte reset token (§4).
+        const seq = num();
+        if (seq === null || at + CID_LENGTH + RESET_TOKEN_LENGTH > p.length) return fail();
+        eliciting = true;
+        events.push(`ncid ${seq} ${hex(p.subarray(at, at + CID_LENGTH))} ${hex(p.subarray(at + CID_LENGTH, at + CID_LENGTH + RESET_TOKEN_LENGTH))}`);
+        at += CID_LENGTH + RESET_TOKEN_LENGTH;
+        break;
+      }
+      case 0x09: {
+        const seq = num();
+        if (seq === null) return fail();
+        eliciting = true;
+        events.push(`retire ${seq}`);
+        break;
+      }
       default:
         return fail();
     }
@@ -187,6 +208,16 @@ class RecordingVisitor implements FrameVisitor {
     this.inPayload(data);
     check(data.length === PATH_DATA_LENGTH, "response of the wrong length");
     this.events.push(`response ${hex(data)}`);
+  }
+  onNewConnectionId(seq: number, cid: Uint8Array, token: Uint8Array): void {
+    this.inPayload(cid);
+    this.inPayload(token);
+    check(Number.isSafeInteger(seq) && seq >= 0 && cid.length === CID_LENGTH && token.length === RESET_TOKEN_LENGTH, "NEW_CONNECTION_ID fields");
+    this.events.push(`ncid ${seq} ${hex(cid)} ${hex(token)}`);
+  }
+  onRetireConnectionId(seq: number): void {
+    check(Number.isSafeInteger(seq) && seq >= 0, `RETIRE_CONNECTION_ID sequence ${seq}`);
+    this.events.push(`retire ${seq}`);
   }
 }
 
@@ -278,7 +309,25 @@ class FramesEpisode implements FuzzEpisode {
     const want: string[] = [];
     const n = rng.range(1, 6);
     for (let i = 0; i < n && off < 2048; i++) {
-      switch (rng.int(5)) {
+      switch (rng.int(7)) {
+        case 5: {
+          const seq = rng.chance(0.8) ? rng.int(1000) : safeInteresting(rng);
+          const cid = rng.bytes(CID_LENGTH);
+          const token = rng.bytes(RESET_TOKEN_LENGTH);
+          const o = writeNewConnectionIdFrame(buf, off, seq, cid, token);
+          check(o - off === newConnectionIdFrameSize(seq), "newConnectionIdFrameSize disagrees with writeNewConnectionIdFrame");
+          off = o;
+          want.push(`ncid ${seq} ${hex(cid)} ${hex(token)}`);
+          break;
+        }
+        case 6: {
+          const seq = rng.chance(0.8) ? rng.int(1000) : safeInteresting(rng);
+          const o = writeRetireConnectionIdFrame(buf, off, seq);
+          check(o - off === retireConnectionIdFrameSize(seq), "retireConnectionIdFrameSize disagrees with writeRetireConnectionIdFrame");
+          off = o;
+          want.push(`retire ${seq}`);
+          break;
+        }
         case 0: {
           // Disjoint ascending [start, end) ranges, separated by at least one missing number.
           const count = rng.range(1, 40);

@@ -18,7 +18,8 @@ import { FastnetError } from "../../src/protocol/errors.js";
 import { selectAeadBackend } from "../../src/node/aead-select.js";
 import type { AeadBackend } from "../../src/protocol/aead.js";
 import { AEAD_TAG_LENGTH } from "../../src/protocol/aead.js";
-import { Connection, type ConnectionEvent } from "../../src/protocol/connection.js";
+import type { CidIssuer, IssuedCid } from "../../src/protocol/cid-set.js";
+import { Connection, maxHeldBytes, type ConnectionEvent } from "../../src/protocol/connection.js";
 import { AckFrame, walkFrames, type FrameVisitor } from "../../src/protocol/frames.js";
 import { PacketCipher, splitExportedSecrets } from "../../src/protocol/key-schedule.js";
 import type { SessionOptions } from "../../src/protocol/options.js";
@@ -43,6 +44,8 @@ const MAX_TIMER_FIRINGS_PER_ADVANCE = 10_000;
 /** Bytes of reliable stream the fuzzing peer makes up per episode. */
 const STREAM_CAP = 256 * 1024;
 const RESET_TOKEN_LENGTH = 16;
+/** CIDs a server target may issue per episode (it keeps at most 3 routable; retiring makes room). */
+const MAX_ISSUED = 64;
 
 let backend: AeadBackend | null = null;
 const aead = (): AeadBackend => (backend ??= selectAeadBackend("auto"));
@@ -76,6 +79,25 @@ class KeyChain {
   }
 }
 
+/**
+ * Server side of the CIDs (cid-set.ts CidIssuer): issues fresh random CIDs, at most MAX_ISSUED per
+ * episode, and remembers them, so the fuzzing client can address packets to any of them.
+ */
+class FuzzCidIssuer implements CidIssuer {
+  readonly issued: Uint8Array[] = [];
+  retired = 0;
+  constructor(private readonly rng: Rng) {}
+  issue(): IssuedCid | null {
+    if (this.issued.length >= MAX_ISSUED) return null;
+    const cid = this.rng.bytes(CID_LENGTH);
+    this.issued.push(cid);
+    return { cid, resetToken: this.rng.bytes(RESET_TOKEN_LENGTH) };
+  }
+  retire(): void {
+    this.retired++;
+  }
+}
+
 /** Learns what the target sends: challenge data to echo, CIDs it issued, and the packet numbers it used. */
 class TargetObserver {
   private readonly header: ParsedHeader = { type: PacketType.Data, keyPhase: 0, pnLength: 1, truncatedPn: 0, headerLength: 0 };
@@ -102,6 +124,11 @@ class TargetObserver {
         if (view.challenges.length > 8) view.challenges.shift();
       },
       onPathResponse: ignore,
+      // Sequence numbers the fuzzing client may retire.
+      onNewConnectionId: (seq) => {
+        if (!view.cidSeqs.includes(seq)) view.cidSeqs.push(seq);
+        if (view.cidSeqs.length > 16) view.cidSeqs.shift();
+      },
     };
   }
 
@@ -134,17 +161,17 @@ class ReceiveEpisode implements FuzzEpisode {
   private readonly bytePool = new SplicePool(16);
   private readonly sentPool = new SplicePool(16);
   private readonly resetToken: Uint8Array;
+  /** Server target: where its spare CIDs come from. */
+  private readonly issuer: FuzzCidIssuer | null;
+  /** Client target: CIDs the fuzzing server announced in NEW_CONNECTION_ID frames (it may address packets to them). */
+  private readonly announced: Uint8Array[] = [];
   /** The last packet sealed from unmutated frames, and the stream ranges it carries. */
   private lastSealed: { packet: Uint8Array; streams: number[] } | null = null;
   private readonly binding: boolean;
   private left: number;
   private lastState: string;
   private readonly evCheck: (ev: ConnectionEvent) => void;
-  /**
-   * A generous bound on the target's heldBytes (docs/security.md has the exact one, tested by the
-   * hostile-client tests): send queue plus one message, twice the receive window plus the minimum
-   * charge of every piece, a partial message, every sent record, queued datagrams, and slack.
-   */
+  /** The documented bound of the target's heldBytes for its options (maxHeldBytes in connection.ts). */
   private readonly heldBound: number;
 
   constructor(
@@ -157,6 +184,7 @@ class ReceiveEpisode implements FuzzEpisode {
     const cid = rng.bytes(CID_LENGTH);
     const options = rng.pick(OPTION_PRESETS);
     const alloc = rng.chance(0.5) ? (n: number) => Buffer.allocUnsafe(n) : undefined;
+    this.issuer = role === "server" ? new FuzzCidIssuer(new Rng("cids", rng.u32())) : null;
     const randomOf = (r: Rng) => (out: Uint8Array) => void r.fill(out);
     const clientRng = new Rng("client", rng.u32());
     const serverRng = new Rng("server", rng.u32());
@@ -173,6 +201,7 @@ class ReceiveEpisode implements FuzzEpisode {
         initialRttMs: rng.chance(0.5) ? rng.range(1, 400) : undefined,
         ...(alloc ? { alloc } : {}),
         ...(r === "client" ? { resetToken: this.resetToken } : {}),
+        ...(r === "server" && this.issuer ? { cidIssuer: this.issuer } : {}),
       });
     const client = mk("client");
     const server = mk("server");
@@ -206,7 +235,7 @@ class ReceiveEpisode implements FuzzEpisode {
     this.observer = new TargetObserver(new KeyChain(new PacketCipher(aead(), targetSecret)), this.view);
     this.lastState = this.target.state;
     const o = this.target.options;
-    this.heldBound = o.sendQueueBytes + 2 * o.maxMessageSize + 2 * o.receiveBufferBytes + 64 * Math.max(1024, o.receiveBufferBytes / 1024) + 1100 * 256 + 64 * 1300 + 64 * 1024;
+    this.heldBound = maxHeldBytes(o);
     const maxMessage = this.target.options.maxMessageSize;
     this.evCheck = (ev) => {
       switch (ev.type) {
@@ -281,12 +310,13 @@ class ReceiveEpisode implements FuzzEpisode {
 
     const type = bind ? PacketType.Bind : PacketType.Data;
     const headerLength = 1 + CID_LENGTH + pnLength;
+    for (const f of frames) if (f.k === "newCid" && this.announced.length < 32) this.announced.push(f.cid);
     if (bind && headerLength + plain.length + AEAD_TAG_LENGTH < MAX_DATAGRAM_SIZE && rng.chance(0.95)) {
       plain = concat([plain, new Uint8Array(MAX_DATAGRAM_SIZE - headerLength - AEAD_TAG_LENGTH - plain.length)]);
     }
     if (headerLength + plain.length + AEAD_TAG_LENGTH > MAX_DATAGRAM_SIZE + 64) plain = plain.subarray(0, MAX_DATAGRAM_SIZE + 64 - headerLength - AEAD_TAG_LENGTH);
     const out = new Uint8Array(headerLength + plain.length + AEAD_TAG_LENGTH);
-    writeHeader(out, type, (gen & 1) as 0 | 1, this.target.cid, pn, pnLength);
+    writeHeader(out, type, (gen & 1) as 0 | 1, this.destinationCid(), pn, pnLength);
     if (rng.chance(0.01)) out[1 + rng.int(CID_LENGTH)]! ^= 1 << rng.int(8);
     this.sendKeys.at(gen).seal(out, headerLength, pn, out.subarray(0, headerLength), plain);
     if (clean) {
@@ -295,6 +325,17 @@ class ReceiveEpisode implements FuzzEpisode {
       this.lastSealed = { packet: out, streams };
     } else this.lastSealed = null;
     return out;
+  }
+
+  /**
+   * The CID a forged packet carries: mostly the one the target sends with; sometimes another it knows
+   * (server: one it issued, perhaps retired since; client: one the fuzzing server announced).
+   */
+  private destinationCid(): Uint8Array {
+    const rng = this.rng;
+    if (rng.chance(0.85)) return this.target.cid;
+    const others = this.issuer ? this.issuer.issued : this.announced;
+    return others.length > 0 ? rng.pick(others) : this.target.cid;
   }
 
   execute(input: Uint8Array): void {
@@ -328,9 +369,11 @@ class ReceiveEpisode implements FuzzEpisode {
       else if (r < 0.16 && this.role === "server") t.startPathValidation(this.now, rng.range(1, MAX_DATAGRAM_SIZE), rng.chance(0.5));
       else if (r < 0.162 && this.role === "server") t.revertPath();
       else if (r < 0.165 && this.role === "client") t.probePath();
-      else if (r < 0.1655) t.close(rng.pick([1000, 4000, 4001]), "fuzz");
-      else if (r < 0.166) t.abort(rng.pick([1006, 4002]), "fuzz abort");
-      else if (r < 0.17) this.badClose();
+      else if (r < 0.1665 && this.role === "client") t.switchCid();
+      else if (r < 0.1665 && this.role === "server") this.rng.pick([() => t.rememberValidatedCid(), () => t.restoreValidatedCid(), () => t.keepPreviousCid()])();
+      else if (r < 0.167) t.close(rng.pick([1000, 4000, 4001]), "fuzz");
+      else if (r < 0.1675) t.abort(rng.pick([1006, 4002]), "fuzz abort");
+      else if (r < 0.171) this.badClose();
     } catch (err) {
       // The documented refusals of send(); anything else is a crash.
       if (!(err instanceof FastnetError) || (err.code !== "SEND_QUEUE_FULL" && err.code !== "NOT_OPEN" && err.code !== "MESSAGE_TOO_LARGE")) throw err;

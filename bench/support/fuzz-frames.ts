@@ -5,16 +5,12 @@
  * peer knows about the session, and frame-level mutations (drop, duplicate, reorder, splice, field
  * values at varint boundaries, lengths off by one or huge, storms of one frame type).
  */
-import { FrameType, MAX_ACK_RANGES, MAX_CLOSE_REASON_BYTES, PATH_DATA_LENGTH } from "../../src/protocol/frames.js";
+import { FrameType, MAX_ACK_RANGES, MAX_CLOSE_REASON_BYTES, PATH_DATA_LENGTH, RESET_TOKEN_LENGTH } from "../../src/protocol/frames.js";
 import { RangeSet } from "../../src/protocol/range-set.js";
 import { CID_LENGTH } from "../../src/protocol/version.js";
 import { ByteWriter, concat, encodeVarint, interestingVarint } from "./fuzz-mutate.js";
 import type { Rng } from "./fuzz-rng.js";
 
-/** NEW_CONNECTION_ID and RETIRE_CONNECTION_ID (docs/interfaces: wire version 2); literal until src exports them. */
-const NEW_CONNECTION_ID = 0x08;
-const RETIRE_CONNECTION_ID = 0x09;
-const RESET_TOKEN_LENGTH = 16;
 
 /** A varint field: a number, or a bigint for values above 2^53 (which the decoder must refuse). */
 export type V = number | bigint;
@@ -77,13 +73,13 @@ export function encodeFrames(frames: readonly Frame[], rng: Rng | null): Uint8Ar
         w.bytes(f.data);
         break;
       case "newCid":
-        w.byte(NEW_CONNECTION_ID);
+        w.byte(FrameType.NewConnectionId);
         vi(f.seq);
         w.bytes(f.cid);
         w.bytes(f.token);
         break;
       case "retireCid":
-        w.byte(RETIRE_CONNECTION_ID);
+        w.byte(FrameType.RetireConnectionId);
         vi(f.seq);
         break;
       case "raw":
@@ -190,7 +186,7 @@ export interface PeerView {
   window: number;
   /** PATH_CHALLENGE data seen in the target's packets, newest last. */
   challenges: Uint8Array[];
-  /** Sequence numbers of NEW_CONNECTION_ID frames seen from the target. */
+  /** Sequence numbers of the CIDs the server side issued (seen in NEW_CONNECTION_ID frames, or issued to the target). */
   cidSeqs: number[];
   /** Next sequence number for a NEW_CONNECTION_ID the peer forges. */
   nextCidSeq: number;
@@ -264,8 +260,10 @@ function streamFrame(rng: Rng, view: PeerView, room: number): Frame {
 
 /** One random frame; `room` is a hint of the bytes left in the packet. */
 export function randomFrame(rng: Rng, view: PeerView, room: number): Frame {
-  // CLOSE is rare: it ends the episode (as do some NEW/RETIRE_CONNECTION_ID frames sent the wrong way).
-  switch (rng.weighted([3, 6, 16, 30, 10, 0.1, 6, 6, 1, 1, 2])) {
+  // CLOSE is rare: it ends the episode, as does a CID frame sent the wrong way (NEW_CONNECTION_ID goes
+  // server to client only, RETIRE_CONNECTION_ID client to server only), so those are rare too.
+  const toServer = view.targetRole === "server";
+  switch (rng.weighted(toServer ? [3, 6, 16, 30, 10, 0.1, 6, 6, 0.03, 0.5, 2] : [3, 6, 16, 30, 10, 0.1, 6, 6, 0.3, 0.03, 2])) {
     case 0:
       return { k: "padding", n: rng.range(1, rng.chance(0.8) ? 8 : Math.max(1, room)) };
     case 1:
@@ -292,7 +290,7 @@ export function randomFrame(rng: Rng, view: PeerView, room: number): Frame {
       return { k: "newCid", seq, cid: rng.bytes(CID_LENGTH), token: rng.bytes(RESET_TOKEN_LENGTH) };
     }
     case 9: {
-      const seq = view.cidSeqs.length > 0 && rng.chance(0.7) ? rng.pick(view.cidSeqs) : rng.chance(0.5) ? rng.int(8) : interestingVarint(rng);
+      const seq = view.cidSeqs.length > 0 && rng.chance(0.9) ? rng.pick(view.cidSeqs) : rng.chance(0.5) ? rng.int(8) : interestingVarint(rng);
       return { k: "retireCid", seq };
     }
     default: {
