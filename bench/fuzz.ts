@@ -45,6 +45,7 @@ const WORKER_SCRIPT = new URL("./support/fuzz-worker.ts", import.meta.url);
 /** A worker whose input counter has not moved for this long is hung (its current input is named). */
 const WATCHDOG_MS = 10_000;
 const WORKER_START_TIMEOUT_MS = 60_000;
+const WORKER_STACK_MB = 1;
 const PROGRESS_EVERY_MS = 10_000;
 /** Records printed in full (all are counted). */
 const MAX_RECORDS_SHOWN = 20;
@@ -158,7 +159,8 @@ async function fuzz(args: Args): Promise<void> {
   let shownDropped = 0;
   const onRecord = (r: FuzzRecord): void => {
     const sig = `${r.kind} ${r.target} ${r.what.replace(/\d+(\.\d+)?/g, "#")}`;
-    if (r.kind !== "slow") progress(`${r.kind.toUpperCase()} in ${r.target} (episode ${r.episode}, input ${r.index}): ${r.what.slice(0, 300)}`);
+    // Each new kind of finding once on stderr as it happens; all of them are counted.
+    if (r.kind !== "slow" && !seen.has(sig)) progress(`${r.kind.toUpperCase()} in ${r.target} (episode ${r.episode}, input ${r.index}): ${r.what.slice(0, 300)}`);
     if (seen.has(sig) || records.length >= MAX_RECORDS_SHOWN) {
       shownDropped++;
       return;
@@ -183,7 +185,9 @@ async function fuzz(args: Args): Promise<void> {
     }
     const shared = new SharedArrayBuffer(SHARED_HEADER_BYTES + SHARED_INPUT_BYTES);
     const cfg: WorkerConfig = { seed: args.seed, worker: w, workers: W, quotas, deadline, hangMs: args.hangMs, shared };
-    const worker = new Worker(WORKER_SCRIPT, { workerData: cfg });
+    // The stack of a Node main thread (about 1 MB; workers get 4 by default): a stack overflow that would
+    // throw in the server throws here too instead of passing slowly.
+    const worker = new Worker(WORKER_SCRIPT, { workerData: cfg, resourceLimits: { stackSizeMb: WORKER_STACK_MB } });
     const h: WorkerHandle = {
       worker,
       slots: new Int32Array(shared, 0, SHARED_HEADER_BYTES / 4),
