@@ -13,7 +13,9 @@
  * Every reliable message must be echoed exactly once, in order, intact (checked by each client; the
  * server checks the order it receives). Every SAMPLE period the server is asked, after a forced full
  * garbage collection, for its RSS and heap; heap and RSS growth per hour are the least-squares slopes
- * over the samples after the warm-up. The server's event-loop delay (monitorEventLoopDelay, 2 ms
+ * over the samples after the warm-up. The hostile player pauses for each sample until the server has
+ * closed its sessions (bounded by QUIET_TIMEOUT_MS): the megabyte or so an attacking session may hold
+ * would otherwise come and go between samples and drown a slope of under 1 MiB per hour. The server's event-loop delay (monitorEventLoopDelay, 2 ms
  * resolution, paused around the forced collections) is read over the same span.
  *
  * Usage: npm run soak -- [--minutes N] [--clients N] [--rate HZ] [--loss P] [--migrate-every-s S]
@@ -47,6 +49,8 @@ const ADDRESSES = ["127.0.0.2", "127.0.0.3"] as const;
 const CHURN_ADDRESS = "127.0.0.4";
 const START_TIMEOUT_MS = 60_000;
 const SAMPLE_TIMEOUT_MS = 15_000;
+/** How long a sample waits for the server to close the hostile player's sessions (idle timeout is 10 s). */
+const QUIET_TIMEOUT_MS = 15_000;
 const STOP_TIMEOUT_MS = 5_000;
 /** After the traffic stops: how long outstanding echoes may take. */
 const DRAIN_MS = 20_000;
@@ -277,6 +281,17 @@ async function main(args: Args): Promise<void> {
       }
     };
 
+    /** A heap sample taken with no hostile session open on the server (bounded wait); the player resumes after. */
+    const quietSample = async (): Promise<SoakSample> => {
+      if (!hostile) return sample(server, true);
+      await hostile.pause();
+      const until = performance.now() + QUIET_TIMEOUT_MS;
+      while ((await sample(server, false)).hostileLive > 0 && performance.now() < until) await sleep(250);
+      const s = await sample(server, true);
+      hostile.resume();
+      return s;
+    };
+
     // Samples, the warm-up mark, progress, until the end (or a failure).
     let warm = false;
     /** Index of the first sample after the warm-up: the growth fit starts there. */
@@ -292,10 +307,10 @@ async function main(args: Args): Promise<void> {
         warm = true;
         server.process.send({ type: "loop-reset" } satisfies SoakParentMessage);
         fitFrom = samples.length;
-        samples.push(await sample(server, true));
+        samples.push(await quietSample());
       } else if (now >= nextSample) {
         nextSample = now + sampleMs;
-        samples.push(await sample(server, true));
+        samples.push(await quietSample());
       }
       if (now >= nextProgress) {
         nextProgress = now + 60_000;
@@ -318,6 +333,10 @@ async function main(args: Args): Promise<void> {
     await withTimeout(Promise.all([...activeChurn]), CHURN_DRAIN_MS + 30_000, "churn clients finishing").catch((err: Error) => {
       failure ??= err.message;
     });
+    // The last sample once the server has closed the sessions of vanished churn clients and of the
+    // hostile player (bounded): what is left is the steady clients' state.
+    const quietUntil = performance.now() + QUIET_TIMEOUT_MS;
+    for (let s = await sample(server, false); (s.sessions > steady.length || s.hostileLive > 0) && performance.now() < quietUntil; s = await sample(server, false)) await sleep(250);
     const last = await sample(server, true);
     samples.push(last);
     const durationMin = (performance.now() - t0) / 60_000;

@@ -11,7 +11,7 @@
  *                    and bad datagrams (runts, reserved bits, failed AEAD, replays)
  *   migration-storm  PINGs from many new sockets on other loopback addresses, never validating them
  * Each turn lasts at most TURN_MS or until the server closes the session, paced at PACKETS_PER_TICK
- * packets every 10 ms. The session path starts with /soak/hostile so the server leaves it out of its
+ * packets every 10 ms; then the player closes the session (CLOSE frame) or, every other turn, vanishes. The session path starts with /soak/hostile so the server leaves it out of its
  * order checks. (Claiming another player's sessionId is a Colyseus-level attack: the soak's server is
  * the engine alone, so it is not part of this cycle.)
  */
@@ -44,6 +44,9 @@ export class SoakHostile {
   readonly counts: HostileCounts = { turns: {}, endings: {}, packets: 0, openFailures: 0 };
   private current: HostileClient | null = null;
   private stopped = false;
+  private paused = false;
+  private onIdle: (() => void) | null = null;
+  private idle = true;
 
   constructor(
     private readonly url: string,
@@ -51,9 +54,16 @@ export class SoakHostile {
     private readonly rng: Rng,
   ) {}
 
-  /** Runs turns, one behaviour after another, until `stop()`. */
+  /** Runs turns, one behaviour after another, until `stop()`; none while paused. */
   async run(): Promise<void> {
     for (let turn = 0; !this.stopped; turn++) {
+      if (this.paused) {
+        this.idle = true;
+        this.onIdle?.();
+        while (this.paused && !this.stopped) await sleep(50);
+        if (this.stopped) break;
+      }
+      this.idle = false;
       const behaviour = BEHAVIOURS[turn % BEHAVIOURS.length]!;
       let h: HostileClient;
       try {
@@ -70,10 +80,15 @@ export class SoakHostile {
       }
       this.counts.turns[behaviour] = (this.counts.turns[behaviour] ?? 0) + 1;
       const until = performance.now() + TURN_MS;
-      const going = (): boolean => !this.stopped && h.closedBy === null && performance.now() < until;
+      const going = (): boolean => !this.stopped && !this.paused && h.closedBy === null && performance.now() < until;
       await this.play(behaviour, h, going);
       const ending = h.closedBy ? `${h.closedBy.code} ${h.closedBy.reason}` : "open at the end of the turn";
       this.counts.endings[ending] = (this.counts.endings[ending] ?? 0) + 1;
+      // Every other turn, and before a pause (the soak then measures the heap), the player says goodbye
+      // with a CLOSE frame, twice for the lossy path; otherwise it just vanishes and the server times it out.
+      if (h.closedBy === null && (this.paused || turn % 2 === 0)) {
+        for (let i = 0; i < 2; i++) h.send(new PayloadBuilder().raw(0x05).varint(1000).varint(0));
+      }
       h.close();
       this.current = null;
     }
@@ -82,6 +97,22 @@ export class SoakHostile {
   stop(): void {
     this.stopped = true;
     this.current?.close();
+  }
+
+  /** Ends the current turn early and starts no other until `resume()`; resolves once no turn runs. */
+  pause(): Promise<void> {
+    this.paused = true;
+    if (this.idle || this.stopped) return Promise.resolve();
+    return new Promise((resolve) => {
+      this.onIdle = () => {
+        this.onIdle = null;
+        resolve();
+      };
+    });
+  }
+
+  resume(): void {
+    this.paused = false;
   }
 
   /** Sends `next()` PACKETS_PER_TICK times every TICK_MS while `going()`. */

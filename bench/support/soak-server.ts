@@ -36,8 +36,9 @@ export interface SoakSample {
   datagrams: number;
   orderErrors: number;
   migrations: number;
-  /** Sessions opened by the soak's hostile player. */
+  /** Sessions opened by the soak's hostile player, and those still open. */
   hostileSessions: number;
+  hostileLive: number;
   /** Sum of the sessions' heldBytes (engine accounting), and the largest one. */
   heldBytes: number;
   heldBytesMax: number;
@@ -60,7 +61,7 @@ runServerChild<SoakParentMessage>("soak-server", "soak", send, async () => {
   const gc = (globalThis as { gc?: () => void }).gc;
   if (!gc) throw new Error("soak-server.ts must run with --expose-gc");
 
-  const counts = { opened: 0, closed: 0, messages: 0, datagrams: 0, orderErrors: 0, migrations: 0, hostileSessions: 0 };
+  const counts = { opened: 0, closed: 0, messages: 0, datagrams: 0, orderErrors: 0, migrations: 0, hostileSessions: 0, hostileLive: 0 };
   const server = new FastnetServer({ publicAddress: HOST, publicPort: relayPort });
   server.on("error", (err) => process.stderr.write(`soak server: ${err.message}\n`));
   server.on("migration", () => counts.migrations++);
@@ -70,7 +71,10 @@ runServerChild<SoakParentMessage>("soak-server", "soak", send, async () => {
     live.add(session);
     // The soak's hostile player numbers nothing: only well-behaved sessions are held to the order.
     const hostile = info.hello.path.startsWith("/soak/hostile");
-    if (hostile) counts.hostileSessions++;
+    if (hostile) {
+      counts.hostileSessions++;
+      counts.hostileLive++;
+    }
     let next = 0;
     session.on("message", (m) => {
       counts.messages++;
@@ -89,6 +93,7 @@ runServerChild<SoakParentMessage>("soak-server", "soak", send, async () => {
     });
     session.on("close", () => {
       counts.closed++;
+      if (hostile) counts.hostileLive--;
       live.delete(session);
     });
   });
@@ -137,6 +142,7 @@ runServerChild<SoakParentMessage>("soak-server", "soak", send, async () => {
         orderErrors: counts.orderErrors,
         migrations: counts.migrations,
         hostileSessions: counts.hostileSessions,
+        hostileLive: counts.hostileLive,
         heldBytes: held,
         heldBytesMax: heldMax,
         loopP50Ms: ms(loop.percentile(50)),
