@@ -12,6 +12,8 @@
  *              and varints round-tripped
  *   handshake  MessageReader framing and every handshake message parser
  *   header     parseHeader against a reference; writeHeader and packet number recovery (RFC 9000 A.3)
+ * For the receive paths the report also says what became of the datagrams (accepted, or dropped and why)
+ * and how the sessions ended, to show how far the inputs get.
  * A crash is any exception escaping a target or a broken invariant (checked after every input). A hang
  * is an input slower than --hang-ms (default 100) both when run and when replayed from its episode's
  * start, or a worker making no progress for WATCHDOG_MS (the main thread's wall-clock watchdog).
@@ -143,7 +145,7 @@ interface WorkerHandle {
   lastMoveAt: number;
 }
 
-const emptyCounts = (): TargetCounts => ({ inputs: 0, crashes: 0, hangs: 0, slow: 0, episodes: 0, ms: 0 });
+const emptyCounts = (): TargetCounts => ({ inputs: 0, crashes: 0, hangs: 0, slow: 0, episodes: 0, ms: 0, tally: {} });
 
 async function fuzz(args: Args): Promise<void> {
   const names = args.only ?? TARGET_NAMES;
@@ -285,6 +287,7 @@ async function fuzz(args: Args): Promise<void> {
       s.slow += c.slow;
       s.episodes += c.episodes;
       s.ms += c.ms;
+      for (const [k, v] of Object.entries(c.tally ?? {})) s.tally[k] = (s.tally[k] ?? 0) + v;
     }
   }
   for (const r of watchdogHangs) if (sum[r.target]) sum[r.target]!.hangs++;
@@ -306,6 +309,16 @@ function report(args: Args, names: readonly TargetName[], sum: Record<string, Ta
     console.log(`${n.padEnd(10)}${pad(c.inputs, 11)}${pad(eps, 10)}${pad(c.episodes, 10)}${pad(c.crashes, 9)}${pad(c.hangs, 7)}${pad(c.slow, 6)}  ${targetByName(n).what}`);
     return { target: n, inputs: c.inputs, crashes: c.crashes, hangs: c.hangs, execs_per_sec: eps };
   });
+  for (const n of names) {
+    const t = sum[n]!.tally;
+    if (Object.keys(t).length === 0) continue;
+    const inputs = Object.entries(t).filter(([k]) => !k.startsWith("ended ")).reduce((a, [, v]) => a + v, 0);
+    const pct = (v: number): string => `${((100 * v) / Math.max(1, inputs)).toFixed(1)} %`;
+    const verdicts = Object.entries(t).filter(([k]) => !k.startsWith("ended ")).sort((a, b) => b[1] - a[1]).map(([k, v]) => `${k} ${pct(v)}`);
+    const endings = Object.entries(t).filter(([k]) => k.startsWith("ended ")).sort((a, b) => b[1] - a[1]);
+    console.log(`${n}: datagrams ${verdicts.join(", ")}`);
+    console.log(`${n}: sessions ended by ${endings.slice(0, 8).map(([k, v]) => `${k.slice(6)} (${v})`).join(", ")}${endings.length > 8 ? `, ${endings.length - 8} other reasons` : ""}`);
+  }
   console.log(`total: ${total} inputs in ${seconds.toFixed(1)} s = ${Math.round(rate)} inputs/s over ${args.workers} worker(s); ${GOAL_INPUTS / 1e6} million inputs would take ${projected.toFixed(1)} min`);
   for (const r of records) {
     console.log(`${r.kind} in ${r.target}: ${r.what}`);

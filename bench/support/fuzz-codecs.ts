@@ -248,6 +248,8 @@ class FramesEpisode implements FuzzEpisode {
       challenges: [rng.bytes(PATH_DATA_LENGTH)],
       cidSeqs: [0, 1],
       nextCidSeq: 2,
+      packetCidSeq: -1,
+      calm: false,
     };
   }
 

@@ -29,7 +29,7 @@ import { CID_LENGTH, EXPORTER_LENGTH, MAX_DATAGRAM_SIZE } from "../../src/protoc
 import { DeliveredRanges, encodeFrames, FuzzStream, mutateFrames, randomFrames, type Frame, type PeerView } from "./fuzz-frames.js";
 import { concat, mutateBytes, SplicePool } from "./fuzz-mutate.js";
 import { Rng } from "./fuzz-rng.js";
-import { check, nonNegativeCounters, type FuzzEpisode, type FuzzTarget } from "./fuzz-target.js";
+import { check, count, nonNegativeCounters, type FuzzEpisode, type FuzzTarget } from "./fuzz-target.js";
 
 /** Virtual clock origin (not zero, on purpose). */
 const T0 = 1_000_000;
@@ -174,10 +174,14 @@ class ReceiveEpisode implements FuzzEpisode {
   /** The documented bound of the target's heldBytes for its options (maxHeldBytes in connection.ts). */
   private readonly heldBound: number;
 
+  /** How the last close event ended the session, for the tally. */
+  private ending = "still open at the end of the episode";
+
   constructor(
     private readonly rng: Rng,
     private readonly role: "server" | "client",
     budget: number,
+    private readonly tally: Record<string, number>,
   ) {
     this.left = budget;
     const km = rng.bytes(EXPORTER_LENGTH);
@@ -231,6 +235,8 @@ class ReceiveEpisode implements FuzzEpisode {
       challenges: [],
       cidSeqs: [],
       nextCidSeq: 1,
+      packetCidSeq: -1,
+      calm: rng.chance(0.7),
     };
     this.observer = new TargetObserver(new KeyChain(new PacketCipher(aead(), targetSecret)), this.view);
     this.lastState = this.target.state;
@@ -247,6 +253,8 @@ class ReceiveEpisode implements FuzzEpisode {
           break;
         case "close":
           check(Number.isInteger(ev.code) && ev.code >= 0 && typeof ev.reason === "string", () => `close event with code ${ev.code}`);
+          // The reason up to its first number or a peer's free text: few distinct endings.
+          this.ending = ev.remote ? `${ev.code} by the peer` : `${ev.code} ${ev.reason.replace(/[\d"(].*$/s, "").slice(0, 60).trim()}`;
           break;
         case "open":
         case "pathValidated":
@@ -259,7 +267,10 @@ class ReceiveEpisode implements FuzzEpisode {
   }
 
   generate(): Uint8Array | null {
-    if (this.left-- <= 0 || this.target.state === "closed") return null;
+    if (this.left-- <= 0 || this.target.state === "closed") {
+      count(this.tally, `ended ${this.target.state === "closed" ? this.ending : "still open at the end of the episode"}`);
+      return null;
+    }
     this.view.targetSent = this.target.nextPacketNumber;
     const rng = this.rng;
     const r = rng.float();
@@ -281,23 +292,28 @@ class ReceiveEpisode implements FuzzEpisode {
   /** A forged packet: frames, mutated or not, sealed with the real keys. */
   private seal(): Uint8Array {
     const rng = this.rng;
+    const dcid = this.destinationCid();
     const bind = this.binding && this.target.state === "binding" ? rng.chance(0.9) : rng.chance(0.01);
     let frames: Frame[] = bind && rng.chance(0.5) ? [{ k: "ping" }] : randomFrames(rng, this.view, MAX_PAYLOAD_LENGTH - 8);
-    if (rng.chance(0.35)) frames = mutateFrames(rng, frames, this.framePool);
+    if (rng.chance(this.view.calm ? 0.1 : 0.35)) frames = mutateFrames(rng, frames, this.framePool);
     this.framePool.push(frames);
     if (this.framePool.length > 16) this.framePool.shift();
     let plain = encodeFrames(frames, rng);
-    const clean = !rng.chance(0.15);
+    const clean = !rng.chance(this.view.calm ? 0.05 : 0.15);
     if (!clean) plain = mutateBytes(rng, plain, this.bytePool.items, MAX_PAYLOAD_LENGTH + 16);
     this.bytePool.add(plain);
 
-    // Packet number: in order mostly; sometimes replayed, jumping ahead, or far off.
+    // Packet number: in order mostly; sometimes replayed or jumping ahead (up to 2^30, which 4 bytes still
+    // reach), and now and then far off (beyond what the target can decode: a drop, and the numbers
+    // after it do not follow it, or every later packet would be undecodable too).
     let pn = this.pn;
     const pr = rng.float();
     if (pr < 0.04 && this.pn > 0) pn = rng.int(this.pn);
     else if (pr < 0.08) pn = this.pn + rng.range(1, 3000);
-    else if (pr < 0.085) pn = this.pn + rng.range(1 << 20, 2 ** 40);
-    if (pn >= this.pn) this.pn = pn + 1;
+    else if (pr < 0.083) pn = this.pn + rng.range(1 << 20, 1 << 30);
+    else if (pr < 0.085) pn = Math.min(Number.MAX_SAFE_INTEGER, this.accepted + rng.range(2 ** 31, 2 ** 40));
+    if (pn >= this.pn && pr < 0.083) this.pn = pn + 1;
+    else if (pn === this.pn) this.pn++;
     let pnLength: number = Math.max(packetNumberLength(pn, this.accepted), rng.chance(0.5) ? 4 : 1);
     if (rng.chance(0.05)) pnLength = rng.range(1, 4);
 
@@ -316,7 +332,7 @@ class ReceiveEpisode implements FuzzEpisode {
     }
     if (headerLength + plain.length + AEAD_TAG_LENGTH > MAX_DATAGRAM_SIZE + 64) plain = plain.subarray(0, MAX_DATAGRAM_SIZE + 64 - headerLength - AEAD_TAG_LENGTH);
     const out = new Uint8Array(headerLength + plain.length + AEAD_TAG_LENGTH);
-    writeHeader(out, type, (gen & 1) as 0 | 1, this.destinationCid(), pn, pnLength);
+    writeHeader(out, type, (gen & 1) as 0 | 1, dcid, pn, pnLength);
     if (rng.chance(0.01)) out[1 + rng.int(CID_LENGTH)]! ^= 1 << rng.int(8);
     this.sendKeys.at(gen).seal(out, headerLength, pn, out.subarray(0, headerLength), plain);
     if (clean) {
@@ -333,9 +349,15 @@ class ReceiveEpisode implements FuzzEpisode {
    */
   private destinationCid(): Uint8Array {
     const rng = this.rng;
-    if (rng.chance(0.85)) return this.target.cid;
     const others = this.issuer ? this.issuer.issued : this.announced;
-    return others.length > 0 ? rng.pick(others) : this.target.cid;
+    if (rng.chance(0.85) || others.length === 0) {
+      this.view.packetCidSeq = this.target.cidSequence;
+      return this.target.cid;
+    }
+    const i = rng.int(others.length);
+    // The issuer's CIDs have sequence numbers 1, 2, ... in order (0 is the handshake's).
+    this.view.packetCidSeq = this.issuer ? i + 1 : -1;
+    return others[i]!;
   }
 
   execute(input: Uint8Array): void {
@@ -343,8 +365,16 @@ class ReceiveEpisode implements FuzzEpisode {
     const t = this.target;
     this.appAction();
     const fromCurrentPath = this.role === "client" || rng.chance(0.95);
+    const d = t.dropped;
+    const before = [d.malformed, d.unknownCid, d.replay, d.decrypt, d.closed];
     const verdict = t.handleDatagram(input, this.now, fromCurrentPath);
     check(verdict === 0 || verdict === 1 || verdict === 2, `handleDatagram returned ${String(verdict)}`);
+    if (verdict !== 0) count(this.tally, "accepted");
+    else {
+      const after = [d.malformed, d.unknownCid, d.replay, d.decrypt, d.closed];
+      const cause = ["malformed", "unknown CID", "replay", "decrypt", "closed"][after.findIndex((v, i) => v !== before[i])];
+      count(this.tally, `dropped ${cause ?? "uncounted"}`);
+    }
     if (verdict !== 0) {
       // Authenticated: the target decodes later packet numbers against this one.
       const h: ParsedHeader = { type: PacketType.Data, keyPhase: 0, pnLength: 1, truncatedPn: 0, headerLength: 0 };
@@ -458,11 +488,13 @@ class ReceiveEpisode implements FuzzEpisode {
 }
 
 function receiveTarget(role: "server" | "client"): FuzzTarget {
+  const tally: Record<string, number> = {};
   return {
     name: role,
     what: `${role} receive path: an open Connection (role ${role}) fed packets sealed with its real keys`,
     episodeInputs: 400,
-    start: (rng) => new ReceiveEpisode(rng, role, 400),
+    start: (rng) => new ReceiveEpisode(rng, role, 400, tally),
+    tally,
   };
 }
 

@@ -190,13 +190,21 @@ export interface PeerView {
   cidSeqs: number[];
   /** Next sequence number for a NEW_CONNECTION_ID the peer forges. */
   nextCidSeq: number;
+  /** Sequence number of the CID the packet being made is addressed to (retiring it is a violation), or -1. */
+  packetCidSeq: number;
+  /**
+   * A calm episode breaks the rules that end a session (ACKs of packets never sent, data beyond the
+   * window, CID frames the wrong way or for unknown CIDs) only rarely, so its session lives long enough
+   * to reach deep states; the others break them often.
+   */
+  calm: boolean;
 }
 
 const CLOSE_CODES: readonly V[] = [0, 1000, 1001, 1002, 1006, 1011, 4000, 4999, 65535, 65536, 2 ** 31, Number.MAX_SAFE_INTEGER, 2n ** 62n - 1n];
 
 function ackFrame(rng: Rng, view: PeerView): Frame {
   const sent = view.targetSent;
-  if (sent === 0 || rng.chance(0.03)) {
+  if (sent === 0 || rng.chance(view.calm ? 0.002 : 0.03)) {
     // Acknowledges what was never sent.
     const largest = rng.chance(0.5) ? sent + rng.int(16) : interestingVarint(rng);
     return { k: "ack", largest, delay: rng.int(100_000), count: null, first: 0, ranges: [] };
@@ -215,7 +223,7 @@ function ackFrame(rng: Rng, view: PeerView): Frame {
     ranges.push([gap, len]);
     smallest = hi - len;
   }
-  if (rng.chance(0.02)) first = largest + 1; // a first range reaching below 0
+  if (rng.chance(view.calm ? 0.001 : 0.02)) first = largest + 1; // a first range reaching below 0
   const delay = rng.chance(0.9) ? rng.int(50_000) : interestingVarint(rng);
   return { k: "ack", largest, delay, count: null, first, ranges };
 }
@@ -243,11 +251,11 @@ function streamFrame(rng: Rng, view: PeerView, room: number): Frame {
   } else if (r < 0.85) {
     offset = s.sentUpTo > 0 ? rng.int(s.sentUpTo) : 0;
     len = rng.range(1, Math.max(1, Math.min(room, s.sentUpTo - offset || 1)));
-  } else if (r < 0.99) {
+  } else if (r < (view.calm ? 0.999 : 0.99)) {
     // Out of order, inside the window.
     offset = base + 1 + rng.int(Math.max(1, view.window - 64));
     len = rng.range(1, Math.max(1, Math.min(room, 64)));
-  } else if (r < 0.997) {
+  } else if (r < (view.calm ? 0.9997 : 0.997)) {
     // At the edge of the receive window, either side of it.
     len = rng.range(1, Math.max(1, Math.min(room, 32)));
     offset = Math.max(0, limit - len + rng.range(-2, 2));
@@ -263,7 +271,8 @@ export function randomFrame(rng: Rng, view: PeerView, room: number): Frame {
   // CLOSE is rare: it ends the episode, as does a CID frame sent the wrong way (NEW_CONNECTION_ID goes
   // server to client only, RETIRE_CONNECTION_ID client to server only), so those are rare too.
   const toServer = view.targetRole === "server";
-  switch (rng.weighted(toServer ? [3, 6, 16, 30, 10, 0.1, 6, 6, 0.03, 0.5, 2] : [3, 6, 16, 30, 10, 0.1, 6, 6, 0.3, 0.03, 2])) {
+  const wrongWay = view.calm ? 0.003 : 0.03;
+  switch (rng.weighted(toServer ? [3, 6, 16, 30, 10, 0.1, 6, 6, wrongWay, 0.5, 2] : [3, 6, 16, 30, 10, 0.1, 6, 6, 0.3, wrongWay, 2])) {
     case 0:
       return { k: "padding", n: rng.range(1, rng.chance(0.8) ? 8 : Math.max(1, room)) };
     case 1:
@@ -290,7 +299,8 @@ export function randomFrame(rng: Rng, view: PeerView, room: number): Frame {
       return { k: "newCid", seq, cid: rng.bytes(CID_LENGTH), token: rng.bytes(RESET_TOKEN_LENGTH) };
     }
     case 9: {
-      const seq = view.cidSeqs.length > 0 && rng.chance(0.9) ? rng.pick(view.cidSeqs) : rng.chance(0.5) ? rng.int(8) : interestingVarint(rng);
+      const others = view.cidSeqs.filter((s) => s !== view.packetCidSeq);
+      const seq = others.length > 0 && rng.chance(view.calm ? 0.99 : 0.9) ? rng.pick(others) : rng.chance(0.5) ? rng.int(8) : interestingVarint(rng);
       return { k: "retireCid", seq };
     }
     default: {

@@ -29,6 +29,8 @@ export interface TargetCounts {
   episodes: number;
   /** Milliseconds spent in this target (setup, generation and execution). */
   ms: number;
+  /** The target's own tally (see FuzzTarget.tally). */
+  tally: Record<string, number>;
 }
 
 export type WorkerMessage =

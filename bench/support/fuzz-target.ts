@@ -33,6 +33,13 @@ export interface FuzzTarget {
   readonly episodeInputs: number;
   /** Starts an episode with fresh state; all its randomness comes from `rng`. */
   start(rng: Rng): FuzzEpisode;
+  /** What the target's inputs came to (e.g. accepted, dropped by cause), counted per worker thread. */
+  readonly tally?: Record<string, number>;
+}
+
+/** Adds one to `key` of `tally`. */
+export function count(tally: Record<string, number>, key: string): void {
+  tally[key] = (tally[key] ?? 0) + 1;
 }
 
 /** Every integer-looking counter of `o` (recursively) is finite and >= 0; names the first that is not. */

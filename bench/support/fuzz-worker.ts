@@ -28,7 +28,7 @@ const PROGRESS_EVERY_MS = 1000;
 const REPLAYS = 3;
 
 class TargetRunner {
-  readonly counts: TargetCounts = { inputs: 0, crashes: 0, hangs: 0, slow: 0, episodes: 0, ms: 0 };
+  readonly counts: TargetCounts = { inputs: 0, crashes: 0, hangs: 0, slow: 0, episodes: 0, ms: 0, tally: {} };
   private episode: FuzzEpisode | null = null;
   private episodeId = -1;
   private index = 0;
@@ -135,7 +135,7 @@ function main(): void {
   const inputBytes = new Uint8Array(cfg.shared, SHARED_HEADER_BYTES, SHARED_INPUT_BYTES);
   const send = (m: WorkerMessage): void => port.postMessage(m);
   const runners = TARGETS.map((t, i) => new TargetRunner(t, i, cfg, slots, inputBytes, (record) => send({ type: "record", record })));
-  const countsOf = (): Record<string, TargetCounts> => Object.fromEntries(runners.map((r) => [r.target.name, { ...r.counts }]));
+  const countsOf = (): Record<string, TargetCounts> => Object.fromEntries(runners.map((r) => [r.target.name, { ...r.counts, tally: { ...r.target.tally } }]));
   const left = new Map(runners.map((r) => [r, cfg.quotas[r.target.name] ?? 0]));
   send({ type: "ready" });
   let lastProgress = performance.now();
