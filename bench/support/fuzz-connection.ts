@@ -8,11 +8,13 @@
  *     replayed, jumping, or with a wrong length;
  *   - a share of raw mutations of sealed datagrams (header, CID, tag) and exact replays, for the drop paths;
  *   - client target: now and then a datagram ending in the stateless reset token.
- * Between inputs the target's own API is used as an application would (send, sendUnreliable, key update,
- * path validation, close) and the clock advances, firing timers the way the Node driver does. The
+ * Between inputs the target's own API is used as an application or driver would (send, sendUnreliable,
+ * key update, path validation, CID switches, close, and close codes it must refuse) and the clock
+ * advances, firing timers the way the Node driver does. The
  * target's packets are opened with its keys, so PATH_RESPONSEs can echo real challenges and ACKs can
  * cover packets it really sent. After every input: events and datagrams are checked, pollTimeout must
- * not be NaN nor stay due after its timers ran (a driver would spin), counters stay finite and >= 0.
+ * not be NaN nor stay due after its timers ran (a driver would spin), counters stay finite and >= 0,
+ * and heldBytes stays within maxHeldBytes(options), the engine's documented per-session bound.
  */
 import { FastnetError } from "../../src/protocol/errors.js";
 import { selectAeadBackend } from "../../src/node/aead-select.js";
@@ -20,7 +22,7 @@ import type { AeadBackend } from "../../src/protocol/aead.js";
 import { AEAD_TAG_LENGTH } from "../../src/protocol/aead.js";
 import type { CidIssuer, IssuedCid } from "../../src/protocol/cid-set.js";
 import { Connection, maxHeldBytes, type ConnectionEvent } from "../../src/protocol/connection.js";
-import { AckFrame, walkFrames, type FrameVisitor } from "../../src/protocol/frames.js";
+import { AckFrame, RESET_TOKEN_LENGTH, walkFrames, type FrameVisitor } from "../../src/protocol/frames.js";
 import { PacketCipher, splitExportedSecrets } from "../../src/protocol/key-schedule.js";
 import type { SessionOptions } from "../../src/protocol/options.js";
 import { MAX_PAYLOAD_LENGTH, PacketType, parseHeader, writeHeader, type ParsedHeader } from "../../src/protocol/packet-header.js";
@@ -43,7 +45,6 @@ const MAX_TIMER_ROUNDS = 64;
 const MAX_TIMER_FIRINGS_PER_ADVANCE = 10_000;
 /** Bytes of reliable stream the fuzzing peer makes up per episode. */
 const STREAM_CAP = 256 * 1024;
-const RESET_TOKEN_LENGTH = 16;
 /** CIDs a server target may issue per episode (it keeps at most 3 routable; retiring makes room). */
 const MAX_ISSUED = 64;
 
@@ -252,7 +253,8 @@ class ReceiveEpisode implements FuzzEpisode {
           check(ev.data instanceof Uint8Array && ev.data.length <= MAX_PAYLOAD_LENGTH, `datagram event too large`);
           break;
         case "close":
-          check(Number.isInteger(ev.code) && ev.code >= 0 && typeof ev.reason === "string", () => `close event with code ${ev.code}`);
+          // Close codes are 16-bit (docs/protocol.md §4): a peer's larger code is reported as 1002.
+          check(Number.isInteger(ev.code) && ev.code >= 0 && ev.code <= 0xffff && typeof ev.reason === "string", () => `close event with code ${ev.code}`);
           // The reason up to its first number or a peer's free text: few distinct endings.
           this.ending = ev.remote ? `${ev.code} by the peer` : `${ev.code} ${ev.reason.replace(/[\d"(].*$/s, "").slice(0, 60).trim()}`;
           break;
