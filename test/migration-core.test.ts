@@ -41,7 +41,7 @@ describe("migration core: path validation on a Connection pair", function () {
     assert.equal(eventsOf(p.log.server, "pathFailed").length, 0);
   });
 
-  it("a response echoing other data validates nothing; the right one still does", function () {
+  it("two challenges in one packet: the peer answers the last (the newest, for the current address) only", function () {
     const p = openPair(2);
     exchange(p);
     p.now += 10;
@@ -50,7 +50,9 @@ describe("migration core: path validation on a Connection pair", function () {
     assert.ok(!bytesEqual(first, second), "each challenge has fresh random data");
     exchange(p);
     const validated = eventsOf(p.log.server, "pathValidated").map((e) => Buffer.from(e.data).toString("hex"));
-    assert.deepEqual(validated.sort(), [Buffer.from(first).toString("hex"), Buffer.from(second).toString("hex")].sort());
+    // One PATH_RESPONSE per packet (a challenge flood gets one answer); the older challenge was for an
+    // address the server had already left, so leaving it unanswered loses nothing.
+    assert.deepEqual(validated, [Buffer.from(second).toString("hex")]);
   });
 
   it("an unanswered challenge is resent and fails with pathFailed after max(3 PTO, 200 ms), not before", function () {

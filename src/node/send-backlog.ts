@@ -1,8 +1,13 @@
 import { FastnetError } from "../protocol/errors.js";
 import type { FastnetSession } from "./session.js";
 
-/** Default bound of a backlog: what waits beyond the engine's send queue (sendQueueBytes). */
-export const DEFAULT_BACKLOG_BYTES = 8 * 1024 * 1024;
+/**
+ * Default bound of a backlog: what waits beyond the engine's send queue (sendQueueBytes). 2 MiB is
+ * four maximum-size (512 KiB) messages: a burst of 2 MB of room messages in one tick still goes out,
+ * as it does over ws-transport (test/colyseus-limits), while a peer that stops acknowledging pins at
+ * most 2.5 MiB with the send queue, and only until the stall timeout (10 s) closes its session.
+ */
+export const DEFAULT_BACKLOG_BYTES = 2 * 1024 * 1024;
 
 /**
  * Reliable sends that never throw at the caller, for the Colyseus adapters (a WebSocket buffers and

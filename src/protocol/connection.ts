@@ -1,13 +1,14 @@
 import type { AeadBackend } from "./aead.js";
 import { AEAD_TAG_LENGTH } from "./aead.js";
 import { defaultAllocator, type Allocator } from "./allocator.js";
-import { ConnectionIds, type CidIssuer } from "./cid-set.js";
+import { ACTIVE_CID_LIMIT, ConnectionIds, MAX_RETIRING_CIDS, type CidIssuer } from "./cid-set.js";
 import { NewReno, Pacer } from "./congestion.js";
 import { FastnetError } from "./errors.js";
 import {
   AckFrame,
   FrameType,
   MAX_ACK_RANGES,
+  MAX_CLOSE_REASON_BYTES,
   PATH_DATA_LENGTH,
   datagramFrameOverhead,
   encodeCloseReason,
@@ -35,7 +36,7 @@ import { RangeSet } from "./range-set.js";
 import { ReplayWindow } from "./replay-window.js";
 import { RttEstimator } from "./rtt-estimator.js";
 import { emptyDropCounters, type ConnectionStats, type DropCounters } from "./stats.js";
-import { StreamReceiver } from "./stream-receive.js";
+import { MIN_PIECE_CHARGE, StreamReceiver, maxPieces, type StreamError } from "./stream-receive.js";
 import { StreamSender } from "./stream-send.js";
 import { MAX_DATAGRAM_SIZE } from "./version.js";
 
@@ -96,6 +97,21 @@ export interface ConnectionConfig {
   resetToken?: Uint8Array;
   /** Server: makes the spare CIDs announced in NEW_CONNECTION_ID and forgets retired ones (none: no spares). */
   cidIssuer?: CidIssuer;
+  /**
+   * Packets that may fail authentication before the session closes (RFC 9001 §6.6 integrity limit;
+   * default AEAD_INTEGRITY_LIMIT). Not a user option: tests set a small value.
+   */
+  aeadIntegrityLimit?: number;
+}
+
+/** ChaCha20-Poly1305's integrity limit: forged packets tolerated over a session's life (RFC 9001 §6.6). */
+export const AEAD_INTEGRITY_LIMIT = 2 ** 36;
+
+interface Challenge {
+  data: Uint8Array;
+  sendAt: number;
+  deadline: number;
+  initial: boolean;
 }
 
 interface SentPacket {
@@ -124,6 +140,29 @@ export const STATELESS_RESET_TOKEN_LENGTH = 16;
 const MIN_CLIENT_PACKET_LENGTH = 40;
 /** Challenges outstanding at once (one per candidate path). */
 const MAX_CHALLENGES = 3;
+/** Path responses waiting to be sent (one per received packet that held challenges). */
+const MAX_PATH_RESPONSES = 4;
+/**
+ * Sent-packet records (ack-eliciting packets not yet acknowledged or lost) at most. Data and datagrams
+ * stop at MAX_SENT_PACKETS - SENT_CONTROL_SLACK, as if the congestion window were full: 960 full packets
+ * are about the 1 MiB default receive window, and 960 small game packets are many seconds of traffic.
+ * Only packets that bypass congestion control (PING, PATH_RESPONSE, probes) use the slack; a peer
+ * that leaves them all unacknowledged breaks the protocol (RFC 9000 §13.2.1) and is closed.
+ */
+const MAX_SENT_PACKETS = 1024;
+const SENT_CONTROL_SLACK = 64;
+/**
+ * Reliable messages delivered per input (datagram or timer) at most; the rest waits for the next,
+ * due at once. More than one packet can hold (1200), so in-order traffic never falls behind, but a
+ * filled hole that makes a million one-byte messages contiguous is delivered in small turns.
+ */
+const MAX_MESSAGES_PER_TURN = 2048;
+/**
+ * STREAM frames per packet at most. Each is a range in the packet's sent record; retransmitting many
+ * scattered small lost ranges (a peer that acknowledged every other small packet) could otherwise put
+ * hundreds in one record.
+ */
+const MAX_STREAM_FRAMES_PER_PACKET = 16;
 /** Path validation gives up after max(3 PTO, this) (RFC 9000 §8.2.4). */
 const PATH_VALIDATION_MIN_MS = 200;
 /** Bounds of the wait for acknowledgements before a close goes out (see `close`). */
@@ -131,6 +170,13 @@ const DRAIN_MIN_MS = 250;
 const DRAIN_MAX_MS = 2000;
 /** Below this many bytes of anti-amplification budget no useful packet fits. */
 const MIN_AMPLIFICATION_BUDGET = 64;
+/**
+ * What `heldBytes` charges for bookkeeping objects, beyond the bytes they carry: a sent-packet record
+ * (object, plus its stream ranges at 16 bytes a pair), a queued event, a queued datagram or path response.
+ * Rough V8 sizes, rounded up: the point is a bound a test can compare with, not a heap profile.
+ */
+const SENT_RECORD_CHARGE = 96;
+const OBJECT_CHARGE = 64;
 
 /**
  * One end of a session: the sans-IO state machine. Datagrams and the time go in through
@@ -151,7 +197,9 @@ export class Connection {
   private sendGenConfirmed = true;
   private packetsUnderKey = 0;
   private recvCipher: PacketCipher;
-  private recvNext: PacketCipher;
+  /** The next generation's key, derived lazily and not before `nextKeysAt` (see rotateRecvKey). */
+  private recvNext: PacketCipher | null;
+  private nextKeysAt = 0;
   private recvPrev: PacketCipher | null = null;
   private recvPrevUntil = Infinity;
   private recvGen = 0;
@@ -197,25 +245,38 @@ export class Connection {
   private peerWindow: number;
   private readonly peerMaxMessage: number;
   private pathResponses: Uint8Array[] = [];
-  /** Outstanding PATH_CHALLENGEs we sent (a few at most), with when to resend and when to give up. */
-  private challenges: { data: Uint8Array; sendAt: number; deadline: number }[] = [];
+  /** The last PATH_CHALLENGE of the packet being processed (answered once, after its frames). */
+  private readonly challengeIn = new Uint8Array(PATH_DATA_LENGTH);
+  private challengeInSeen = false;
+  private ackAppliedThisPacket = false;
+  /**
+   * Outstanding PATH_CHALLENGEs we sent (a few at most), with when to resend and when to give up.
+   * `initial`: the server's challenge of the client's first address; it has no events and no deadline.
+   */
+  private challenges: Challenge[] = [];
+  /** The challenge whose response proves the address we send to now; null when proven (or none). */
+  private currentChallenge: Uint8Array | null = null;
   /** Pad the next ack-eliciting packet to the full size (a path probe: it grants the peer's budget). */
   private padNext = false;
   private statelessResets = 0;
   private pingNeeded = false;
 
   // Timers.
+  /** When the oldest unacknowledged stream byte last moved (or data became outstanding): the stall clock. */
+  private progressAt: number;
   private lastReceived: number;
   private readonly idleTimeoutMs: number;
   private readonly bindDeadline: number;
   private bindSent = false;
 
   // Anti-amplification: until the peer proves it receives at its address, send at most 3x what came in.
+  // Only a PATH_RESPONSE to our challenge proves it (RFC 9000 §8): a key holder knows our packet
+  // numbers and could acknowledge packets sent to an address it spoofs.
   private addressValidated: boolean;
   private bytesReceivedUnvalidated = 0;
   private bytesSentUnvalidated = 0;
-  /** Only acknowledgements of packets numbered from here on prove the current address. */
-  private validationFloorPn = 0;
+  /** Whether the address `revertPath` goes back to (the last one validated, else the first) was proven. */
+  private fallbackValidated: boolean;
 
   // Closing.
   private closeCode = 0;
@@ -227,6 +288,9 @@ export class Connection {
 
   private readonly events: ConnectionEvent[] = [];
   private eventHead = 0;
+  /** Payload bytes of queued message/datagram events and of queued datagrams (for `heldBytes`). */
+  private eventBytes = 0;
+  private datagramBytes = 0;
 
   private readonly counters = {
     packetsSent: 0,
@@ -238,6 +302,7 @@ export class Connection {
     datagramsSent: 0,
     datagramsReceived: 0,
     datagramsDropped: { tooLarge: 0, congestion: 0, queueFull: 0 },
+    ackFramesIgnored: 0,
   };
   readonly dropped: DropCounters = emptyDropCounters();
 
@@ -253,6 +318,7 @@ export class Connection {
     this.recvNext = this.recvCipher.next();
     this.now = config.now;
     this.lastReceived = config.now;
+    this.progressAt = config.now;
     this.idleTimeoutMs = Math.min(this.options.idleTimeoutMs, peer.idleTimeoutMs > 0 ? peer.idleTimeoutMs : Infinity);
     this.bindDeadline = config.now + this.options.bindTimeoutMs;
     this.rtt = new RttEstimator(config.initialRttMs && config.initialRttMs > 0 ? config.initialRttMs : this.options.initialRttMs);
@@ -262,6 +328,7 @@ export class Connection {
     this.peerMaxMessage = Math.min(peer.maxMessageSize, this.options.maxMessageSize);
     // The client dialled the server's address itself; the server must wait for proof (RFC 9000 §8.1).
     this.addressValidated = this.role === "client";
+    this.fallbackValidated = this.addressValidated;
     this.alloc = config.alloc ?? defaultAllocator;
     this.streamOut = new StreamSender(this.alloc);
     this.streamIn = new StreamReceiver(
@@ -272,16 +339,30 @@ export class Connection {
         this.pushEvent({ type: "message", data: m });
       },
       this.alloc,
+      MAX_MESSAGES_PER_TURN,
     );
     this.random = config.random;
+    this.aeadIntegrityLimit = config.aeadIntegrityLimit ?? AEAD_INTEGRITY_LIMIT;
     const resetToken = config.resetToken && config.resetToken.length === STATELESS_RESET_TOKEN_LENGTH ? config.resetToken : null;
     this.cids = new ConnectionIds(this.role, config.cid, resetToken, config.cidIssuer ?? null);
+    // Once a frame made us close (a violation), the rest of its packet is ignored.
     this.visitor = {
       onPing: () => {},
-      onAck: (ack) => this.onAck(ack),
+      onAck: (ack) => {
+        if (this.closingOrClosed) return;
+        // Only the first ACK frame of a packet counts: each walks the sent records, and a packet
+        // could hold a hundred of them (RFC 9000 allows several; nothing needs more than one).
+        if (this.ackAppliedThisPacket) {
+          this.counters.ackFramesIgnored++;
+          return;
+        }
+        this.ackAppliedThisPacket = true;
+        this.onAck(ack);
+      },
       onStream: (offset, data) => {
+        if (this.closingOrClosed) return;
         const err = this.streamIn.onData(offset, data);
-        if (err) this.closeInternal(CloseCode.ProtocolError, `protocol violation: ${err}`, true);
+        if (err) this.violation(streamErrorText(err, this.streamIn.maxPieces));
       },
       onDatagram: (data) => {
         if (this._state !== "open") return;
@@ -290,17 +371,32 @@ export class Connection {
         copy.set(data);
         this.pushEvent({ type: "datagram", data: copy });
       },
-      onClose: (code, reason) => this.onPeerClose(code, reason),
-      onPathChallenge: (data) => {
-        if (this.pathResponses.length < 4) this.pathResponses.push(data.slice());
+      onClose: (code, reason) => {
+        if (this._state !== "closing") this.onPeerClose(code, reason);
       },
-      onPathResponse: (data) => this.onPathResponse(data),
-      onNewConnectionId: (seq, cid, token) => this.onCidViolation(this.cids.onNewConnectionId(seq, cid, token)),
-      onRetireConnectionId: (seq) => this.onCidViolation(this.cids.onRetireConnectionId(seq)),
+      onPathChallenge: (data) => {
+        // Remember the last one only: one PATH_RESPONSE per packet, however many challenges it holds.
+        this.challengeIn.set(data);
+        this.challengeInSeen = true;
+      },
+      onPathResponse: (data) => {
+        if (!this.closingOrClosed) this.onPathResponse(data);
+      },
+      onNewConnectionId: (seq, cid, token) => {
+        if (!this.closingOrClosed) this.onCidViolation(this.cids.onNewConnectionId(seq, cid, token));
+      },
+      onRetireConnectionId: (seq) => {
+        if (!this.closingOrClosed) this.onCidViolation(this.cids.onRetireConnectionId(seq));
+      },
     };
   }
 
   private readonly random: (out: Uint8Array) => void;
+  private readonly aeadIntegrityLimit: number;
+
+  private get closingOrClosed(): boolean {
+    return this._state === "closing" || this._state === "closed";
+  }
 
   get state(): ConnectionState {
     return this._state;
@@ -384,6 +480,7 @@ export class Connection {
         `send queue full: ${this.streamOut.queuedBytes} bytes unacknowledged + ${message.length} exceeds sendQueueBytes ${this.options.sendQueueBytes}`,
       );
     }
+    if (!this.streamOut.hasUnacked()) this.progressAt = this.now; // the stall clock starts now
     this.streamOut.push(message);
     this.counters.messagesSent++;
   }
@@ -419,11 +516,17 @@ export class Connection {
     const copy = this.alloc(message.length);
     copy.set(message);
     this.datagrams.push(copy);
+    this.datagramBytes += copy.length;
     return true;
   }
 
-  /** Starts closing: the peer gets `code` and `reason` in a few redundant CLOSE packets. */
+  /**
+   * Starts closing: the peer gets `code` and `reason` in a few redundant CLOSE packets. Throws
+   * FastnetError INVALID_CLOSE_CODE, changing nothing, unless `code` is an integer in 0..65535. The
+   * reason is sent cut to MAX_CLOSE_REASON_BYTES of UTF-8 (on a character boundary).
+   */
   close(code: number = CloseCode.Normal, reason = ""): void {
+    checkCloseCode(code);
     if (this._state === "open" && this.streamOut.hasUnacked()) {
       // Deliver what was sent before the close (as a WebSocket close does): CLOSE follows once
       // every reliable byte is acknowledged, or after a bounded wait if the peer is gone.
@@ -445,23 +548,40 @@ export class Connection {
     this.addressValidated = false;
     this.bytesReceivedUnvalidated = triggerBytes;
     this.bytesSentUnvalidated = 0;
-    this.validationFloorPn = this.nextPn;
     if (newNetwork) {
       this.cc.reset();
       this.rtt.resetTo(this.rtt.smoothed);
     }
-    const data = new Uint8Array(PATH_DATA_LENGTH);
-    this.random(data);
+    // A first-path challenge is moot once the peer has left that path.
+    this.challenges = this.challenges.filter((c) => !c.initial);
     if (this.challenges.length >= MAX_CHALLENGES) this.challenges.shift();
     const deadline = now + Math.max(3 * this.ptoBase(), PATH_VALIDATION_MIN_MS);
-    this.challenges.push({ data, sendAt: now, deadline });
+    return this.challenge(now, deadline, false);
+  }
+
+  /** Queues a fresh PATH_CHALLENGE for the current address; its response is the only proof of it. */
+  private challenge(now: number, deadline: number, initial: boolean): Uint8Array {
+    const data = new Uint8Array(PATH_DATA_LENGTH);
+    this.random(data);
+    this.challenges.push({ data, sendAt: now, deadline, initial });
+    this.currentChallenge = data;
     return data;
   }
 
-  /** The driver went back to a previously validated address: sending is unrestricted again. */
-  revertPath(): void {
-    this.addressValidated = true;
+  /**
+   * The driver went back to the address it last validated (or, if none was ever proven, the first
+   * one): sending there is unrestricted again only if that address was proven by a PATH_RESPONSE.
+   * Otherwise it is challenged afresh, with `triggerBytes` (the datagram from it) as the budget.
+   */
+  revertPath(triggerBytes = 0): void {
     this.challenges.length = 0;
+    this.currentChallenge = null;
+    this.addressValidated = this.fallbackValidated;
+    if (!this.addressValidated) {
+      this.bytesReceivedUnvalidated = triggerBytes;
+      this.bytesSentUnvalidated = 0;
+      this.challenge(this.now, Infinity, true);
+    }
   }
 
   /** Client: makes the next packet a full-size PING probe (after a rebind, so the server may answer at once). */
@@ -488,13 +608,21 @@ export class Connection {
   private onPathResponse(data: Uint8Array): void {
     const i = this.challenges.findIndex((c) => equalBytes(c.data, data));
     if (i < 0) return; // unsolicited or late: ignored
-    const [c] = this.challenges.splice(i, 1);
-    this.addressValidated = true;
-    this.pushEvent({ type: "pathValidated", data: c!.data });
+    const c = this.challenges[i]!;
+    this.challenges.splice(i, 1);
+    // Only the challenge sent to where we send now proves that address; an answer to an older one
+    // (another candidate address) proves nothing about it.
+    if (c.data === this.currentChallenge) {
+      this.currentChallenge = null;
+      this.addressValidated = true;
+      this.fallbackValidated = true;
+    }
+    if (!c.initial) this.pushEvent({ type: "pathValidated", data: c.data });
   }
 
   /** Closes at once, without waiting for unacknowledged data: the peer still gets `code` and `reason`. */
   abort(code: number = CloseCode.Abnormal, reason = ""): void {
+    checkCloseCode(code);
     this.drain = null;
     this.closeInternal(code, reason, true);
   }
@@ -534,7 +662,9 @@ export class Connection {
 
   pollEvent(): ConnectionEvent | null {
     if (this.eventHead >= this.events.length) return null;
-    const ev = this.events[this.eventHead++]!;
+    const ev = this.events[this.eventHead]!;
+    this.events[this.eventHead++] = POLLED; // the caller owns it now: do not keep its data alive
+    if (ev.type === "message" || ev.type === "datagram") this.eventBytes -= ev.data.length;
     if (this.eventHead === this.events.length) {
       this.events.length = 0;
       this.eventHead = 0;
@@ -563,6 +693,8 @@ export class Connection {
       keyUpdates: this.keyUpdates,
       probeTimeouts: this.probeTimeouts,
       statelessResets: this.statelessResets,
+      heldBytes: this.heldBytes,
+      ackFramesIgnored: c.ackFramesIgnored,
     };
   }
 
@@ -606,20 +738,25 @@ export class Connection {
     }
     const aad = buf.subarray(0, h.headerLength);
     const sealed = buf.subarray(h.headerLength);
-    let cipher: PacketCipher;
+    let cipher: PacketCipher | null;
     let rotate = false;
     if (h.keyPhase === (this.recvGen & 1)) {
       cipher = this.recvCipher;
     } else if (this.recvPrev !== null && pn < this.recvGenFirstPn) {
       cipher = this.recvPrev;
     } else {
-      cipher = this.recvNext;
+      if (this.recvNext === null && now >= this.nextKeysAt) this.recvNext = this.recvCipher.next();
+      cipher = this.recvNext; // null: too soon after the last update, the packet cannot be opened
       rotate = true;
     }
-    const payload = cipher.open(pn, aad, sealed);
+    const payload = cipher === null ? null : cipher.open(pn, aad, sealed);
     if (payload === null) {
       this.dropped.decrypt++;
       this.checkStatelessReset(buf);
+      if (this.dropped.decrypt >= this.aeadIntegrityLimit && !this.closingOrClosed) {
+        // Enough forgery attempts that one might succeed: stop trusting these keys (RFC 9001 §6.6).
+        this.closeInternal(CloseCode.Abnormal, `AEAD_LIMIT_REACHED: ${this.dropped.decrypt} packets failed authentication`, true);
+      }
       return Received.Dropped;
     }
     // Authenticated. A peer with the keys that sends unparseable frames is still dropped, not obeyed.
@@ -644,10 +781,19 @@ export class Connection {
     if (this._state === "binding") {
       this._state = "open";
       this.pushEvent({ type: "open" });
+      this.progressAt = now; // data queued while binding waited for the path, not for the peer
+      // The client's address is proven only by an answer to this (sent with our first reply).
+      if (this.role === "server") this.challenge(now, Infinity, true);
     }
     const ackEliciting = this.frameFlags.ackEliciting;
     this.cids.onPacket(cidIndex, newest);
+    this.ackAppliedThisPacket = false;
+    this.challengeInSeen = false;
+    this.streamTurn(false);
     walkFrames(payload, this.visitor, this.ackFrame, this.frameFlags);
+    if (this.challengeInSeen && !this.closingOrClosed && this.pathResponses.length < MAX_PATH_RESPONSES) {
+      this.pathResponses.push(this.challengeIn.slice());
+    }
     // Replacements for retired CIDs (and the first spares, after the bind): at most 2 per packet.
     if (this._state === "open") this.cids.topUp();
     if (ackEliciting && this._state === "open") {
@@ -677,8 +823,13 @@ export class Connection {
   private rotateRecvKey(pn: number, now: number): void {
     this.recvPrev = this.recvCipher;
     this.recvPrevUntil = now + 3 * this.ptoBase();
-    this.recvCipher = this.recvNext;
-    this.recvNext = this.recvCipher.next();
+    this.recvCipher = this.recvNext!;
+    // Deriving keys costs some 100 µs, 40 packets' worth: a peer flipping the key phase on every
+    // packet must not make us derive on every packet. The next keys exist only one PTO from now
+    // (RFC 9001 §6.5 allows this); an honest peer waits for our ACK of this update before the
+    // next one (§6.1), and anything it sends earlier under newer keys is lost and sent again.
+    this.recvNext = null;
+    this.nextKeysAt = now + this.ptoBase();
     this.recvGen++;
     this.recvGenFirstPn = pn;
     // The peer updated: follow with our own send key (RFC 9001 §6.2).
@@ -695,10 +846,15 @@ export class Connection {
   }
 
   private onAck(ack: AckFrame): void {
+    // Acknowledging a packet that was never sent is a violation (RFC 9000 §13.1), not something to guess about.
+    if (ack.largest >= this.nextPn) {
+      this.violation(`ACK of packet ${ack.largest}, never sent (the next is ${this.nextPn})`);
+      return;
+    }
     const now = this.now;
+    const floor = this.streamOut.ackedOffset;
     const ackDelay = ack.delayUs / 1000;
     let largestNewlyAcked: SentPacket | null = null;
-    let largestNewly = -1;
     let anyAckEliciting = false;
     let r = ack.count - 1; // ranges come highest first; walk them lowest first
     const sent = this.sent;
@@ -709,7 +865,6 @@ export class Connection {
       if (r >= 0 && ack.smallest[r]! <= p.pn) {
         // newly acknowledged
         anyAckEliciting = true;
-        if (p.pn > largestNewly) largestNewly = p.pn;
         if (p.pn === ack.largest) largestNewlyAcked = p;
         this.cc.onAcked(p.size, p.timeSent, p.appLimited);
         if (p.stream) for (let i = 0; i < p.stream.length; i += 2) this.streamOut.onAcked(p.stream[i]!, p.stream[i + 1]!);
@@ -721,16 +876,13 @@ export class Connection {
       }
     }
     sent.length = w;
-    if (ack.largest > this.largestAckedPn && ack.largest < this.nextPn) this.largestAckedPn = ack.largest;
+    if (ack.largest > this.largestAckedPn) this.largestAckedPn = ack.largest;
     if (largestNewlyAcked && anyAckEliciting) {
       this.rtt.update(now - largestNewlyAcked.timeSent, ackDelay, this.options.maxAckDelayMs);
     }
-    if (anyAckEliciting) {
-      // The peer received what we sent to its address: the path is proven (RFC 9000 §8.1). Only a
-      // packet sent since the last move counts: an old ACK says nothing about the new address.
-      if (largestNewly >= this.validationFloorPn) this.addressValidated = true;
-      this.ptoCount = 0;
-    }
+    // An ACK never validates an address (see addressValidated).
+    if (anyAckEliciting) this.ptoCount = 0;
+    if (this.streamOut.ackedOffset > floor) this.progressAt = now;
     this.detectLoss(now);
     if (this.drain) {
       // Acknowledgements are progress: the wait restarts, so a live peer gets all the data.
@@ -793,12 +945,31 @@ export class Connection {
     return this.lastAckElicitingSent + this.ptoBase() * backoff;
   }
 
+  /** A new delivery turn for the reliable stream (see MAX_MESSAGES_PER_TURN); `all`: no limit. */
+  private streamTurn(all: boolean): void {
+    const err = this.streamIn.beginTurn(all);
+    if (err) this.violation(streamErrorText(err, this.streamIn.maxPieces));
+  }
+
   private onPeerClose(code: number, reason: string): void {
     if (this._state === "closed") return;
+    // Messages that arrived before the CLOSE are delivered before it, however many.
+    if (this.streamIn.hasParked && this._state === "open") this.streamTurn(true);
+    if (this.closingOrClosed) return;
+    if (code > MAX_CLOSE_CODE) {
+      // A varint allows 2^62: report what the peer did rather than hand an impossible code onward.
+      reason = `protocol violation: the peer's close code ${code} is out of range`;
+      code = CloseCode.ProtocolError;
+    }
     this._state = "closed";
     this.closeCode = code;
     this.closeReasonText = reason;
     this.pushEvent({ type: "close", code, reason, remote: true });
+  }
+
+  /** An authenticated peer broke the protocol: close with 1002 "protocol violation: <what>". */
+  private violation(what: string): void {
+    this.closeInternal(CloseCode.ProtocolError, `protocol violation: ${what}`, true);
   }
 
   /** `notify`: send CLOSE packets to the peer; otherwise the session just ends (timeouts). */
@@ -806,7 +977,10 @@ export class Connection {
     if (this._state === "closing" || this._state === "closed") return;
     this.closeCode = code;
     this.closeReasonText = reason;
-    this.closeReason = encodeCloseReason(reason);
+    // Cut long reasons before encoding: each UTF-16 unit is at least one UTF-8 byte, so nothing that
+    // would be sent is lost, and a huge string is not encoded whole.
+    const text = typeof reason === "string" ? reason : String(reason);
+    this.closeReason = encodeCloseReason(text.length > MAX_CLOSE_REASON_BYTES ? text.slice(0, MAX_CLOSE_REASON_BYTES) : text);
     const canSend = notify && (this._state === "open" || (this.role === "client" && this.bindSent));
     if (canSend) {
       this._state = "closing";
@@ -822,7 +996,28 @@ export class Connection {
   }
 
   private pushEvent(ev: ConnectionEvent): void {
+    if (ev.type === "message" || ev.type === "datagram") this.eventBytes += ev.data.length;
     this.events.push(ev);
+  }
+
+  /** See ConnectionStats.heldBytes. */
+  get heldBytes(): number {
+    let sentRanges = 0;
+    for (const p of this.sent) {
+      if (p.stream) sentRanges += p.stream.length;
+      if (p.cids) sentRanges += p.cids.length;
+    }
+    return (
+      this.streamOut.heldBytes +
+      this.streamIn.heldBytes +
+      this.sent.length * SENT_RECORD_CHARGE +
+      sentRanges * 8 +
+      this.datagrams.length * OBJECT_CHARGE +
+      this.datagramBytes +
+      (this.events.length - this.eventHead) * OBJECT_CHARGE +
+      this.eventBytes +
+      (this.pathResponses.length + this.challenges.length) * OBJECT_CHARGE
+    );
   }
 
   // ---------------------------------------------------------------- timers
@@ -837,7 +1032,7 @@ export class Connection {
       t = Math.min(t, this.lossDetectionDeadline());
       return t;
     }
-    t = Math.min(t, this.lossDetectionDeadline());
+    t = Math.min(t, this.lossDetectionDeadline(), this.stallAt());
     // A deadline whose packet cannot leave (anti-amplification) or is already due would spin the
     // driver: report it only when acting on it can send something (RFC 9002 §6.2.2.1).
     if (!this.amplificationBlocked()) {
@@ -847,8 +1042,20 @@ export class Connection {
     if (this.pacerWait !== Infinity) t = Math.min(t, this.pacerWait);
     if (this.recvPrev) t = Math.min(t, this.recvPrevUntil);
     if (this.drain) t = Math.min(t, this.drain.deadline);
+    if (this.streamIn.hasParked) t = Math.min(t, this.now); // more messages to deliver: a turn is due
     for (const c of this.challenges) t = Math.min(t, c.deadline, this.amplificationBlocked() ? Infinity : c.sendAt);
     return t;
+  }
+
+  /**
+   * When the stall timeout fires: reliable data is unacknowledged, the oldest byte has not moved for
+   * stallTimeoutMs, and the peer was heard from within the last half of that (it keeps sending but
+   * does not acknowledge). A peer that went silent is left to the idle timeout.
+   */
+  private stallAt(): number {
+    if (this._state !== "open" || !this.streamOut.hasUnacked()) return Infinity;
+    const at = this.progressAt + this.options.stallTimeoutMs;
+    return at <= this.lastReceived + this.options.stallTimeoutMs / 2 ? at : Infinity;
   }
 
   private amplificationBlocked(): boolean {
@@ -872,15 +1079,26 @@ export class Connection {
       this.closeInternal(CloseCode.Abnormal, "idle timeout", false);
       return;
     }
+    if (now >= this.stallAt()) {
+      // Not sent: the peer does not acknowledge, so it would not act on a CLOSE either; if it is
+      // honest and only cut off, its own timers end the session (and a server's CID then draws resets).
+      this.closeInternal(CloseCode.Abnormal, `stalled: no acknowledgement of reliable data for ${now - this.progressAt} ms`, false);
+      return;
+    }
     if (this.recvPrev && now >= this.recvPrevUntil) {
       this.recvPrev = null;
       this.recvPrevUntil = Infinity;
+    }
+    if (this.streamIn.hasParked) {
+      this.streamTurn(false);
+      if (this._state !== "open") return;
     }
     if (this.drain) {
       this.finishDrain(now);
       if (this._state !== "open") return;
     }
     if (this.challenges.length > 0) {
+      // An initial challenge (deadline Infinity) never fails: it is resent until answered.
       const failed = this.challenges.filter((c) => now >= c.deadline);
       if (failed.length > 0) {
         this.challenges = this.challenges.filter((c) => now < c.deadline);
@@ -940,8 +1158,12 @@ export class Connection {
       this.cids.framesDue(this.largestAckedPn) ||
       this.streamOut.hasData(this.peerWindow);
     if (!wantsElicit) return ackDue ? this.buildPacket(now, "ack") : null;
+    if (this.sent.length >= MAX_SENT_PACKETS) {
+      this.violation(`${this.sent.length} ack-eliciting packets left unacknowledged`);
+      return this.pollTransmit(now); // the first CLOSE packet
+    }
     if (!probe) {
-      const cwndBlocked = this.cc.bytesInFlight >= this.cc.cwnd;
+      const cwndBlocked = this.cc.bytesInFlight >= this.cc.cwnd || this.sent.length >= MAX_SENT_PACKETS - SENT_CONTROL_SLACK;
       let paced = false;
       if (!cwndBlocked) {
         const wait = this.pacer.delayUntil(now, MAX_DATAGRAM_SIZE, this.cc.cwnd, this.rtt.smoothed);
@@ -951,10 +1173,11 @@ export class Connection {
         }
       }
       if (cwndBlocked || paced) {
-        // Path responses and pings are tiny and must not wait behind bulk data.
+        // Path responses and pings are tiny and must not wait behind bulk data; they go alone.
         if (this.pathResponses.length === 0 && !this.pingNeeded && !this.challengeDue(now)) {
           return ackDue ? this.buildPacket(now, "ack") : null;
         }
+        return this.buildPacket(now, "control");
       }
     }
     if (probe) this.probesPending--;
@@ -963,7 +1186,8 @@ export class Connection {
 
   private readonly scratch = new Uint8Array(MAX_DATAGRAM_SIZE);
 
-  private buildPacket(now: number, kind: "data" | "ack" | "probe" | "bind" | "close"): Uint8Array | null {
+  /** `control`: ACK, path frames and PING only (what may bypass congestion control). */
+  private buildPacket(now: number, kind: "data" | "control" | "ack" | "probe" | "bind" | "close"): Uint8Array | null {
     let maxSize = MAX_DATAGRAM_SIZE;
     if (!this.addressValidated) {
       const budget = 3 * this.bytesReceivedUnvalidated - this.bytesSentUnvalidated;
@@ -1002,26 +1226,29 @@ export class Connection {
           ackEliciting = true;
         }
         for (const c of this.challenges) {
-          if (c.sendAt > now || room - off < 1 + PATH_DATA_LENGTH) continue;
+          // The current path's challenge rides every packet until answered: any one answer proves it.
+          const due = c.sendAt <= now || (c.data === this.currentChallenge && !this.addressValidated);
+          if (!due || room - off < 1 + PATH_DATA_LENGTH) continue;
           off = writePathFrame(p, off, FrameType.PathChallenge, c.data);
           c.sendAt = now + this.ptoBase(); // resent each PTO until answered or given up
           ackEliciting = true;
         }
-        if (kind !== "bind" && this.cids.framesDue(this.largestAckedPn)) {
+        if (kind !== "bind" && kind !== "control" && this.cids.framesDue(this.largestAckedPn)) {
           const o = this.cids.writeFrames(p, off, room, (cids = []));
           if (o > off) ackEliciting = true;
           else cids = null;
           off = o;
         }
-        while (this.datagrams.length > 0) {
+        while (kind !== "control" && this.datagrams.length > 0) {
           const d = this.datagrams[0]!;
           if (room - off < datagramFrameOverhead(d.length) + d.length) break;
           off = writeDatagramFrame(p, off, d);
           this.datagrams.shift();
+          this.datagramBytes -= d.length;
           this.counters.datagramsSent++;
           ackEliciting = true;
         }
-        for (;;) {
+        for (let frames = 0; kind !== "control" && frames < MAX_STREAM_FRAMES_PER_PACKET; frames++) {
           const space = room - off - streamFrameOverhead(this.streamOut.endOffset, room);
           if (space <= 0) break;
           this.streamOut.nextSegment(space, this.peerWindow, this.segment);
@@ -1080,6 +1307,53 @@ export class Connection {
     return out;
   }
 }
+
+/** Close codes are 16-bit, as in WebSocket (and Colyseus) close frames. */
+const MAX_CLOSE_CODE = 0xffff;
+
+function checkCloseCode(code: number): void {
+  if (!Number.isInteger(code) || code < 0 || code > MAX_CLOSE_CODE) {
+    throw new FastnetError("INVALID_CLOSE_CODE", `close code must be an integer in 0..${MAX_CLOSE_CODE}, got ${String(code)}`);
+  }
+}
+
+function streamErrorText(err: StreamError, maxPieces: number): string {
+  switch (err) {
+    case "flow-control":
+      return "flow-control: stream data beyond the receive window";
+    case "message-too-large":
+      return "message-too-large: a message longer than maxMessageSize";
+    case "too-many-pieces":
+      return `too-many-pieces: more than ${maxPieces} separate out-of-order stream pieces`;
+  }
+}
+
+/**
+ * The most `ConnectionStats.heldBytes` can reach for these options, whatever the peer does (it holds
+ * real keys and breaks every rule it can), given non-empty messages from the application. Each term:
+ * - send queue: sendQueueBytes of messages plus their length prefixes (at most one byte per byte);
+ * - receive side: out-of-order and parked bytes stay within receiveBufferBytes plus a turn's overshoot
+ *   (4 KiB), in buffers with at most a quarter of slack, plus the minimum charge per piece; plus the
+ *   partly reassembled message (allocated whole when its length arrives); plus the per-event charge
+ *   of one turn of delivered messages (their bytes are counted in the first term);
+ * - sent records, with at most MAX_STREAM_FRAMES_PER_PACKET ranges and the CID frames each;
+ * - queued datagrams, path responses and challenges.
+ */
+export function maxHeldBytes(o: SessionOptions): number {
+  const send = 2 * o.sendQueueBytes;
+  const receive =
+    Math.ceil(1.25 * (o.receiveBufferBytes + 4096)) +
+    MIN_PIECE_CHARGE * (maxPieces(o.receiveBufferBytes) + 1) +
+    o.maxMessageSize +
+    OBJECT_CHARGE * (MAX_MESSAGES_PER_TURN + 8);
+  const cidFrames = ACTIVE_CID_LIMIT + MAX_RETIRING_CIDS; // NEW/RETIRE_CONNECTION_ID sequence numbers a record lists
+  const sent = MAX_SENT_PACKETS * (SENT_RECORD_CHARGE + 8 * (2 * MAX_STREAM_FRAMES_PER_PACKET + cidFrames));
+  const queued = MAX_QUEUED_DATAGRAMS * (OBJECT_CHARGE + MAX_DATAGRAM_SIZE) + (MAX_PATH_RESPONSES + MAX_CHALLENGES) * OBJECT_CHARGE;
+  return send + receive + sent + queued;
+}
+
+/** Placeholder for a polled slot of the event queue. */
+const POLLED: ConnectionEvent = { type: "open" };
 
 function equalBytes(a: Uint8Array, b: Uint8Array): boolean {
   if (a.length !== b.length) return false;

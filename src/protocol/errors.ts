@@ -9,6 +9,8 @@ export type FastnetErrorCode =
   | "BIND_TIMEOUT"
   | "BACKEND_UNAVAILABLE"
   | "INVALID_OPTION"
+  /** `close`/`abort` with a code that is not an integer in 0..65535. */
+  | "INVALID_CLOSE_CODE"
   | "SERVER_BUSY";
 
 /** The one error type thrown or rejected by this package; `code` says which limit or failure it was. */

@@ -16,6 +16,12 @@ export interface SessionOptions {
   keepAliveMs: number;
   /** Close the session after this much silence from the peer (default 10000). */
   idleTimeoutMs: number;
+  /**
+   * Close the session (1006 "stalled") when reliable data waited this long without the peer
+   * acknowledging the oldest unacknowledged byte, while the peer keeps sending (a silent peer is the
+   * idle timeout's). Bounds how long a peer that never acknowledges pins the send queue (default 10000).
+   */
+  stallTimeoutMs: number;
   /** Client: give up binding the UDP path after this long (default 10000). */
   bindTimeoutMs: number;
   /** Largest delay before acknowledging an ack-eliciting packet (default 25, RFC 9000 §13.2). */
@@ -38,6 +44,7 @@ export const DEFAULT_SESSION_OPTIONS: Readonly<SessionOptions> = Object.freeze({
   receiveBufferBytes: 1024 * 1024,
   keepAliveMs: 1000,
   idleTimeoutMs: 10_000,
+  stallTimeoutMs: 10_000,
   bindTimeoutMs: 10_000,
   maxAckDelayMs: 25,
   ackElicitingThreshold: 2,

@@ -36,6 +36,15 @@ export interface ConnectionStats {
   probeTimeouts: number;
   /** Client: authenticated stateless resets received (at most 1: the session ends). */
   statelessResets: number;
+  /**
+   * Bytes this session's engine holds by its own accounting: unacknowledged send queue, out-of-order
+   * receive pieces (each charged at least a minimum), the partly reassembled message, sent-packet
+   * records, queued datagrams, and events and path responses not yet polled. docs/security.md gives
+   * the bound a hostile peer can push it to.
+   */
+  heldBytes: number;
+  /** ACK frames ignored because an earlier ACK frame in the same packet was applied (only the first counts). */
+  ackFramesIgnored: number;
 }
 
 export function emptyDropCounters(): DropCounters {

@@ -2,6 +2,8 @@ import { RangeSet } from "./range-set.js";
 import { defaultAllocator, type Allocator } from "./allocator.js";
 import { varintSize, writeVarint } from "./varint.js";
 
+const RELEASED = new Uint8Array(0);
+
 /**
  * The sending half of the reliable-ordered channel: one byte stream in which each message is a varint
  * length followed by its bytes (QUIC's stream model). Bytes are kept until acknowledged; ranges carried
@@ -41,6 +43,16 @@ export class StreamSender {
     this.chunkPayload.push(message.length);
     this.writeOffset += chunk.length;
     this.queuedBytes += message.length;
+  }
+
+  /** Stream offset below which every byte is acknowledged. */
+  get ackedOffset(): number {
+    return this.ackedFloor;
+  }
+
+  /** Bytes of queued chunks (prefixes included) not yet released: what this sender holds in memory. */
+  get heldBytes(): number {
+    return this.head < this.chunks.length ? this.writeOffset - this.chunkStarts[this.head]! : 0;
   }
 
   /** Offset after the last queued byte: no frame offset exceeds it. */
@@ -130,7 +142,7 @@ export class StreamSender {
     start = Math.max(start, this.ackedFloor);
     this.lost.add(start, end);
     // Parts acknowledged meanwhile (a spurious loss, or a copy that got through) need no resend.
-    for (let i = 0; i < this.acked.size; i++) {
+    for (let i = this.acked.firstEndingAfter(start); i < this.acked.size; i++) {
       const s = this.acked.starts[i]!;
       if (s >= end) break;
       this.lost.remove(s, this.acked.ends[i]!);
@@ -143,6 +155,7 @@ export class StreamSender {
       const end = this.chunkStarts[this.head]! + this.chunks[this.head]!.length;
       if (end > this.ackedFloor) break;
       this.queuedBytes -= this.chunkPayload[this.head]!;
+      this.chunks[this.head] = RELEASED; // let it go now, not at the next compaction
       this.head++;
     }
     // Compact now and then so the arrays do not grow without bound.
