@@ -7,7 +7,7 @@
  */
 import dgram from "node:dgram";
 import { selectAeadBackend } from "../../src/node/aead-select.js";
-import { performHandshake } from "../../src/node/handshake-client.js";
+import { performHandshake, type ClientHandshake } from "../../src/node/handshake-client.js";
 import { AckFrame, FrameType, walkFrames, writeAckFrame, writePathFrame, writeStreamFrameHeader, type FrameVisitor } from "../../src/protocol/frames.js";
 import { PacketCipher, splitExportedSecrets } from "../../src/protocol/key-schedule.js";
 import { DEFAULT_SESSION_OPTIONS, transportParams } from "../../src/protocol/options.js";
@@ -115,7 +115,7 @@ export interface SocketLedger {
   datagramsReceived: number;
   /** Server packet numbers that arrived here (kept to 64 ranges). */
   readonly received: RangeSet;
-  /** PATH_CHALLENGE data that arrived here (the hostile never answers unless told to). */
+  /** PATH_CHALLENGE data that arrived here (answered only on the first socket, see `proveAddress`). */
   challenges: Uint8Array[];
 }
 
@@ -171,18 +171,27 @@ export class HostileClient {
   private readonly ackScratch = new AckFrame();
   private readonly flags = { ackEliciting: false };
   private readonly waiters = new Set<() => void>();
+  private readonly closeHandshake: () => void;
+  private readonly autoAck: boolean;
+  private readonly proveAddress: boolean;
+  /** The last PATH_CHALLENGE in the packet being read, if any. */
+  private challengeIn: Uint8Array | null = null;
   private current: SocketLedger | null = null;
   private closed = false;
 
-  private constructor(cid: Uint8Array, keyingMaterial: Uint8Array, serverWindow: number, host: string, port: number) {
+  private constructor(hs: ClientHandshake, o: HostileOptions) {
     const aead = selectAeadBackend("auto");
-    const secrets = splitExportedSecrets(keyingMaterial);
-    this.cid = cid;
+    const secrets = splitExportedSecrets(hs.keyingMaterial);
+    this.cid = hs.accept.cid;
     this.sendCipher = new PacketCipher(aead, secrets.clientToServer);
     this.recvCipher = new PacketCipher(aead, secrets.serverToClient);
-    this.serverWindow = serverWindow;
-    this.serverHost = host;
-    this.serverPort = port;
+    this.serverWindow = hs.accept.params.receiveBufferBytes;
+    this.serverHost = hs.accept.udpHost;
+    this.serverPort = hs.accept.udpPort;
+    // The server keeps the TLS connection until the UDP bind: closing it before would abandon the session.
+    this.closeHandshake = () => hs.close();
+    this.autoAck = o.autoAck ?? false;
+    this.proveAddress = o.proveAddress ?? true;
   }
 
   /** Handshake (TLS 1.3, real keys) and the first UDP socket. Nothing is sent over UDP yet. */
@@ -193,11 +202,7 @@ export class HostileClient {
       fingerprint: o.fingerprint,
       timeoutMs: 10_000,
     });
-    // The server keeps the TLS connection until the UDP bind; closing it now would abandon the session.
-    const client = new HostileClient(hs.accept.cid, hs.keyingMaterial, hs.accept.params.receiveBufferBytes, hs.accept.udpHost, hs.accept.udpPort);
-    client.closeHandshake = () => hs.close();
-    client.autoAck = o.autoAck ?? false;
-    client.proveAddress = o.proveAddress ?? true;
+    const client = new HostileClient(hs, o);
     try {
       client.current = await client.addSocket(o.localAddress ?? "127.0.0.1");
     } catch (err) {
@@ -207,11 +212,6 @@ export class HostileClient {
     return client;
   }
 
-  private closeHandshake: () => void = () => {};
-  private autoAck = false;
-  private proveAddress = true;
-  /** The last PATH_CHALLENGE in the packet being read, if any. */
-  private challengeIn: Uint8Array | null = null;
 
   /** Opens another local socket (a new source address for migration), bound to `address` on an OS-chosen port. */
   async addSocket(address: string): Promise<SocketLedger> {
