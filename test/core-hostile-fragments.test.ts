@@ -5,8 +5,9 @@
  */
 import assert from "node:assert/strict";
 import type { Connection } from "../src/protocol/connection.js";
+import { writeCloseFrame } from "../src/protocol/frames.js";
 import { StreamReceiver, maxPieces } from "../src/protocol/stream-receive.js";
-import { HostileClient, message, streamFrame } from "./support/hostile-core.js";
+import { HostileClient, frames, message, streamFrame } from "./support/hostile-core.js";
 import { Prng, openSim } from "./support/sim-network.js";
 
 const WINDOW = 1024 * 1024;
@@ -126,5 +127,59 @@ describe("core hostile: out-of-order stream pieces", function () {
     }
     assert.ok(peak > 1, "the loss did leave holes");
     assert.ok(peak <= maxPieces(WINDOW) / 8, `peak pieces ${peak}`);
+  });
+
+  it("a filled hole that makes a million empty messages contiguous delivers them in turns of at most 2048", function () {
+    const h = new HostileClient(5);
+    h.bind();
+    const zeros = new Uint8Array(1100); // each 0x00 byte is one empty message
+    for (let at = 1; at < WINDOW; at += zeros.length) h.send(streamFrame(at, zeros.subarray(0, Math.min(zeros.length, WINDOW - at))));
+    assert.equal(receiverOf(h.server).pieceCount, 1, "contiguous pieces merged");
+    // Events are counted and dropped here, not kept: a million of them.
+    let delivered = 0;
+    const drainEvents = (): void => {
+      for (let e = h.server.pollEvent(); e; e = h.server.pollEvent()) if (e.type === "message") delivered++;
+    };
+    const messages = (): number => delivered;
+    h.send(streamFrame(0, zeros.subarray(0, 1)));
+    drainEvents();
+    assert.ok(messages() <= 2048, `${messages()} messages in one call`);
+    let turns = 0;
+    for (let before = messages(); messages() < WINDOW; before = messages()) {
+      assert.equal(h.server.pollTimeout(), h.now, "the next turn is due at once");
+      h.server.handleTimeout(h.now);
+      drainEvents();
+      assert.ok(messages() - before <= 2048 && messages() > before, `turn ${turns}: ${messages() - before} messages`);
+      assert.ok(h.server.getStats().heldBytes <= WINDOW + 64 * 1024, `heldBytes ${h.server.getStats().heldBytes}`);
+      assert.ok(++turns <= WINDOW / 2048 + 1);
+    }
+    assert.equal(messages(), WINDOW);
+    assert.equal(h.server.state, "open");
+  });
+
+  it("parked messages stay in order with new in-order data and are all delivered before a CLOSE", function () {
+    const h = new HostileClient(6);
+    h.bind();
+    // 6000 two-byte messages [1-byte length 1][k & 0xff]; everything but the first byte first.
+    const n = 6000;
+    const stream = new Uint8Array(2 * n);
+    for (let k = 0; k < n; k++) {
+      stream[2 * k] = 1;
+      stream[2 * k + 1] = k & 0xff;
+    }
+    const cut = 2 * 5000;
+    for (let at = 1; at < cut; at += 1000) h.send(streamFrame(at, stream.subarray(at, Math.min(at + 1000, cut))));
+    h.send(streamFrame(0, stream.subarray(0, 1))); // 5000 messages contiguous: 2048 now, the rest parked
+    h.send(streamFrame(cut, stream.subarray(cut, cut + 1000))); // in order while parked
+    const close = new Uint8Array(8);
+    const closeLength = writeCloseFrame(close, 0, 4000, new Uint8Array(0));
+    h.send(frames(streamFrame(cut + 1000, stream.subarray(cut + 1000)), close.subarray(0, closeLength)));
+    h.poll();
+    const got = h.events.filter((e) => e.type === "message").map((e) => (e as { data: Uint8Array }).data);
+    assert.equal(got.length, n);
+    got.forEach((m, k) => assert.ok(m.length === 1 && m[0] === (k & 0xff), `message ${k}`));
+    const last = h.events[h.events.length - 1]!;
+    assert.equal(last.type, "close");
+    assert.equal((last as { code: number }).code, 4000);
   });
 });

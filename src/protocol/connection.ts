@@ -147,6 +147,12 @@ const MAX_PATH_RESPONSES = 4;
  */
 const MAX_SENT_PACKETS = 1024;
 const SENT_CONTROL_SLACK = 64;
+/**
+ * Reliable messages delivered per input (datagram or timer) at most; the rest waits for the next,
+ * due at once. More than one packet can hold (1200), so in-order traffic never falls behind, but a
+ * filled hole that makes a million one-byte messages contiguous is delivered in small turns.
+ */
+const MAX_MESSAGES_PER_TURN = 2048;
 /** Path validation gives up after max(3 PTO, this) (RFC 9000 §8.2.4). */
 const PATH_VALIDATION_MIN_MS = 200;
 /** Bounds of the wait for acknowledgements before a close goes out (see `close`). */
@@ -322,6 +328,7 @@ export class Connection {
         this.pushEvent({ type: "message", data: m });
       },
       this.alloc,
+      MAX_MESSAGES_PER_TURN,
     );
     this.random = config.random;
     this.aeadIntegrityLimit = config.aeadIntegrityLimit ?? AEAD_INTEGRITY_LIMIT;
@@ -712,6 +719,7 @@ export class Connection {
     const ackEliciting = this.frameFlags.ackEliciting;
     this.ackAppliedThisPacket = false;
     this.challengeInSeen = false;
+    this.streamTurn(false);
     walkFrames(payload, this.visitor, this.ackFrame, this.frameFlags);
     if (this.challengeInSeen && !this.closingOrClosed && this.pathResponses.length < MAX_PATH_RESPONSES) {
       this.pathResponses.push(this.challengeIn.slice());
@@ -863,8 +871,17 @@ export class Connection {
     return this.lastAckElicitingSent + this.ptoBase() * backoff;
   }
 
+  /** A new delivery turn for the reliable stream (see MAX_MESSAGES_PER_TURN); `all`: no limit. */
+  private streamTurn(all: boolean): void {
+    const err = this.streamIn.beginTurn(all);
+    if (err) this.violation(streamErrorText(err, this.streamIn.maxPieces));
+  }
+
   private onPeerClose(code: number, reason: string): void {
     if (this._state === "closed") return;
+    // Messages that arrived before the CLOSE are delivered before it, however many.
+    if (this.streamIn.hasParked && this._state === "open") this.streamTurn(true);
+    if (this.closingOrClosed) return;
     if (code > MAX_CLOSE_CODE) {
       // A varint allows 2^62: report what the peer did rather than hand an impossible code onward.
       reason = `protocol violation: the peer's close code ${code} is out of range`;
@@ -948,6 +965,7 @@ export class Connection {
     if (this.pacerWait !== Infinity) t = Math.min(t, this.pacerWait);
     if (this.recvPrev) t = Math.min(t, this.recvPrevUntil);
     if (this.drain) t = Math.min(t, this.drain.deadline);
+    if (this.streamIn.hasParked) t = Math.min(t, this.now); // more messages to deliver: a turn is due
     for (const c of this.challenges) t = Math.min(t, c.deadline, this.amplificationBlocked() ? Infinity : c.sendAt);
     return t;
   }
@@ -993,6 +1011,10 @@ export class Connection {
     if (this.recvPrev && now >= this.recvPrevUntil) {
       this.recvPrev = null;
       this.recvPrevUntil = Infinity;
+    }
+    if (this.streamIn.hasParked) {
+      this.streamTurn(false);
+      if (this._state !== "open") return;
     }
     if (this.drain) {
       this.finishDrain(now);

@@ -36,11 +36,21 @@ interface Piece {
  * and each complete message is delivered exactly once, in order. Out-of-order bytes wait in a sorted
  * array of disjoint, non-adjacent pieces (binary search to insert; touching pieces merge into one
  * buffer that grows with some slack, so appends cost O(1) amortized). Held pieces are bounded in bytes
- * (flow control: all lie below readOffset + window) and in count (`maxPieces`).
+ * (flow control: all lie below the contiguous end + window) and in count (`maxPieces`).
+ *
+ * Delivery is bounded per turn (`beginTurn`): once `messagesPerTurn` messages were delivered, further
+ * contiguous bytes wait, parked, for the next turn. Filling one hole can make a whole window (1 MiB of
+ * one-byte messages: a million) contiguous at once; the owner gives the parked rest a turn per input
+ * or timer, so other sessions run in between. A turn allows more messages than one packet can hold,
+ * so in-order traffic alone never makes the parked bytes grow.
  */
 export class StreamReceiver {
-  /** Bytes below this were consumed. */
-  private readOffset = 0;
+  /** End of the bytes received contiguously from offset 0: the base of the flow-control window. */
+  private contiguousEnd = 0;
+  /** Contiguous bytes not parsed yet (the turn's budget ran out): [start, contiguousEnd). */
+  private parked: Piece | null = null;
+  /** Messages this turn may still deliver. */
+  private budget: number;
   private readonly pieces: Piece[] = [];
   /** Sum over pieces of max(len, MIN_PIECE_CHARGE). */
   private charged = 0;
@@ -61,8 +71,37 @@ export class StreamReceiver {
     private readonly maxMessageSize: number,
     private readonly deliver: (message: Uint8Array) => void,
     private readonly alloc: Allocator = defaultAllocator,
+    /** Messages delivered per turn at most (default: no limit, and no turns needed). */
+    private readonly messagesPerTurn = Infinity,
   ) {
     this.maxPieces = maxPieces(window);
+    this.budget = messagesPerTurn;
+  }
+
+  /** True while contiguous bytes wait for a turn (the owner must give one soon). */
+  get hasParked(): boolean {
+    return this.parked !== null;
+  }
+
+  /**
+   * Starts a turn: a fresh delivery budget, spent first on parked bytes. `all`: no budget (a close
+   * is about to be reported; what arrived before it is delivered first).
+   */
+  beginTurn(all = false): StreamError | null {
+    this.budget = all ? Infinity : this.messagesPerTurn;
+    const p = this.parked;
+    if (p === null) return null;
+    const r = this.parse(p.buf.subarray(p.off, p.off + p.len));
+    if (typeof r === "string") return r;
+    if (r === p.len) {
+      this.capacity -= Math.max(p.buf.length, MIN_PIECE_CHARGE);
+      this.parked = null;
+    } else {
+      p.off += r;
+      p.len -= r;
+      p.start += r;
+    }
+    return null;
   }
 
   /** Out-of-order pieces held now. */
@@ -75,7 +114,7 @@ export class StreamReceiver {
     return this.charged;
   }
 
-  /** Bytes held: out-of-order pieces (buffers with their slack, at least the minimum each) and the partial message. */
+  /** Bytes held: out-of-order and parked pieces (buffers with their slack, at least the minimum each) and the partial message. */
   get heldBytes(): number {
     return this.capacity + (this.body ? this.body.length : 0);
   }
@@ -83,28 +122,74 @@ export class StreamReceiver {
   /** Handles one STREAM frame. Returns an error for a violation; duplicates are ignored. */
   onData(offset: number, data: Uint8Array): StreamError | null {
     const end = offset + data.length;
-    if (end > this.readOffset + this.window) return "flow-control";
-    if (end <= this.readOffset) return null;
-    if (offset > this.readOffset) return this.hold(offset, data);
-    // In order (perhaps overlapping what was consumed): parse it, then whatever it made contiguous.
-    const err = this.consume(offset === this.readOffset ? data : data.subarray(this.readOffset - offset));
-    return err ?? this.drain();
+    if (end > this.contiguousEnd + this.window) return "flow-control";
+    if (end <= this.contiguousEnd) return null;
+    if (offset > this.contiguousEnd) return this.hold(offset, data);
+    // In order (perhaps overlapping what was received): take it, then whatever it made contiguous.
+    const err = this.advance(offset === this.contiguousEnd ? data : data.subarray(this.contiguousEnd - offset), null);
+    return err ?? this.absorb();
   }
 
-  /** Parses held pieces that the read offset has reached. */
-  private drain(): StreamError | null {
+  /** Takes held pieces that the contiguous end has reached. */
+  private absorb(): StreamError | null {
     const pieces = this.pieces;
     let n = 0;
     let err: StreamError | null = null;
-    while (n < pieces.length && pieces[n]!.start <= this.readOffset) {
+    while (n < pieces.length && pieces[n]!.start <= this.contiguousEnd) {
       const p = pieces[n++]!;
       this.release(p);
       const pEnd = p.start + p.len;
-      if (pEnd <= this.readOffset || err) continue; // wholly consumed already (or we are failing anyway)
-      err = this.consume(p.buf.subarray(p.off + (this.readOffset - p.start), p.off + p.len));
+      if (pEnd <= this.contiguousEnd || err) continue; // wholly received already (or we are failing anyway)
+      const skip = this.contiguousEnd - p.start;
+      p.off += skip;
+      p.len -= skip;
+      p.start += skip;
+      err = this.advance(p.buf.subarray(p.off, p.off + p.len), p);
     }
     if (n > 0) pieces.splice(0, n);
     return err;
+  }
+
+  /**
+   * Bytes that extend the contiguous end: parsed now, or parked once the turn's budget is spent.
+   * `owner`: the piece whose buffer holds them (adopted as the parked piece instead of a copy).
+   */
+  private advance(bytes: Uint8Array, owner: Piece | null): StreamError | null {
+    this.contiguousEnd += bytes.length;
+    if (this.parked !== null) {
+      this.appendParked(bytes);
+      return null;
+    }
+    const r = this.parse(bytes);
+    if (typeof r === "string") return r;
+    if (r === bytes.length) return null;
+    if (owner) {
+      owner.off += r;
+      owner.len -= r;
+      owner.start += r;
+      this.parked = owner;
+    } else {
+      const buf = this.alloc(bytes.length - r);
+      buf.set(bytes.subarray(r));
+      this.parked = { start: this.contiguousEnd - buf.length, len: buf.length, buf, off: 0 };
+    }
+    this.capacity += Math.max(this.parked.buf.length, MIN_PIECE_CHARGE);
+    return null;
+  }
+
+  /** Appends to the parked bytes, compacting and growing its buffer by a quarter when full. */
+  private appendParked(bytes: Uint8Array): void {
+    const p = this.parked!;
+    if (p.off + p.len + bytes.length > p.buf.length) {
+      const need = p.len + bytes.length;
+      const buf = this.alloc(need + Math.max(need >>> 2, MIN_PIECE_CHARGE));
+      buf.set(p.buf.subarray(p.off, p.off + p.len));
+      this.capacity += Math.max(buf.length, MIN_PIECE_CHARGE) - Math.max(p.buf.length, MIN_PIECE_CHARGE);
+      p.buf = buf;
+      p.off = 0;
+    }
+    p.buf.set(bytes, p.off + p.len);
+    p.len += bytes.length;
   }
 
   private release(p: Piece): void {
@@ -180,8 +265,8 @@ export class StreamReceiver {
     const back = ne - (base.start + base.len); // and after it
     if (base.off < front || base.off + base.len + back > base.buf.length) {
       const slack = Math.max(newLen >>> 2, MIN_PIECE_CHARGE);
-      const before = Math.min(slack >>> 2, ns - this.readOffset);
-      const after = Math.max(0, Math.min(slack - before, this.readOffset + this.window - ne));
+      const before = Math.min(slack >>> 2, ns - this.contiguousEnd);
+      const after = Math.max(0, Math.min(slack - before, this.contiguousEnd + this.window - ne));
       const buf = this.alloc(before + newLen + after);
       buf.set(base.buf.subarray(base.off, base.off + base.len), before + front);
       base.buf = buf;
@@ -201,20 +286,26 @@ export class StreamReceiver {
     return null;
   }
 
-  /** Parses contiguous stream bytes into messages. */
-  private consume(bytes: Uint8Array): StreamError | null {
-    this.readOffset += bytes.length;
+  /**
+   * Parses contiguous stream bytes into messages. Returns how many bytes it took: all of them, or
+   * fewer when the turn's budget ran out (it stops only where a message starts).
+   */
+  private parse(bytes: Uint8Array): StreamError | number {
     let p = 0;
     while (p < bytes.length) {
       if (this.body === null) {
-        if (this.prefixHave === 0) this.prefixNeed = 1 << (bytes[p]! >>> 6);
+        if (this.prefixHave === 0) {
+          if (this.budget <= 0) return p;
+          this.prefixNeed = 1 << (bytes[p]! >>> 6);
+        }
         while (this.prefixHave < this.prefixNeed && p < bytes.length) this.prefix[this.prefixHave++] = bytes[p++]!;
-        if (this.prefixHave < this.prefixNeed) return null;
+        if (this.prefixHave < this.prefixNeed) return p;
         let len = this.prefix[0]! & 0x3f;
         for (let k = 1; k < this.prefixNeed; k++) len = len * 256 + this.prefix[k]!;
         this.prefixHave = 0;
         if (len > this.maxMessageSize) return "message-too-large";
         if (len === 0) {
+          this.budget--;
           this.deliver(this.alloc(0));
           continue;
         }
@@ -222,6 +313,7 @@ export class StreamReceiver {
           // Whole message in this piece: one copy, since `bytes` may alias a reused buffer.
           const msg = this.alloc(len);
           msg.set(len === bytes.length ? bytes : bytes.subarray(p, p + len));
+          this.budget--;
           this.deliver(msg);
           p += len;
           continue;
@@ -236,9 +328,10 @@ export class StreamReceiver {
       if (this.bodyFill === this.body.length) {
         const msg = this.body;
         this.body = null;
+        this.budget--;
         this.deliver(msg);
       }
     }
-    return null;
+    return p;
   }
 }
