@@ -4,9 +4,11 @@
  * well-behaved player beside it and checks that player is unaffected.
  */
 import assert from "node:assert/strict";
+import net from "node:net";
+import { Client as PlainSdkClient } from "@colyseus/sdk";
 import { Room, matchMaker, type AuthContext, type Client } from "@colyseus/core";
 import { FastnetClient } from "../src/client.js";
-import type { FastnetServerClient, FastnetTransportOptions } from "../src/index.js";
+import { FastnetError, type FastnetServerClient, type FastnetTransportOptions } from "../src/index.js";
 import { transportOf } from "../src/client.js";
 import { ColyseusHarness, recordEvents, rejectionOf, waitFor, within } from "./support/colyseus-harness.js";
 import { UdpRelay } from "./support/colyseus-udp-relay.js";
@@ -23,6 +25,7 @@ class ArenaRoom extends Room {
     this.onMessage("boom", () => {
       throw new Error("room handler bug");
     });
+    this.onMessage("kick-me", (client, code: number) => client.leave(code));
   }
   override onJoin(client: Client): void {
     arenaLog.push({ what: "join", sessionId: client.sessionId });
@@ -211,5 +214,103 @@ describe("hostile players against the Colyseus adapter", function () {
     assert.equal(h.transport.engine.stats.sessionsOpened, before, "no session was opened for them");
     assert.equal(h.transport.engine.sessionCount, 1, "only the victim's session exists");
     await v.stillFine(1);
+  });
+
+  it("a plain @colyseus/sdk (WebSocket) client fails within seconds, told to use FastnetClient", async () => {
+    await start();
+    const v = await victim();
+    const plain = new PlainSdkClient(h.endpoint);
+    capture = captureConsoleError(); // the SDK warns about the unexpected close
+    const err = await rejectionOf(plain.joinOrCreate("arena"), 5000, "a plain SDK join");
+    assert.match(err.message, /this server's rooms use fastnet, not WebSocket: connect with FastnetClient/);
+    await v.stillFine(1);
+  });
+
+  it("50 Upgrades that no one takes are answered and closed at once, none held open", async () => {
+    await start();
+    const answers = await Promise.all(
+      Array.from(
+        { length: 50 },
+        (_, i) =>
+          new Promise<string>((resolve, reject) => {
+            const s = net.connect(h.port, "127.0.0.1");
+            let got = "";
+            const timer = setTimeout(() => {
+              s.destroy();
+              reject(new Error(`socket ${i} still open after 3 s`));
+            }, 3000);
+            s.on("data", (d: Buffer) => (got += d.toString("latin1")));
+            s.on("error", () => {});
+            s.on("close", () => {
+              clearTimeout(timer);
+              resolve(got);
+            });
+            s.write(`GET /${i}/room HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: custom/${i}\r\n\r\n`);
+          }),
+      ),
+    );
+    for (const a of answers) assert.match(a, /^HTTP\/1\.1 404 Not Found\r\n[\s\S]*fastnet handshakes use/);
+  });
+
+  for (const code of [-1, 4000.5, 70_000]) {
+    it(`server: client.leave(${code}) does not throw into Colyseus; the player is closed with 4002 naming the code`, async () => {
+      await start();
+      const v = await victim();
+      const other = await victim();
+      capture = captureConsoleError();
+      const warnings: string[] = [];
+      const warn = console.warn;
+      console.warn = (...args: unknown[]) => void warnings.push(args.map(String).join(" "));
+      try {
+        v.room.send("kick-me", code);
+        await waitFor(() => v.events.leave.length === 1, 5000, "the kicked player's onLeave");
+      } finally {
+        console.warn = warn;
+      }
+      assert.deepEqual(
+        v.events.leave.map((e) => [e.code, e.reason]),
+        [[4002, `invalid close code ${code}`]],
+      );
+      assert.ok(warnings.some((w) => w.includes(`client.leave(${code})`)), warnings.join("\n"));
+      assert.deepEqual(capture.lines, [], "nothing threw");
+      await waitFor(() => arenaLog.some((e) => e.what === "drop" && e.sessionId === v.room.sessionId), 5000, "the room's onDrop");
+      assert.equal(arenaLog.find((e) => e.what === "drop")!.code, 4002);
+      await other.stillFine(1);
+    });
+  }
+
+  it("client: the transport's close(-1) does not throw; the session closes with 1000", async () => {
+    await start();
+    const v = await victim();
+    const warn = console.warn;
+    const warnings: string[] = [];
+    console.warn = (...args: unknown[]) => void warnings.push(args.map(String).join(" "));
+    try {
+      assert.doesNotThrow(() => transportOf(v.room).close(-1, "bye"));
+      assert.doesNotThrow(() => transportOf(v.room).close(4000.5));
+      await waitFor(() => v.events.leave.length === 1, 5000, "the SDK's onLeave");
+    } finally {
+      console.warn = warn;
+    }
+    assert.deepEqual(v.events.leave.map((e) => [e.code, e.reason]), [[1000, "bye"]]);
+    assert.ok(warnings.some((w) => w.includes("close(-1)")), warnings.join("\n"));
+    await waitFor(() => arenaLog.some((e) => e.what === "drop"), 5000, "the room's onDrop");
+    assert.equal(arenaLog.find((e) => e.what === "drop")!.code, 1000);
+  });
+
+  it("a latency probe whose send queue is full is closed, not reported once per ping", async () => {
+    await start();
+    // Stand in for a probe that never acknowledges: its server-side session refuses every send.
+    h.transport.engine.once("session", (session) => {
+      session.send = () => {
+        throw new FastnetError("SEND_QUEUE_FULL", "send queue full (test)");
+      };
+    });
+    capture = captureConsoleError();
+    const probe = await rawPlayer(h, "/");
+    probe.session.send(Uint8Array.of(9)); // Protocol.PING
+    const closed = await within(probe.closed, 5000, "the probe's close");
+    assert.equal(closed.code, 1000);
+    assert.deepEqual(capture.lines, [], "no error reported");
   });
 });

@@ -5,6 +5,7 @@
  */
 import assert from "node:assert/strict";
 import { once } from "node:events";
+import net from "node:net";
 import { FastnetServer, connect, type FastnetClientSession, type FastnetServerOptions, type FastnetSession } from "../src/index.js";
 import { captureConsoleError, type ConsoleCapture } from "./support/console-capture.js";
 import { pollUntil, within } from "./support/wait.js";
@@ -30,6 +31,18 @@ describe("hostile input against the Node driver", function () {
     clients.push(client);
     const [peer] = await within(peerP, 5000, "server session");
     return { client, peer };
+  }
+
+  /** Waits (bounded) until the server's HTTP server holds at most `n` TCP connections (upgraded ones included). */
+  async function tcpConnectionsDrop(n: number, ms = 5000): Promise<void> {
+    const count = (): Promise<number> =>
+      new Promise<number>((resolve, reject) => server.http.getConnections((err, c) => (err ? reject(err) : resolve(c))));
+    const deadline = performance.now() + ms;
+    let c: number;
+    while ((c = await count()) > n) {
+      if (performance.now() > deadline) assert.fail(`the server still holds ${c} TCP connections after ${ms} ms`);
+      await new Promise((r) => setTimeout(r, 5));
+    }
   }
 
   afterEach(async () => {
@@ -104,11 +117,6 @@ describe("hostile input against the Node driver", function () {
       return seen;
     }
 
-    /** Open TCP connections of the server's HTTP server (upgraded handshakes included). */
-    async function tcpConnections(): Promise<number> {
-      return new Promise<number>((resolve, reject) => server.http.getConnections((err, n) => (err ? reject(err) : resolve(n))));
-    }
-
     for (const outcome of ["rejects", "resolves"] as const) {
       it(`${outcome}: no unhandled rejection, no session, and the server keeps serving`, async () => {
         let settle!: () => void;
@@ -133,11 +141,7 @@ describe("hostile input against the Node driver", function () {
           await within(hookEntered, 5000, "the hook to be called");
           const err = await within(gaveUp, 5000, "the client to give up");
           assert.match(err.message, /timed out/);
-          const deadline = performance.now() + 5000;
-          while ((await tcpConnections()) > 0) {
-            if (performance.now() > deadline) assert.fail("the server never saw the connection go");
-            await new Promise((r) => setTimeout(r, 5));
-          }
+          await tcpConnectionsDrop(0);
           settle();
         });
         assert.deepEqual(seen, [], "no unhandled rejection");
@@ -146,5 +150,81 @@ describe("hostile input against the Node driver", function () {
         assert.equal(client.readyState, 1, "the server still serves the next client");
       });
     }
+  });
+
+  describe("stray HTTP requests get an answer at once", () => {
+    /** Sends `request` on a raw socket; resolves with all it received once the server closed it (bounded). */
+    function exchange(port: number, request: string, ms = 3000): Promise<string> {
+      return new Promise<string>((resolve, reject) => {
+        const s = net.connect(port, "127.0.0.1");
+        let got = "";
+        const timer = setTimeout(() => {
+          s.destroy();
+          reject(new Error(`no close within ${ms} ms; got ${JSON.stringify(got.slice(0, 120))}`));
+        }, ms);
+        s.on("data", (d: Buffer) => (got += d.toString("latin1")));
+        s.on("error", () => {});
+        s.on("close", () => {
+          clearTimeout(timer);
+          resolve(got);
+        });
+        s.write(request);
+      });
+    }
+    const upgrade = (path: string, token: string): string => `GET ${path} HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: ${token}\r\n\r\n`;
+
+    it("50 Upgrades to another path: each gets a 404 naming the cause and is closed", async () => {
+      await start();
+      const answers = await Promise.all(Array.from({ length: 50 }, () => exchange(server.port, upgrade("/somewhere/else", "custom/1"))));
+      for (const a of answers) {
+        assert.match(a, /^HTTP\/1\.1 404 Not Found\r\n/);
+        assert.match(a, /nothing here takes an Upgrade to "custom\/1": fastnet handshakes use "Upgrade: fastnet\/1" at \/\.fastnet/);
+      }
+      await tcpConnectionsDrop(0);
+    });
+
+    it("an unknown Upgrade token on the handshake path gets a 426 naming the token expected", async () => {
+      await start();
+      const a = await exchange(server.port, upgrade("/.fastnet", "fastnet/0"));
+      assert.match(a, /^HTTP\/1\.1 426 Upgrade Required\r\n/);
+      assert.match(a, /\r\nUpgrade: fastnet\/1\r\n/);
+      assert.match(a, /\/\.fastnet takes "Upgrade: fastnet\/1", not "fastnet\/0"/);
+    });
+
+    it("a request to the handshake path without Connection: Upgrade gets a 426 saying what is missing", async () => {
+      await start();
+      const a = await exchange(server.port, "GET /.fastnet HTTP/1.1\r\nHost: x\r\nUpgrade: fastnet/1\r\n\r\n");
+      assert.match(a, /^HTTP\/1\.1 426 Upgrade Required\r\n/);
+      assert.match(a, /"Connection: Upgrade" and "Upgrade: fastnet\/1"/);
+    });
+
+    it("a WebSocket upgrade is closed with 1008 and a reason naming fastnet", async () => {
+      await start();
+      const a = await exchange(
+        server.port,
+        "GET /room HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n",
+      );
+      assert.match(a, /^HTTP\/1\.1 101 Switching Protocols\r\n/);
+      assert.match(a, /\r\nSec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK\+xOo=\r\n/, "the RFC 6455 example key's answer");
+      const frame = Buffer.from(a.slice(a.indexOf("\r\n\r\n") + 4), "latin1");
+      assert.equal(frame[0], 0x88, "a close frame");
+      assert.equal(frame.readUInt16BE(2), 1008);
+      assert.equal(frame.subarray(4, 2 + frame[1]!).toString(), "this server speaks fastnet, not WebSocket");
+    });
+
+    it("with another 'upgrade' listener, stray upgrades are left to it", async () => {
+      await start();
+      const seen: string[] = [];
+      server.http.on("upgrade", (req: { url?: string }, socket: net.Socket) => {
+        if (req.url === "/.fastnet") return;
+        seen.push(req.url ?? "");
+        socket.end("HTTP/1.1 418 I'm a teapot\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+      });
+      const a = await exchange(server.port, upgrade("/tea", "websocket"));
+      assert.match(a, /^HTTP\/1\.1 418 /);
+      assert.deepEqual(seen, ["/tea"]);
+      const { client } = await open();
+      assert.equal(client.readyState, 1, "fastnet handshakes still work beside it");
+    });
   });
 });

@@ -16,6 +16,7 @@ import {
   type TransportParams,
 } from "./handshake-messages.js";
 import { proxyHeadersOf } from "./proxy-headers.js";
+import { answerStrayRequest, refuseUpgrade, type StrayContext } from "./stray-upgrade.js";
 
 const log = createDebug("fastnet:handshake");
 
@@ -32,8 +33,13 @@ export interface HandshakeServerOptions {
   cert: string;
   /** Private key, PEM. */
   key: string;
-  /** Upgrade path (default "/.fastnet"). Other paths and other Upgrade protocols are left to other listeners. */
+  /**
+   * Upgrade path (default "/.fastnet"). Other paths and other Upgrade protocols are left to other
+   * 'upgrade' listeners when there are any; without one they are refused at once (see stray-upgrade.ts).
+   */
   path?: string;
+  /** What a WebSocket client that reaches this server is told (its close reason; default: "this server speaks fastnet, not WebSocket"). */
+  webSocketRefusal?: string;
   /** From the upgrade request to finish(); past it the connection is destroyed. */
   timeoutMs: number;
   /** Handshakes in progress at once; over it the upgrade gets a 503. */
@@ -135,6 +141,7 @@ export class HandshakeServer extends EventEmitter<{ handshake: [PendingHandshake
   private readonly slots = new Map<string, number>();
   private slotCount = 0;
   private closed = false;
+  private readonly stray: StrayContext;
 
   constructor(opts: HandshakeServerOptions) {
     super();
@@ -150,7 +157,13 @@ export class HandshakeServer extends EventEmitter<{ handshake: [PendingHandshake
     this.maxPending = opts.maxPending;
     this.maxPendingPerAddress = opts.maxPendingPerAddress;
     this.secureContext = tls.createSecureContext({ cert: opts.cert, key: opts.key, minVersion: "TLSv1.3" });
+    this.stray = {
+      path: this.path,
+      token: FASTNET_UPGRADE,
+      webSocketRefusal: opts.webSocketRefusal ?? "this server speaks fastnet, not WebSocket",
+    };
     this.server.on("upgrade", this.onUpgrade);
+    this.server.on("request", this.onRequest);
   }
 
   /** Handshakes holding a pending slot. */
@@ -163,11 +176,20 @@ export class HandshakeServer extends EventEmitter<{ handshake: [PendingHandshake
     if (this.closed) return;
     this.closed = true;
     this.server.off("upgrade", this.onUpgrade);
+    this.server.off("request", this.onRequest);
     for (const conn of [...this.connections]) conn.destroy("server closed");
   }
 
   private readonly onUpgrade = (req: http.IncomingMessage, socket: Duplex, head: Buffer): void => {
-    if (!this.matches(req)) return; // someone else's upgrade: do not touch the socket at all
+    if (!this.matches(req)) {
+      // Someone else's upgrade: do not touch the socket at all. With no one else to answer it, node
+      // would leave it open without a word or a timeout: refuse it at once instead.
+      if (this.server.listenerCount("upgrade") > 1) return;
+      socket.on("error", (err) => log("stray upgrade socket error: %s", err.message));
+      log("refusing a stray upgrade to %s (%s)", req.url, req.headers.upgrade);
+      refuseUpgrade(req, socket, this.stray);
+      return;
+    }
     const address = normalizeAddress(req.socket.remoteAddress ?? "");
     const port = req.socket.remotePort ?? 0;
     socket.on("error", (err) => log("socket error from %s:%d: %s", address, port, err.message));
@@ -189,6 +211,12 @@ export class HandshakeServer extends EventEmitter<{ handshake: [PendingHandshake
     this.slots.set(address, fromAddress + 1);
     this.slotCount++;
     conn.start(head);
+  };
+
+  /** A request without `Connection: Upgrade`: answered only when no one else handles requests (else node never answers it). */
+  private readonly onRequest = (req: http.IncomingMessage, res: http.ServerResponse): void => {
+    if (this.server.listenerCount("request") > 1) return;
+    answerStrayRequest(req, res, this.stray);
   };
 
   private matches(req: http.IncomingMessage): boolean {

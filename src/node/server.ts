@@ -49,6 +49,11 @@ export interface FastnetServerOptions extends Partial<SessionOptions>, Partial<E
   /** Upgrade path of the handshake (default "/.fastnet"). */
   handshakePath?: string;
   /**
+   * What a WebSocket client is told when it reaches this server with no other 'upgrade' listener to
+   * take it: it gets a WebSocket close 1008 with this reason (at most 123 bytes are sent).
+   */
+  webSocketRefusal?: string;
+  /**
    * Secret behind stateless reset tokens; it must survive a restart for clients to learn of it at once.
    * Default: derived from `tls.key` when given, else random per process.
    */
@@ -210,6 +215,7 @@ export class FastnetServer extends EventEmitter<{ session: [FastnetSession, Sess
       cert,
       key,
       path: this.options.handshakePath,
+      webSocketRefusal: this.options.webSocketRefusal,
       timeoutMs: this.endpointOptions.handshakeTimeoutMs,
       maxPending: this.endpointOptions.maxPendingHandshakes,
       maxPendingPerAddress: this.endpointOptions.maxPendingHandshakesPerAddress,

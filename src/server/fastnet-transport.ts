@@ -23,6 +23,9 @@ import { FastnetServerClient, type LatencySetting } from "./server-client.js";
 
 const log = createDebug("fastnet:transport");
 
+/** What a plain @colyseus/sdk (WebSocket) client is told: the SDK rejects its join with this message. */
+const WEBSOCKET_REFUSAL = "this server's rooms use fastnet, not WebSocket: connect with FastnetClient (colyseus-fastnet/client)";
+
 /** Latency probes (a handshake naming no room) are closed after this long, as ws-transport does. */
 const PROBE_LIFETIME_MS = 1000;
 
@@ -65,7 +68,11 @@ export class FastnetTransport extends Transport {
   constructor(options: FastnetTransportOptions = {}) {
     super();
     // A hello whose path is no room path is refused at the handshake, before any session exists.
-    this.engine = new FastnetServer({ ...options, verifyHello: (hello) => void parseRoomPath(hello.path) });
+    this.engine = new FastnetServer({
+      webSocketRefusal: WEBSOCKET_REFUSAL,
+      ...options,
+      verifyHello: (hello) => void parseRoomPath(hello.path),
+    });
     this.server = this.engine.http;
     this.engine.on("session", (session, info) => this.onSession(session, info));
     this.engine.on("error", (err) => logger.error?.(`fastnet: ${err.message}`));
@@ -137,6 +144,11 @@ export class FastnetTransport extends Transport {
   }
 
   private onSession(session: FastnetSession, info: SessionInfo): void {
+    // Any other listener's exception on this session goes to Colyseus' logger too, not to console.
+    session.on("listenerError", (err, event) => {
+      const who = this.bySession.get(session)?.sessionId ?? "a client joining";
+      logger.error(`fastnet: a '${event}' listener of ${who} threw: ${(err as Error)?.stack ?? String(err)}`);
+    });
     let url: URL;
     try {
       url = parseRoomPath(info.hello.path);
@@ -152,7 +164,13 @@ export class FastnetTransport extends Transport {
       // Latency probe: echo every PING, close after a second.
       const timer = setTimeout(() => session.close(CloseCode.NORMAL_CLOSURE), PROBE_LIFETIME_MS);
       session.on("message", () => {
-        if (session.readyState === 1) session.send(Uint8Array.of(Protocol.PING));
+        if (session.readyState !== 1) return;
+        try {
+          session.send(Uint8Array.of(Protocol.PING));
+        } catch {
+          // A probe that sends faster than it acknowledges fills its send queue: it is done.
+          session.close(CloseCode.NORMAL_CLOSURE);
+        }
       });
       session.once("close", () => clearTimeout(timer));
       return;
@@ -214,14 +232,14 @@ export class FastnetTransport extends Transport {
 }
 
 /** Why a reconnection to a live session was refused (the same words Colyseus uses outside production). */
-export const BAD_RECONNECTION_TOKEN = "bad reconnection token";
+const BAD_RECONNECTION_TOKEN = "bad reconnection token";
 
 /**
  * The URL of a hello path: `/<processId>/<roomId>?sessionId=..` for a room, `/` for a latency probe.
  * Throws FastnetError HANDSHAKE_FAILED, naming the path, for anything that is not an absolute path
  * `new URL` can parse (a client writes it, so it may be anything).
  */
-export function parseRoomPath(path: string): URL {
+function parseRoomPath(path: string): URL {
   const shown = JSON.stringify(path.length > 100 ? `${path.slice(0, 100)}...` : path);
   if (!path.startsWith("/") || path.startsWith("//")) {
     throw new FastnetError("HANDSHAKE_FAILED", `invalid hello path ${shown}: expected /<processId>/<roomId>?sessionId=...`);

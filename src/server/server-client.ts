@@ -1,6 +1,7 @@
 import { EventEmitter } from "node:events";
 import {
   ClientState,
+  CloseCode,
   Protocol,
   enqueueClientRaw,
   getMessageBytes,
@@ -9,6 +10,7 @@ import {
   type ClientPrivate,
   type ISendOptions,
 } from "@colyseus/core";
+import { closeReasonText, isCloseCode } from "../node/close-code.js";
 import { SendBacklog } from "../node/send-backlog.js";
 import type { FastnetSession } from "../node/session.js";
 
@@ -127,9 +129,19 @@ export class FastnetServerClient implements Client, ClientPrivate {
     return this.session.readyState;
   }
 
-  /** Closes the session: the SDK receives `code` and `reason`, and the room sees 'close'(code). */
+  /**
+   * Closes the session: the SDK receives `code` and `reason`, and the room sees 'close'(code). A code
+   * the wire cannot carry (not an integer in 0..65535, e.g. -1 or 4000.5) never throws into Colyseus:
+   * it is logged and replaced by 4002 (WITH_ERROR), the reason naming the code given.
+   */
   leave(code?: number, data?: string): void {
-    this.session.close(code ?? 1000, data ?? "");
+    let reason = closeReasonText(data);
+    if (code !== undefined && !isCloseCode(code)) {
+      logger.warn(`fastnet: client.leave(${String(code)}) for ${this.sessionId}: not a close code (0..65535); closing with ${CloseCode.WITH_ERROR}`);
+      reason = reason || `invalid close code ${String(code)}`;
+      code = CloseCode.WITH_ERROR;
+    }
+    this.session.close(code ?? 1000, reason);
   }
 
   /** @deprecated use leave() */
