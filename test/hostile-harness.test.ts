@@ -116,11 +116,11 @@ async function flood(count: number, done: () => boolean, next: (i: number) => vo
   return i;
 }
 
-/** Distinct PATH_CHALLENGE data, cheaply (a counter: the server must not care what is in it). */
+/** Distinct PATH_CHALLENGE data, cheaply (a counter in a reused buffer: the frame writer copies it). */
+const challengeScratch = new DataView(new ArrayBuffer(8));
 function challengeData(n: number): Uint8Array {
-  const d = new Uint8Array(8);
-  new DataView(d.buffer).setFloat64(0, n);
-  return d;
+  challengeScratch.setFloat64(0, n);
+  return new Uint8Array(challengeScratch.buffer);
 }
 
 const mib = (n: number): string => `${(n / 1048576).toFixed(2)} MiB`;
