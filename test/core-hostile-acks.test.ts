@@ -7,7 +7,10 @@
 import assert from "node:assert/strict";
 import type { Connection } from "../src/protocol/connection.js";
 import { AckFrame, FrameType, walkFrames } from "../src/protocol/frames.js";
+import { RangeSet } from "../src/protocol/range-set.js";
+import { StreamSender } from "../src/protocol/stream-send.js";
 import { HostileClient, PING, ackFrame, frames, pathFrame } from "./support/hostile-core.js";
+import { Prng } from "./support/sim-network.js";
 
 const sentRecords = (c: Connection): number => (c as unknown as { sent: unknown[] }).sent.length;
 const challenge = (n: number): Uint8Array => new Uint8Array(8).fill(n & 0xff);
@@ -93,5 +96,63 @@ describe("core hostile: challenges, acknowledgements and the sent-packet records
     assert.equal(close.code, 1002);
     assert.match(close.reason, /^protocol violation: ACK of packet \d+, never sent/);
     assert.ok(out.length >= 1, "the CLOSE goes out");
+  });
+
+  it("the sender's loss handling skips acknowledged ranges below the lost one (every other packet acknowledged)", function () {
+    // A peer acknowledging every other small packet, never the first, leaves many acknowledged ranges
+    // above the floor; each loss used to scan all of them (20k losses: about 10 s).
+    const s = new StreamSender();
+    const n = 40_000;
+    s.push(new Uint8Array(n * 20 - 4)); // with its 4-byte length prefix: exactly n * 20 stream bytes
+    const seg = { offset: 0, len: 0 };
+    for (let k = 0; k < n; k++) s.nextSegment(20, Infinity, seg);
+    for (let k = 1; k < n; k += 2) s.onAcked(k * 20, k * 20 + 20);
+    const t0 = performance.now();
+    for (let k = 0; k < n; k += 2) s.onLost(k * 20, k * 20 + 20);
+    assert.ok(performance.now() - t0 < 1000, `${performance.now() - t0} ms`);
+    // And it is still right: exactly the unacknowledged segments come back, in order.
+    for (let k = 0; k < n; k += 2) {
+      s.nextSegment(1000, Infinity, seg);
+      assert.deepEqual([seg.offset, seg.len], [k * 20, 20]);
+    }
+    assert.equal(s.hasData(Infinity), false);
+  });
+
+  it("RangeSet.firstEndingAfter agrees with a linear scan", function () {
+    const r = new RangeSet();
+    const rng = new Prng(7);
+    for (let i = 0; i < 300; i++) {
+      const a = rng.int(5000);
+      r.add(a, a + 1 + rng.int(30));
+    }
+    for (let v = -2; v < 5100; v += 3) {
+      let want = 0;
+      while (want < r.size && r.ends[want]! <= v) want++;
+      assert.equal(r.firstEndingAfter(v), want, `v ${v}`);
+    }
+  });
+
+  it("a peer flipping the key phase on every packet gets at most one key update per PTO (each costs a derivation)", function () {
+    const h = new HostileClient(34);
+    h.bind();
+    let generation = 0;
+    let accepted = 0;
+    const start = h.now;
+    for (let i = 0; i < 1000; i++) {
+      // Always the next generation after the newest one the server accepted.
+      const r = h.server.handleDatagram(h.packet(PING, h.pn++, 1 /* Data */, generation + 1), h.now);
+      if (r !== 0) {
+        generation++;
+        accepted++;
+      }
+      h.poll();
+      h.now += 1;
+    }
+    const elapsed = h.now - start;
+    const pto = 10 + 4 * 5 + 25; // initial RTT 10 ms: srtt + 4 rttvar + max ack delay
+    assert.ok(accepted >= 2, "updates are still possible");
+    assert.ok(accepted <= elapsed / pto + 2, `${accepted} key updates in ${elapsed} ms`);
+    assert.equal(h.server.getStats().keyUpdates, accepted, "and the server followed each with its send key");
+    assert.equal(h.server.state, "open");
   });
 });

@@ -1,7 +1,9 @@
 /** `ConnectionStats.heldBytes`: what one session's engine holds, by its own accounting. */
 import assert from "node:assert/strict";
 import { writeVarint } from "../src/protocol/varint.js";
-import { HostileClient, ackFrame, frames, message, streamFrame } from "./support/hostile-core.js";
+import { maxHeldBytes } from "../src/protocol/connection.js";
+import { FrameType } from "../src/protocol/frames.js";
+import { HostileClient, ackFrame, frames, message, pathFrame, streamFrame } from "./support/hostile-core.js";
 
 describe("core hostile: heldBytes accounting", function () {
   it("counts out-of-order pieces, the partial message, and releases them on delivery", function () {
@@ -49,5 +51,52 @@ describe("core hostile: heldBytes accounting", function () {
     writeVarint(prefix, 0, 400_000);
     h.send(streamFrame(0, prefix));
     assert.ok(h.server.getStats().heldBytes >= 400_000);
+  });
+
+  it("one hostile session doing everything at once stays under maxHeldBytes (3,585,024 bytes with the defaults)", function () {
+    const h = new HostileClient(4);
+    h.bind();
+    const bound = maxHeldBytes(h.server.options);
+    assert.equal(bound, 3_585_024, "the number docs/security.md quotes");
+    let peak = 0;
+    const check = (what: string): void => {
+      const held = h.server.getStats().heldBytes;
+      peak = Math.max(peak, held);
+      assert.ok(held <= bound, `${what}: heldBytes ${held} > ${bound}`);
+    };
+    // The application fills the send queue; the peer will never acknowledge it.
+    for (let i = 0; i < 1000; i++) {
+      try {
+        h.server.send(new Uint8Array(5000));
+      } catch {
+        break;
+      }
+    }
+    h.poll();
+    check("send queue full");
+    // A 512 KiB message announced at offset 0: its buffer is allocated whole.
+    const prefix = new Uint8Array(8);
+    const n = writeVarint(prefix, 0, h.server.options.maxMessageSize);
+    h.send(streamFrame(0, prefix.subarray(0, n)));
+    check("partial message");
+    // Then the whole window beyond it in 1024 separate pieces (the most allowed).
+    const window = h.server.options.receiveBufferBytes;
+    const step = Math.floor((window - 16) / 1024);
+    for (let k = 0; k < 1024; k++) {
+      const at = 16 + k * step;
+      h.send(streamFrame(at, new Uint8Array(step - 1).fill(k & 0xff)));
+      if (k % 64 === 0) check(`piece ${k}`);
+    }
+    assert.equal(h.server.state, "open");
+    check("window full");
+    // And challenges it never acknowledges, until the sent records run out.
+    for (let i = 0; i < 2000 && h.server.state === "open"; i++) {
+      h.send(pathFrame(FrameType.PathChallenge, new Uint8Array(8).fill(i & 0xff)));
+      h.poll();
+      check(`challenge ${i}`);
+      h.now += 1;
+    }
+    assert.match(h.closeEvent()?.reason ?? "", /^protocol violation: .*unacknowledged/);
+    assert.ok(peak > bound / 2, `peak ${peak}: the attack came near the bound`);
   });
 });

@@ -28,7 +28,7 @@ import { FastnetError, type FastnetErrorCode } from "../src/protocol/errors.js";
 import { CID_LENGTH, EXPORTER_LENGTH } from "../src/protocol/version.js";
 
 const PARAMS: TransportParams = { maxMessageSize: 512 * 1024, receiveBufferBytes: 1 << 20, idleTimeoutMs: 10_000 };
-const UPGRADE_REQUEST = "GET /.fastnet HTTP/1.1\r\nHost: test\r\nConnection: Upgrade\r\nUpgrade: fastnet/1\r\n\r\n";
+const UPGRADE_REQUEST = "GET /.fastnet HTTP/1.1\r\nHost: test\r\nConnection: Upgrade\r\nUpgrade: fastnet/2\r\n\r\n";
 
 /** Asserts that `p` rejects with a FastnetError of `code` whose message matches every pattern. */
 async function rejectsWith(p: Promise<unknown>, code: FastnetErrorCode, ...patterns: (RegExp | string)[]) {
@@ -44,13 +44,13 @@ async function rejectsWith(p: Promise<unknown>, code: FastnetErrorCode, ...patte
 }
 
 describe("handshake messages", () => {
-  const hello: ClientHello = { v: 1, path: "/room/abc?x=1", headers: { authorization: "Bearer t" }, params: PARAMS };
+  const hello: ClientHello = { v: 2, path: "/room/abc?x=1", headers: { authorization: "Bearer t" }, params: PARAMS };
 
   it("reassembles messages split at every byte boundary, in two and in three pieces", () => {
     const a = encodeHandshakeMessage(hello);
-    const b = encodeHandshakeMessage({ v: 1, error: "nope", code: 7 });
+    const b = encodeHandshakeMessage({ v: 2, error: "nope", code: 7 });
     const stream = Buffer.concat([a, b]);
-    const expected = [JSON.parse(JSON.stringify(hello)), { v: 1, error: "nope", code: 7 }];
+    const expected = [JSON.parse(JSON.stringify(hello)), { v: 2, error: "nope", code: 7 }];
     for (let i = 0; i <= stream.length; i++) {
       const r = new MessageReader();
       assert.deepEqual([...r.push(stream.subarray(0, i)), ...r.push(stream.subarray(i))], expected, `split at ${i}`);
@@ -77,7 +77,7 @@ describe("handshake messages", () => {
     });
     const helloArb = fc.record(
       {
-        v: fc.constant(1 as const),
+        v: fc.constant(2 as const),
         path: fc.string({ minLength: 1, maxLength: 200, unit: "binary" }),
         headers: fc.dictionary(fc.string({ maxLength: 20 }), fc.string({ maxLength: 50 }), { maxKeys: 8 }),
         params,
@@ -131,16 +131,16 @@ describe("handshake messages", () => {
 
   it("validates hellos strictly, naming the field, and drops unknown fields", () => {
     assert.deepEqual(parseClientHello({ ...hello, extra: true }), hello);
-    assert.deepEqual(parseClientHello({ v: 1, path: "/", params: { ...PARAMS, more: 1 } }), { v: 1, path: "/", params: PARAMS });
-    const proto = parseClientHello(JSON.parse('{"v":1,"path":"/","params":' + JSON.stringify(PARAMS) + ',"headers":{"__proto__":"x"}}'));
+    assert.deepEqual(parseClientHello({ v: 2, path: "/", params: { ...PARAMS, more: 1 } }), { v: 2, path: "/", params: PARAMS });
+    const proto = parseClientHello(JSON.parse('{"v":2,"path":"/","params":' + JSON.stringify(PARAMS) + ',"headers":{"__proto__":"x"}}'));
     assert.equal(Object.getPrototypeOf(proto.headers), Object.prototype);
     assert.equal(Object.getOwnPropertyDescriptor(proto.headers, "__proto__")?.value, "x");
     const bad: [unknown, RegExp][] = [
       [null, /expected an object, got null/],
       [[1], /got an array/],
       ["hello", /got string/],
-      [{ ...hello, v: 2 }, /unsupported version 2/],
-      [{ ...hello, v: "1" }, /unsupported version "1"/],
+      [{ ...hello, v: 1 }, /unsupported version 1/],
+      [{ ...hello, v: "2" }, /unsupported version "2"/],
       [{ ...hello, path: 3 }, /path must be a string, got number/],
       [{ ...hello, path: "" }, /path must not be empty/],
       [{ ...hello, headers: [] }, /headers must be an object/],
@@ -158,28 +158,28 @@ describe("handshake messages", () => {
   it("validates accepts and rejects strictly", () => {
     const cid = randomBytes(CID_LENGTH).toString("base64");
     const resetToken = randomBytes(16).toString("base64");
-    const accept = { v: 1, cid, udpPort: 4000, resetToken, params: PARAMS };
+    const accept = { v: 2, cid, udpPort: 4000, resetToken, params: PARAMS };
     assert.deepEqual(parseServerResponse(accept), accept);
     assert.deepEqual(parseServerResponse({ ...accept, udpHost: "::1" }), { ...accept, udpHost: "::1" });
-    assert.deepEqual(parseServerResponse({ v: 1, error: "full", code: 4000 }), { v: 1, error: "full", code: 4000 });
-    assert.deepEqual(parseServerResponse({ v: 1, error: "" }), { v: 1, error: "" });
+    assert.deepEqual(parseServerResponse({ v: 2, error: "full", code: 4000 }), { v: 2, error: "full", code: 4000 });
+    assert.deepEqual(parseServerResponse({ v: 2, error: "" }), { v: 2, error: "" });
     const bad: [unknown, RegExp][] = [
-      [{ ...accept, cid: randomBytes(CID_LENGTH + 1).toString("base64") }, /cid: expected 8 bytes, got 9/],
+      [{ ...accept, cid: randomBytes(CID_LENGTH + 1).toString("base64") }, /cid: expected 12 bytes, got 13/],
       [{ ...accept, cid: cid.slice(0, -1) + "!" }, /not canonical base64/],
       [{ ...accept, resetToken: randomBytes(15).toString("base64") }, /resetToken: expected 16 bytes/],
       [{ ...accept, udpPort: 0 }, /udpPort/],
       [{ ...accept, udpPort: 65536 }, /udpPort/],
       [{ ...accept, udpHost: 5 }, /udpHost must be a string/],
       [{ ...accept, cid: undefined }, /cid must be a string, got undefined/],
-      [{ v: 1, error: 5 }, /error must be a string/],
-      [{ v: 1, error: "x", code: "5" }, /code must be an integer/],
+      [{ v: 2, error: 5 }, /error must be a string/],
+      [{ v: 2, error: "x", code: "5" }, /code must be an integer/],
       [{ v: 0, error: "x" }, /unsupported version 0/],
       [42, /expected an object/],
     ];
     for (const [v, re] of bad) {
       assert.throws(() => parseServerResponse(v), (e: unknown) => e instanceof FastnetError && e.code === "HANDSHAKE_FAILED" && re.test(e.message), JSON.stringify(v));
     }
-    assert.throws(() => parseServerAccept({ v: 1, error: "x" }), /cid must be a string/);
+    assert.throws(() => parseServerAccept({ v: 2, error: "x" }), /cid must be a string/);
   });
 });
 
@@ -270,7 +270,7 @@ describe("handshake over HTTP upgrade", function () {
     });
     const client = await connect(url);
     assert.ok(seen && serverKeys);
-    assert.deepEqual(seen.hello, { v: 1, path: "/match/room1?token=abc", headers: { "x-client": "test" }, params: PARAMS });
+    assert.deepEqual(seen.hello, { v: 2, path: "/match/room1?token=abc", headers: { "x-client": "test" }, params: PARAMS });
     assert.equal(seen.remoteAddress, "127.0.0.1");
     assert.ok(seen.remotePort > 0);
     assert.equal(seen.protocol, "TLSv1.3");
@@ -411,7 +411,7 @@ describe("handshake over HTTP upgrade", function () {
     const [p] = await pending;
     await once(p, "close");
     assert.equal(hs.pendingCount, 0);
-    assert.throws(() => p.accept({ cid: randomBytes(8), udpPort: 1, resetToken: randomBytes(16), params: PARAMS }), /connection is closed/);
+    assert.throws(() => p.accept({ cid: randomBytes(CID_LENGTH), udpPort: 1, resetToken: randomBytes(16), params: PARAMS }), /connection is closed/);
   });
 
   it("times out on the server when a handshake never finishes; the client's closed resolves", async () => {
@@ -451,11 +451,11 @@ describe("handshake over HTTP upgrade", function () {
     acceptAll(hs);
     const seen: string[] = [];
     server.on("upgrade", (req: http.IncomingMessage, socket: Duplex) => {
-      if (req.headers.upgrade === "fastnet/1" && req.url === "/.fastnet") return;
+      if (req.headers.upgrade === "fastnet/2" && req.url === "/.fastnet") return;
       seen.push(`${req.headers.upgrade} ${req.url}`);
       socket.end(`HTTP/1.1 101 Switching Protocols\r\nUpgrade: ${req.headers.upgrade}\r\nConnection: Upgrade\r\n\r\nhello from the other listener`);
     });
-    for (const [upgrade, path] of [["websocket", "/.fastnet"], ["fastnet/1", "/elsewhere"]] as const) {
+    for (const [upgrade, path] of [["websocket", "/.fastnet"], ["fastnet/2", "/elsewhere"]] as const) {
       const req = http.request({ host: "127.0.0.1", port, path, headers: { Connection: "Upgrade", Upgrade: upgrade } }).end();
       const [res, socket, head] = (await once(req, "upgrade")) as [http.IncomingMessage, net.Socket, Buffer];
       assert.equal(res.headers.upgrade, upgrade);
@@ -465,7 +465,7 @@ describe("handshake over HTTP upgrade", function () {
       socket.destroy();
       assert.equal(Buffer.concat(chunks).toString(), "hello from the other listener");
     }
-    assert.deepEqual(seen, ["websocket /.fastnet", "fastnet/1 /elsewhere"]);
+    assert.deepEqual(seen, ["websocket /.fastnet", "fastnet/2 /elsewhere"]);
     assert.equal(hs.pendingCount, 0);
     assert.deepEqual(hs.stats, { accepted: 0, rejected: 0, busy: 0, timedOut: 0, failed: 0 });
     // The fastnet upgrade itself still works alongside.
@@ -489,7 +489,7 @@ describe("handshake over HTTP upgrade", function () {
     const wss = new WebSocketServer({ server });
     // Without this listener ws answers every non-websocket upgrade with a 400 and ends the socket.
     wss.on("wsClientError", (_err, socket, req) => {
-      if (req.headers.upgrade?.toLowerCase() !== "fastnet/1") socket.destroy();
+      if (req.headers.upgrade?.toLowerCase() !== "fastnet/2") socket.destroy();
     });
     wss.on("connection", (ws) => ws.send("ws ok"));
     cleanups.push(() => new Promise((r) => wss.close(r)));
@@ -522,7 +522,7 @@ describe("handshake over HTTP upgrade", function () {
     const s2 = await rawConnect(port);
     s2.write(UPGRADE_REQUEST);
     const [first] = (await once(s2, "data")) as [Buffer];
-    assert.match(first.toString(), /^HTTP\/1\.1 101 Switching Protocols\r\nUpgrade: fastnet\/1\r\nConnection: Upgrade\r\n\r\n$/);
+    assert.match(first.toString(), /^HTTP\/1\.1 101 Switching Protocols\r\nUpgrade: fastnet\/2\r\nConnection: Upgrade\r\n\r\n$/);
     s2.write(Buffer.alloc(2000, 0x41)); // not a TLS record type: fails at once
     await once(s2, "close");
     assert.equal(hs.stats.failed, 2);
@@ -589,12 +589,12 @@ describe("handshake over HTTP upgrade", function () {
       serverKeys = p.accept({ cid, udpPort: 9, resetToken: randomBytes(16), params: PARAMS });
     });
     const { t } = await manualTls(port, true);
-    t.write(encodeHandshakeMessage({ v: 1, path: "/eager", params: PARAMS }));
+    t.write(encodeHandshakeMessage({ v: 2, path: "/eager", params: PARAMS }));
     const reader = new MessageReader();
     const [chunk] = (await once(t, "data")) as [Buffer];
     const [answer] = reader.push(chunk);
     assert.equal(parseServerAccept(answer).cid, cid.toString("base64"));
-    assert.deepEqual(new Uint8Array(t.exportKeyingMaterial(64, "EXPERIMENTAL fastnet v1", Buffer.concat([Buffer.of(1), cid]))), serverKeys);
+    assert.deepEqual(new Uint8Array(t.exportKeyingMaterial(64, "EXPERIMENTAL fastnet v2", Buffer.concat([Buffer.of(2), cid]))), serverKeys);
   });
 
   it("drops an oversized or malformed hello without harm and serves the next client", async () => {
@@ -607,13 +607,13 @@ describe("handshake over HTTP upgrade", function () {
     assert.equal(hs.stats.failed, 1);
 
     const malformed = await manualTls(port);
-    malformed.t.write(encodeHandshakeMessage({ v: 1, path: 5, params: PARAMS } as unknown as ClientHello));
+    malformed.t.write(encodeHandshakeMessage({ v: 2, path: 5, params: PARAMS } as unknown as ClientHello));
     malformed.t.resume();
     await once(malformed.raw, "close"); // the server hung up
     assert.equal(hs.stats.failed, 2);
 
     const twoHellos = await manualTls(port);
-    const hello = encodeHandshakeMessage({ v: 1, path: "/", params: PARAMS });
+    const hello = encodeHandshakeMessage({ v: 2, path: "/", params: PARAMS });
     twoHellos.t.write(Buffer.concat([hello, hello]));
     twoHellos.t.resume();
     await once(twoHellos.raw, "close"); // the server hung up

@@ -9,6 +9,7 @@ import { Room, matchMaker, type Client } from "@colyseus/core";
 import { schema, t } from "@colyseus/schema";
 import { FastnetServerClient } from "../src/index.js";
 import { joinRoom, recordSignals, startColyseus, transportOf } from "./support/migration-colyseus.js";
+import { assertUnlinkable, recordCidsByPath } from "./support/cid-paths.js";
 import { Cleanup, lo, localOf, waitFor, within } from "./support/migration-net.js";
 
 const MigrationTestState = schema({ counter: t.number(), label: t.string() }, "MigrationTestState");
@@ -73,6 +74,7 @@ describe("migration under Colyseus: the room sees nothing when the client's addr
     const clientTransport = transportOf(room);
     const session = clientTransport.session!;
     const serverRoom = matchMaker.getLocalRoomById(room.roomId)!;
+    const paths = recordCidsByPath(session, stack.transport.engine);
     const events: Array<{ sessionId: string; from: { address: string; port: number }; to: { address: string; port: number } }> = [];
     stack.transport.on("migration", (sessionId, from, to) => void events.push({ sessionId, from, to }));
 
@@ -139,6 +141,9 @@ describe("migration under Colyseus: the room sees nothing when the client's addr
     assert.equal(room.sessionId, serverClient.sessionId);
     assert.equal(clientTransport.session, session, "the same client session throughout");
     assert.equal(session.rebinds, 2);
+    // Each path carried its own connection ID both ways (unlinkable), under the same seat and session.
+    assertUnlinkable(paths, 3);
+    assert.equal(session.connection.cidSequence, 2);
 
     // The transport reported both moves with the old and new addresses, and counted them.
     assert.deepEqual(events, [

@@ -9,7 +9,7 @@ import { randomFillSync } from "node:crypto";
 import { CloseCode } from "../src/protocol/connection.js";
 import { MigrationManager, SessionPaths, addressKey, sameAddress, type PathAddress, type PathDecision } from "../src/protocol/migration.js";
 import { MIN_RESET_LENGTH, RateLimiter, buildStatelessReset, statelessResetToken } from "../src/protocol/stateless-reset.js";
-import { MAX_DATAGRAM_SIZE } from "../src/protocol/version.js";
+import { CID_LENGTH, MAX_DATAGRAM_SIZE } from "../src/protocol/version.js";
 import { collect, eventsOf, exchange, openPair, sum, tick, transfer } from "./support/migration-core.js";
 
 const bytesEqual = (a: Uint8Array, b: Uint8Array): boolean => Buffer.from(a).equals(Buffer.from(b));
@@ -201,7 +201,7 @@ describe("migration core: stateless reset detection", function () {
     const p = openPair(12);
     exchange(p);
     const otherCid = p.cid.slice();
-    otherCid[7]! ^= 0xff;
+    otherCid[CID_LENGTH - 1]! ^= 0xff;
     p.client.handleDatagram(buildStatelessReset(otherCid, p.resetToken, 100, random)!, p.now);
     collect(p);
     assert.equal(p.client.state, "open");
@@ -218,15 +218,15 @@ describe("migration core: stateless reset detection", function () {
   });
 
   it("buildStatelessReset: strictly shorter than the trigger, at most 64 bytes, token last, CID at offset 1; none for short triggers", function () {
-    const cid = Uint8Array.from([7, 1, 2, 3, 4, 5, 6, 7]);
+    const cid = Uint8Array.from([0x0b, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11]);
     const token = new Uint8Array(16).fill(0xab);
     assert.equal(buildStatelessReset(cid, token, MIN_RESET_LENGTH, random), null);
     assert.equal(buildStatelessReset(cid, token, 10, random), null);
-    for (const trigger of [MIN_RESET_LENGTH + 1, 30, 31, 64, 65, 66, 200, 1200]) {
+    for (const trigger of [MIN_RESET_LENGTH + 1, MIN_RESET_LENGTH + 2, MIN_RESET_LENGTH + 3, 64, 65, 66, 200, 1200]) {
       const r = buildStatelessReset(cid, token, trigger, random)!;
       assert.equal(r.length, Math.min(trigger - 1, 64), `trigger ${trigger}`);
       assert.ok(r.length < trigger);
-      assert.ok(bytesEqual(r.subarray(1, 9), cid));
+      assert.ok(bytesEqual(r.subarray(1, 1 + CID_LENGTH), cid));
       assert.ok(bytesEqual(r.subarray(r.length - 16), token));
       assert.equal(r[0]! & 0xdc, 0x40, "Data type with reserved bits clear");
     }

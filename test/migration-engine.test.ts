@@ -13,6 +13,8 @@ import type { MigrationEvent } from "../src/node/server.js";
 import { PacketCipher } from "../src/protocol/key-schedule.js";
 import { PacketType, writeHeader } from "../src/protocol/packet-header.js";
 import { buildStatelessReset } from "../src/protocol/stateless-reset.js";
+import { CID_LENGTH } from "../src/protocol/version.js";
+import { assertUnlinkable, recordCidsByPath } from "./support/cid-paths.js";
 import { fastBackend } from "./support/sim-network.js";
 import {
   Cleanup,
@@ -142,6 +144,7 @@ describe("migration over loopback UDP: a client that changes address or port kee
     const server = await startServer(c);
     const { client, peer } = await openSession(c, server);
     const migrations = recordMigrations(server);
+    const paths = recordCidsByPath(client, server);
     const c2s = new Sequence(client, peer, "c2s");
     const s2c = new Sequence(peer, client, "s2c");
     for (let i = 0; i < 5; i++) c2s.send(), s2c.send();
@@ -185,12 +188,16 @@ describe("migration over loopback UDP: a client that changes address or port kee
     assert.equal(client.rebinds, 2);
     assert.equal(client.readyState, 1);
     assert.equal(peer.readyState, 1);
+    // Each path carried its own connection ID, both ways: an observer cannot link them.
+    assertUnlinkable(paths, 3);
+    assert.equal(client.connection.cidSequence, 2);
   });
 
   it("100 migrations in a row (127.0.0.2/3/4, fresh ports) under traffic both ways and 200 KB messages: exactly once, in order", async function () {
     this.timeout(60_000);
     const server = await startServer(c, { maxMigrations: 1000 });
     const { client, peer } = await openSession(c, server);
+    const paths = recordCidsByPath(client, server);
     const c2s = new Sequence(client, peer, "c2s");
     const s2c = new Sequence(peer, client, "s2c");
     const dc2s = new DatagramSequence(client, peer, "datagrams c2s");
@@ -254,6 +261,9 @@ describe("migration over loopback UDP: a client that changes address or port kee
     assert.equal(server.stats.migrationsRefused, 0);
     assert.equal(server.stats.pathValidationsFailed, 0);
     assert.equal(client.rebinds, 100);
+    // A connection ID per path (at least the 100 new ones; the first may see no traffic), none on two paths.
+    assertUnlinkable(paths, 100);
+    assert.ok(client.connection.cidSequence >= 100, `CID sequence ${client.connection.cidSequence} after 100 moves`);
     assert.equal(server.migration.indexedAddresses, 1, "only the current address is indexed");
     const last = used[used.length - 1]!;
     assert.deepEqual(server.sessionsAt(last.address, last.port), [peer]);
@@ -473,7 +483,7 @@ describe("migration over loopback UDP: attacks never move a session", function (
       spoof.bytesReceived <= 3 * spoof.bytesSent,
       `sent ${spoof.bytesReceived} bytes to an address that sent ${spoof.bytesSent}`,
     );
-    for (const d of spoof.received) assert.ok(d.subarray(1, 9).equals(Buffer.from(client.connection.cid)), "datagrams of this session");
+    for (const d of spoof.received) assert.ok(d.subarray(1, 1 + CID_LENGTH).equals(Buffer.from(client.connection.cid)), "datagrams of this session");
     if (process.env.FASTNET_TEST_VERBOSE) {
       console.log(`      spoofed path: ${spoof.bytesReceived} bytes in ${spoof.received.length} datagrams for ${spoof.bytesSent} received; failed ${failedAfter.toFixed(0)} ms after the challenge`);
     }

@@ -1,7 +1,7 @@
 /** Regressions found by the migration tests: each once failed on the code of its day. */
 import assert from "node:assert/strict";
 import { once } from "node:events";
-import { buildStatelessReset } from "../src/protocol/stateless-reset.js";
+import { MIN_RESET_LENGTH, buildStatelessReset } from "../src/protocol/stateless-reset.js";
 import { exchange, openPair, sum, transfer, collect } from "./support/migration-core.js";
 import { Cleanup, RawUdp, lo, localOf, openSession, seqMessage, settle, startServer, tapClientSends, tapServerSends, waitFor, within } from "./support/migration-net.js";
 
@@ -28,7 +28,7 @@ describe("migration regressions (core)", function () {
     assert.ok(sum(before) + sum(after) <= 3 * received, `sent ${sum(before) + sum(after)} bytes to the unvalidated address for ${received} received`);
   });
 
-  for (const trigger of [28, 29, 30]) {
+  for (const trigger of [MIN_RESET_LENGTH + 1, MIN_RESET_LENGTH + 2, MIN_RESET_LENGTH + 3]) {
     it(`a stateless reset answering a ${trigger}-byte trigger closes the client whatever its random first byte`, function () {
       for (let pnBits = 0; pnBits < 4; pnBits++) {
         const p = openPair(30 + pnBits);

@@ -3,6 +3,7 @@ import dgram from "node:dgram";
 import { once } from "node:events";
 import { FastnetServer, connect, generateDevCertificate, FastnetError, type FastnetSession, type FastnetClientSession } from "../src/index.js";
 import { DEFAULT_MIGRATION_OPTIONS } from "../src/protocol/migration.js";
+import { CID_LENGTH } from "../src/protocol/version.js";
 import { within } from "./support/wait.js";
 
 /** Deterministic message body: index in the first 4 bytes, then a pattern derived from it. */
@@ -46,7 +47,7 @@ describe("UDP sessions over real loopback sockets", function () {
     const { client } = await open();
     assert.equal(client.tlsProtocol, "TLSv1.3");
     assert.equal(server.udpPort, server.port);
-    assert.equal(client.connection.cid.length, 8);
+    assert.equal(client.connection.cid.length, CID_LENGTH);
     assert.equal(client.readyState, 1);
   });
 
@@ -202,12 +203,12 @@ describe("UDP sessions over real loopback sockets", function () {
     await send(new Uint8Array(1300)); // too long
     const unknown = new Uint8Array(100);
     unknown[0] = 0x40;
-    unknown.fill(0xab, 1, 9);
+    unknown.fill(0xab, 1, 1 + CID_LENGTH);
     await send(unknown);
     const forged = new Uint8Array(200);
     forged[0] = 0x43; // data packet, 4-byte packet number
     forged.set(client.connection.cid, 1); // right CID, no key
-    forged.set([0, 0, 0x10, 0], 9); // a packet number above anything seen, so only the AEAD can refuse it
+    forged.set([0, 0, 0x10, 0], 1 + CID_LENGTH); // a packet number above anything seen, so only the AEAD can refuse it
     await send(forged);
     // A round trip on the real session proves the garbage went through the socket first.
     const echoed = new Promise<Uint8Array>((r) => client.once("message", r));

@@ -7,12 +7,13 @@ import { randomFillSync } from "node:crypto";
 import { performance } from "node:perf_hooks";
 import { selectAeadBackend } from "../../src/node/aead-select.js";
 import { Connection } from "../../src/protocol/connection.js";
+import { CID_LENGTH } from "../../src/protocol/version.js";
 
 const payload = Number(process.argv[2] ?? 32);
 const rounds = Number(process.argv[3] ?? 200_000);
 const aead = selectAeadBackend((process.env.FASTNET_AEAD as "sodium" | "node" | "noble" | undefined) ?? "auto");
 const km = randomFillSync(new Uint8Array(64));
-const cid = randomFillSync(new Uint8Array(8));
+const cid = randomFillSync(new Uint8Array(CID_LENGTH));
 const mk = (role: "client" | "server"): Connection =>
   new Connection({ role, cid, keyingMaterial: km, aead, now: performance.now(), random: randomFillSync, alloc: Buffer.allocUnsafe, initialRttMs: 1 });
 const c = mk("client");

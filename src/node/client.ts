@@ -51,10 +51,10 @@ export interface RebindOptions {
 
 /**
  * The client side of a session: adds the handshake's facts, and moving to a new local socket
- * (`rebind`) while the server keeps the session (same connection ID, same keys).
+ * (`rebind`) while the server keeps the session (same keys; a spare connection ID on the new path).
  */
 export class FastnetClientSession extends FastnetSession {
-  /** Stateless reset token the server gave at the handshake. */
+  /** Stateless reset token the server gave at the handshake (for its first CID; spares bring their own). */
   resetToken: Uint8Array = new Uint8Array(0);
   /** TLS version the keys came from. */
   tlsProtocol = "";
@@ -108,6 +108,9 @@ export class FastnetClientSession extends FastnetSession {
   private async doRebind(options: RebindOptions): Promise<void> {
     // A given address sticks: later rebind({}) and automatic rebinds take a fresh port there.
     if (options.localAddress !== undefined) this.localAddress = options.localAddress;
+    // The new path gets a fresh CID. Replacements for retired ones arrive about a round trip after
+    // the previous move's path worked: rebinds in quick succession wait that long for one (bounded).
+    if (this.connection.spareCids === 0) await this.waitForSpareCid();
     const next = await openSocket(this.remoteAddress, this.remotePort, this.localAddress, options.localPort);
     if (this.readyState !== 1) {
       next.close();
@@ -117,6 +120,9 @@ export class FastnetClientSession extends FastnetSession {
     this.attach(next);
     old?.close();
     this.rebinds++;
+    // A fresh CID for the fresh path, so an observer of both cannot link them; the old one is retired
+    // once this path works. Without a spare (none announced yet) the CID stays.
+    if (!this.connection.switchCid()) log("rebind without a spare connection ID: the new path carries the old one");
     const firstPn = this.connection.nextPacketNumber;
     this.connection.probePath(); // a full-size probe: the server may answer with up to 3x that
     this.drive();
@@ -135,6 +141,29 @@ export class FastnetClientSession extends FastnetSession {
       };
       this.pathWaiters.add(check);
       this.once("close", onClose);
+    });
+  }
+
+  /**
+   * Resolves once the server announced a spare CID, or after max(50 ms, 4 RTT + 2 ACK delays) capped
+   * at 250 ms (a dead path brings none: the move then keeps the current CID), or when the session closes.
+   */
+  private waitForSpareCid(): Promise<void> {
+    const c = this.connection;
+    const ms = Math.min(250, Math.max(50, 4 * c.rtt.smoothed + 2 * c.options.maxAckDelayMs));
+    return new Promise<void>((resolve) => {
+      const done = (): void => {
+        clearTimeout(timer);
+        this.pathWaiters.delete(check);
+        this.off("close", done);
+        resolve();
+      };
+      const check = (): void => {
+        if (c.spareCids > 0) done();
+      };
+      const timer = setTimeout(done, ms);
+      this.pathWaiters.add(check);
+      this.once("close", done);
     });
   }
 

@@ -7,7 +7,7 @@ import type { Duplex } from "node:stream";
 import tls from "node:tls";
 import createDebug from "debug";
 import { FastnetError } from "../protocol/errors.js";
-import { CID_LENGTH, EXPORTER_LABEL, EXPORTER_LENGTH, exporterContext } from "../protocol/version.js";
+import { CID_LENGTH, EXPORTER_LABEL, EXPORTER_LENGTH, PROTOCOL_VERSION, exporterContext } from "../protocol/version.js";
 import { formatFingerprint, parseFingerprint } from "./fingerprint.js";
 import {
   MessageReader,
@@ -113,7 +113,7 @@ function checkServerIdentity(hostname: string, cert: tls.PeerCertificate): Error
 }
 
 /**
- * Upgrades an HTTP connection to fastnet/1, runs TLS 1.3 over it, sends the ClientHello and reads the answer.
+ * Upgrades an HTTP connection to fastnet/2, runs TLS 1.3 over it, sends the ClientHello and reads the answer.
  * Rejects with FastnetError: CERTIFICATE_REJECTED, HANDSHAKE_FAILED, HANDSHAKE_TIMEOUT, SERVER_BUSY or INVALID_OPTION;
  * on any failure every socket and timer it made is gone.
  */
@@ -139,7 +139,7 @@ export async function performHandshake(o: HandshakeOptions): Promise<ClientHands
   // Checked and encoded before any I/O: a hello the server would drop as malformed fails here, by name.
   let helloMsg: ClientHello;
   try {
-    helloMsg = parseClientHello({ ...o.hello, v: 1 });
+    helloMsg = parseClientHello({ ...o.hello, v: PROTOCOL_VERSION });
   } catch (err) {
     throw new FastnetError("INVALID_OPTION", (err as Error).message.replace(/^invalid client hello/, "invalid hello option"));
   }

@@ -20,7 +20,7 @@ export type { TransportParams };
 
 /** First message of the client: what it wants to join and its limits. */
 export interface ClientHello {
-  v: 1;
+  v: typeof PROTOCOL_VERSION;
   /** Request path and query the UDP session stands for, e.g. the Colyseus room path. */
   path: string;
   headers?: Record<string, string>;
@@ -29,7 +29,7 @@ export interface ClientHello {
 
 /** Server's answer when the session may proceed over UDP. */
 export interface ServerAccept {
-  v: 1;
+  v: typeof PROTOCOL_VERSION;
   /** Connection ID, base64. */
   cid: string;
   udpPort: number;
@@ -41,7 +41,7 @@ export interface ServerAccept {
 
 /** Server's answer when it refuses the session. */
 export interface ServerReject {
-  v: 1;
+  v: typeof PROTOCOL_VERSION;
   error: string;
   code?: number;
 }
@@ -143,7 +143,7 @@ function describe(v: unknown): string {
   return typeof v;
 }
 
-function expectVersion(what: string, o: Record<string, unknown>): 1 {
+function expectVersion(what: string, o: Record<string, unknown>): typeof PROTOCOL_VERSION {
   if (o.v !== PROTOCOL_VERSION) invalid(what, `unsupported version ${JSON.stringify(o.v)}, expected ${PROTOCOL_VERSION}`);
   return PROTOCOL_VERSION;
 }
@@ -195,7 +195,7 @@ export function parseClientHello(v: unknown): ClientHello {
   return hello;
 }
 
-/** Validates a decoded ServerAccept, including that cid and resetToken are canonical base64 of the right length. */
+/** Validates a decoded ServerAccept, including that cid (CID_LENGTH bytes) and resetToken are canonical base64 of the right length. */
 export function parseServerAccept(v: unknown): ServerAccept {
   const what = "server accept";
   const o = expectRecord(what, v);

@@ -4,7 +4,7 @@ import type { Duplex } from "node:stream";
 import tls from "node:tls";
 import createDebug from "debug";
 import { FastnetError } from "../protocol/errors.js";
-import { CID_LENGTH, EXPORTER_LABEL, EXPORTER_LENGTH, exporterContext } from "../protocol/version.js";
+import { CID_LENGTH, EXPORTER_LABEL, EXPORTER_LENGTH, PROTOCOL_VERSION, exporterContext } from "../protocol/version.js";
 import {
   MessageReader,
   RESET_TOKEN_LENGTH,
@@ -13,6 +13,8 @@ import {
   parseClientHello,
   parseTransportParams,
   type ClientHello,
+  type ServerAccept,
+  type ServerReject,
   type TransportParams,
 } from "./handshake-messages.js";
 import { proxyHeadersOf } from "./proxy-headers.js";
@@ -21,7 +23,7 @@ import { answerStrayRequest, refuseUpgrade, type StrayContext } from "./stray-up
 const log = createDebug("fastnet:handshake");
 
 /** Value of the HTTP Upgrade header that starts a fastnet handshake. */
-export const FASTNET_UPGRADE = "fastnet/1";
+export const FASTNET_UPGRADE = `fastnet/${PROTOCOL_VERSION}`;
 
 /** Default request path of the handshake upgrade. */
 export const DEFAULT_HANDSHAKE_PATH = "/.fastnet";
@@ -123,7 +125,7 @@ export class PendingHandshake extends EventEmitter<{ timeout: []; close: [] }> {
 }
 
 /**
- * Runs fastnet handshakes on an existing HTTP server: `Upgrade: fastnet/1` requests to `path` become
+ * Runs fastnet handshakes on an existing HTTP server: `Upgrade: fastnet/2` requests to `path` become
  * TLS 1.3 connections carrying one ClientHello and one answer. Emits 'handshake'(PendingHandshake).
  */
 export class HandshakeServer extends EventEmitter<{ handshake: [PendingHandshake] }> {
@@ -325,8 +327,8 @@ class Connection {
     }
     const t = this.tls!;
     const keys = t.exportKeyingMaterial(EXPORTER_LENGTH, EXPORTER_LABEL, Buffer.from(exporterContext(a.cid)));
-    const msg = {
-      v: 1 as const,
+    const msg: ServerAccept = {
+      v: PROTOCOL_VERSION,
       cid: encodeBase64(a.cid),
       udpPort: a.udpPort,
       ...(a.udpHost !== undefined ? { udpHost: a.udpHost } : {}),
@@ -343,7 +345,7 @@ class Connection {
 
   reject(message: string, code?: number): void {
     if (this.state !== "pending") throw this.answeredError("reject");
-    const msg = { v: 1 as const, error: message, ...(code !== undefined ? { code } : {}) };
+    const msg: ServerReject = { v: PROTOCOL_VERSION, error: message, ...(code !== undefined ? { code } : {}) };
     this.state = "ending";
     this.outcome = true;
     this.owner.stats.rejected++;

@@ -1,11 +1,11 @@
-import { createHmac, randomFillSync } from "node:crypto";
+import { randomFillSync } from "node:crypto";
 import dgram from "node:dgram";
 import { EventEmitter, once } from "node:events";
 import http from "node:http";
 import { isIPv6 } from "node:net";
 import createDebug from "debug";
 import type { AeadBackend } from "../protocol/aead.js";
-import { cidCouldBeOurs, cidToHex, generateCid } from "../protocol/cid.js";
+import { CidAuthority, cidToHex, deriveCidKey } from "../protocol/cid.js";
 import { Connection, Received } from "../protocol/connection.js";
 import {
   DEFAULT_ENDPOINT_OPTIONS,
@@ -18,7 +18,7 @@ import {
 import { CID_OFFSET, MIN_PACKET_LENGTH } from "../protocol/packet-header.js";
 import { SessionTable } from "../protocol/session-table.js";
 import { DEFAULT_MIGRATION_OPTIONS, MigrationManager, SessionPaths, sameAddress, type PathAddress } from "../protocol/migration.js";
-import { MIN_RESET_LENGTH, RateLimiter, buildStatelessReset, statelessResetToken } from "../protocol/stateless-reset.js";
+import { MIN_RESET_LENGTH, RateLimiter, buildStatelessReset, deriveResetKey, statelessResetToken } from "../protocol/stateless-reset.js";
 import { CID_LENGTH, MAX_DATAGRAM_SIZE } from "../protocol/version.js";
 import { selectAeadBackend } from "./aead-select.js";
 import { generateDevCertificate } from "./dev-certificate.js";
@@ -54,8 +54,9 @@ export interface FastnetServerOptions extends Partial<SessionOptions>, Partial<E
    */
   webSocketRefusal?: string;
   /**
-   * Secret behind stateless reset tokens; it must survive a restart for clients to learn of it at once.
-   * Default: derived from `tls.key` when given, else random per process.
+   * Secret behind stateless reset tokens and the keyed tag in every connection ID; it must survive a
+   * restart for clients to learn of it at once. Default: derived from `tls.key` when given, else
+   * random per process.
    */
   statelessResetKey?: string | Uint8Array;
   /** Stateless resets sent per second at most (default 100). */
@@ -144,12 +145,17 @@ export class FastnetServer extends EventEmitter<{ session: [FastnetSession, Sess
   private readonly sessionOptions: SessionOptions;
   private readonly endpointOptions: EndpointOptions;
   private readonly aead: AeadBackend;
+  /** Every active CID of every session (up to ACTIVE_CID_LIMIT per session) → its session. */
   private readonly table = new SessionTable<ServerSessionState>();
+  /** Sessions from accept to close (the table holds each under several CIDs). */
+  private readonly states = new Set<ServerSessionState>();
   private readonly ownsHttp: boolean;
   private socket: dgram.Socket | null = null;
   private handshakes: HandshakeServer | null = null;
   private _fingerprint: Uint8Array | null = null;
   private readonly resetSecret: Uint8Array;
+  /** Issues and verifies this server's self-authenticating connection IDs. */
+  private readonly cids: CidAuthority;
   private udpBoundPort = 0;
   private startedHttp = false;
 
@@ -161,7 +167,9 @@ export class FastnetServer extends EventEmitter<{ session: [FastnetSession, Sess
     this.aead = selectAeadBackend(this.endpointOptions.aead);
     this.ownsHttp = !options.server;
     this.http = options.server ?? http.createServer();
-    this.resetSecret = resetSecretFrom(options);
+    const secret = longLivedSecret(options);
+    this.resetSecret = deriveResetKey(secret);
+    this.cids = new CidAuthority(deriveCidKey(secret), options.serverId);
     this.migration = new MigrationManager(
       resolveOptions(DEFAULT_MIGRATION_OPTIONS, {
         maxCandidatePaths: options.maxCandidatePaths,
@@ -194,7 +202,7 @@ export class FastnetServer extends EventEmitter<{ session: [FastnetSession, Sess
   }
 
   get sessionCount(): number {
-    return this.table.size;
+    return this.states.size;
   }
 
   /**
@@ -269,7 +277,7 @@ export class FastnetServer extends EventEmitter<{ session: [FastnetSession, Sess
   }
 
   private async onHandshake(p: PendingHandshake): Promise<void> {
-    if (this.table.size >= this.endpointOptions.maxSessions) {
+    if (this.states.size >= this.endpointOptions.maxSessions) {
       this.stats.sessionsRefused++;
       this.refuse(p, `server full: ${this.endpointOptions.maxSessions} sessions open`, 503);
       return;
@@ -285,9 +293,7 @@ export class FastnetServer extends EventEmitter<{ session: [FastnetSession, Sess
       }
     }
     if (!this.socket) return this.refuse(p, "server is shutting down");
-    let cid: Uint8Array;
-    do cid = generateCid(randomFillSync, this.options.serverId);
-    while (this.table.get(cid) !== undefined);
+    const cid = this.newCid();
     const params = transportParams(this.sessionOptions);
     let keyingMaterial: Uint8Array;
     try {
@@ -312,12 +318,21 @@ export class FastnetServer extends EventEmitter<{ session: [FastnetSession, Sess
       alloc: Buffer.allocUnsafe,
       peerParams: p.hello.params,
       options: this.sessionOptions,
+      // Spare CIDs (NEW_CONNECTION_ID) route here as soon as they are made; retired ones stop routing.
+      cidIssuer: {
+        issue: () => {
+          const spare = this.newCid();
+          this.table.add(spare, state);
+          return { cid: spare, resetToken: statelessResetToken(this.resetSecret, spare) };
+        },
+        retire: (old) => void this.table.delete(old),
+      },
     });
     const state: ServerSessionState = { session: null!, paths: new SessionPaths(), pending: p };
     state.session = new FastnetSession(connection, {
       send: (d) => this.sendTo(state, d),
       closed: () => {
-        this.table.delete(cid);
+        this.forget(state);
         this.migration.remove(state.session, state.paths);
         state.pending?.finish();
         state.pending = null;
@@ -325,6 +340,7 @@ export class FastnetServer extends EventEmitter<{ session: [FastnetSession, Sess
     });
     state.session.on("pathValidated", (data) => {
       const moved = this.migration.validated(state.session, state.paths, data);
+      if (sameAddress(state.paths.validated, state.paths.current)) connection.rememberValidatedCid();
       if (!moved) return;
       this.stats.migrations++;
       log("session %s migrated %s:%d -> %s:%d", cidToHex(cid), moved.from.address, moved.from.port, moved.to.address, moved.to.port);
@@ -335,13 +351,16 @@ export class FastnetServer extends EventEmitter<{ session: [FastnetSession, Sess
       if (!back) return;
       this.stats.pathValidationsFailed++;
       state.session.connection.revertPath();
+      // Back on the old path: with the CID used there, so the two paths stay unlinkable.
+      state.session.connection.restoreValidatedCid();
     });
     this.table.add(cid, state);
+    this.states.add(state);
     // If TLS dies or times out before the UDP bind, the half-made session goes with it.
     const abandon = (): void => {
       if (state.pending && state.paths.current === null) {
         state.pending = null;
-        this.table.delete(cid);
+        this.forget(state);
       }
     };
     p.once("close", abandon);
@@ -358,6 +377,20 @@ export class FastnetServer extends EventEmitter<{ session: [FastnetSession, Sess
         upgradeHeaders: p.upgradeHeaders,
       });
     });
+  }
+
+  /** A CID no session uses: config octet, server id, random nonce, keyed tag. */
+  private newCid(): Uint8Array {
+    let cid: Uint8Array;
+    do cid = this.cids.generate(randomFillSync);
+    while (this.table.get(cid) !== undefined);
+    return cid;
+  }
+
+  /** Stops routing every CID of a session to it, and stops counting it. */
+  private forget(state: ServerSessionState): void {
+    for (const cid of state.session.connection.activeCids()) this.table.delete(cid);
+    this.states.delete(state);
   }
 
   private sendTo(state: ServerSessionState, d: Uint8Array): void {
@@ -401,7 +434,11 @@ export class FastnetServer extends EventEmitter<{ session: [FastnetSession, Sess
         else if (decision.kind === "migrate") {
           const data = state.session.connection.startPathValidation(clock(), msg.length, decision.newNetwork);
           this.migration.challenged(paths, data, from);
-        } else if (decision.kind === "stay" && decision.reason === "rate-limited" && decision.first) this.stats.migrationsRefused++;
+        } else if (decision.kind === "stay" && decision.reason === "rate-limited") {
+          // The address stays, so does the CID sent there: the new path's CID must not appear on the old one.
+          state.session.connection.keepPreviousCid();
+          if (decision.first) this.stats.migrationsRefused++;
+        }
       }, fromCurrent);
     } catch (err) {
       // A bug, not input: keep the process alive and say so.
@@ -412,9 +449,9 @@ export class FastnetServer extends EventEmitter<{ session: [FastnetSession, Sess
   /** Answers a packet for an unknown CID with a stateless reset, if it is long enough and the rate allows. */
   private maybeReset(msg: Buffer, rinfo: dgram.RemoteInfo): void {
     if (!this.socket || msg.length <= MIN_RESET_LENGTH) return;
-    // Only CIDs we could have issued (our QUIC-LB config octet and server id): other traffic, random
-    // garbage included, is dropped without a reply like any other bad input.
-    if (!cidCouldBeOurs(msg.subarray(CID_OFFSET, CID_OFFSET + CID_LENGTH), this.options.serverId)) return;
+    // Only CIDs we issued (config octet, server id and keyed tag verify; an earlier process with the
+    // same secret counts): anything else, random garbage included, is dropped without a reply.
+    if (!this.cids.verify(msg, CID_OFFSET)) return;
     if (!this.resets.take(clock())) {
       this.stats.statelessResetsLimited++;
       return;
@@ -432,7 +469,7 @@ export class FastnetServer extends EventEmitter<{ session: [FastnetSession, Sess
    */
   async close(code = 1001, reason = "server closing"): Promise<void> {
     // A close waits for each session's unacknowledged messages (bounded); the socket must outlive that.
-    const sessions = [...this.table.values()].map((state) => state.session);
+    const sessions = [...this.states].map((state) => state.session);
     const closed = sessions.map((session) => (session.readyState === 3 ? Promise.resolve() : once(session, "close")));
     for (const session of sessions) session.close(code, reason);
     let timer: NodeJS.Timeout | undefined;
@@ -473,11 +510,12 @@ function bindUdp(type: "udp4" | "udp6", port: number, host: string | undefined):
   });
 }
 
-/** The stateless reset secret: configured, else derived from the TLS key (stable across restarts), else random. */
-function resetSecretFrom(options: FastnetServerOptions): Uint8Array {
+/**
+ * The secret behind reset tokens and CID tags: `statelessResetKey`, else the TLS key (stable across
+ * restarts), else random. Strings count as their UTF-8 bytes.
+ */
+function longLivedSecret(options: FastnetServerOptions): Uint8Array {
   const given = options.statelessResetKey ?? options.tls?.key;
-  if (given !== undefined && given.length > 0) {
-    return createHmac("sha256", "fastnet stateless reset v1").update(given).digest();
-  }
+  if (given !== undefined && given.length > 0) return typeof given === "string" ? new TextEncoder().encode(given) : Uint8Array.from(given);
   return randomFillSync(new Uint8Array(32));
 }

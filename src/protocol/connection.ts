@@ -1,6 +1,7 @@
 import type { AeadBackend } from "./aead.js";
 import { AEAD_TAG_LENGTH } from "./aead.js";
 import { defaultAllocator, type Allocator } from "./allocator.js";
+import { ACTIVE_CID_LIMIT, ConnectionIds, MAX_RETIRING_CIDS, type CidIssuer } from "./cid-set.js";
 import { NewReno, Pacer } from "./congestion.js";
 import { FastnetError } from "./errors.js";
 import {
@@ -26,7 +27,6 @@ import {
   CID_OFFSET,
   MAX_PAYLOAD_LENGTH,
   PacketType,
-  cidEquals,
   parseHeader,
   writeHeader,
   type ParsedHeader,
@@ -36,7 +36,7 @@ import { RangeSet } from "./range-set.js";
 import { ReplayWindow } from "./replay-window.js";
 import { RttEstimator } from "./rtt-estimator.js";
 import { emptyDropCounters, type ConnectionStats, type DropCounters } from "./stats.js";
-import { StreamReceiver, type StreamError } from "./stream-receive.js";
+import { MIN_PIECE_CHARGE, StreamReceiver, maxPieces, type StreamError } from "./stream-receive.js";
 import { StreamSender } from "./stream-send.js";
 import { MAX_DATAGRAM_SIZE } from "./version.js";
 
@@ -77,7 +77,7 @@ export type Received = (typeof Received)[keyof typeof Received];
 
 export interface ConnectionConfig {
   role: Role;
-  /** The 8-byte connection ID the server issued. */
+  /** The connection ID the server issued at the handshake (CID_LENGTH bytes, sequence number 0). */
   cid: Uint8Array;
   /** 64 bytes exported from the TLS 1.3 session with the CID in the context. */
   keyingMaterial: Uint8Array;
@@ -95,6 +95,8 @@ export interface ConnectionConfig {
   alloc?: Allocator;
   /** Client: the stateless reset token the server gave at the handshake (RFC 9000 §10.3). */
   resetToken?: Uint8Array;
+  /** Server: makes the spare CIDs announced in NEW_CONNECTION_ID and forgets retired ones (none: no spares). */
+  cidIssuer?: CidIssuer;
   /**
    * Packets that may fail authentication before the session closes (RFC 9001 §6.6 integrity limit;
    * default AEAD_INTEGRITY_LIMIT). Not a user option: tests set a small value.
@@ -122,6 +124,8 @@ interface SentPacket {
   ackLargest: number;
   /** Carried a PATH_CHALLENGE (retransmitted as a fresh challenge, not the same bytes). */
   appLimited: boolean;
+  /** Sequence numbers of the NEW_CONNECTION_ID (server) or RETIRE_CONNECTION_ID (client) frames carried. */
+  cids: number[] | null;
 }
 
 /** Packet-number threshold and time threshold for loss (RFC 9002 §6.1). */
@@ -153,6 +157,12 @@ const SENT_CONTROL_SLACK = 64;
  * filled hole that makes a million one-byte messages contiguous is delivered in small turns.
  */
 const MAX_MESSAGES_PER_TURN = 2048;
+/**
+ * STREAM frames per packet at most. Each is a range in the packet's sent record; retransmitting many
+ * scattered small lost ranges (a peer that acknowledged every other small packet) could otherwise put
+ * hundreds in one record.
+ */
+const MAX_STREAM_FRAMES_PER_PACKET = 16;
 /** Path validation gives up after max(3 PTO, this) (RFC 9000 §8.2.4). */
 const PATH_VALIDATION_MIN_MS = 200;
 /** Bounds of the wait for acknowledgements before a close goes out (see `close`). */
@@ -175,8 +185,9 @@ const OBJECT_CHARGE = 64;
  */
 export class Connection {
   readonly role: Role;
-  readonly cid: Uint8Array;
   readonly options: SessionOptions;
+  /** Our connection IDs: which ones packets may carry, which one we send with, and their frames. */
+  private readonly cids: ConnectionIds;
   private _state: ConnectionState = "binding";
 
   // Packet protection. Generations count key updates; the phase bit on the wire is generation & 1.
@@ -186,7 +197,9 @@ export class Connection {
   private sendGenConfirmed = true;
   private packetsUnderKey = 0;
   private recvCipher: PacketCipher;
-  private recvNext: PacketCipher;
+  /** The next generation's key, derived lazily and not before `nextKeysAt` (see rotateRecvKey). */
+  private recvNext: PacketCipher | null;
+  private nextKeysAt = 0;
   private recvPrev: PacketCipher | null = null;
   private recvPrevUntil = Infinity;
   private recvGen = 0;
@@ -245,7 +258,6 @@ export class Connection {
   private currentChallenge: Uint8Array | null = null;
   /** Pad the next ack-eliciting packet to the full size (a path probe: it grants the peer's budget). */
   private padNext = false;
-  private readonly resetToken: Uint8Array | null;
   private statelessResets = 0;
   private pingNeeded = false;
 
@@ -296,7 +308,6 @@ export class Connection {
 
   constructor(config: ConnectionConfig) {
     this.role = config.role;
-    this.cid = config.cid.slice();
     this.options = resolveOptions(DEFAULT_SESSION_OPTIONS, config.options);
     const peer = config.peerParams ?? transportParams(this.options);
     const secrets = splitExportedSecrets(config.keyingMaterial);
@@ -332,7 +343,8 @@ export class Connection {
     );
     this.random = config.random;
     this.aeadIntegrityLimit = config.aeadIntegrityLimit ?? AEAD_INTEGRITY_LIMIT;
-    this.resetToken = config.resetToken && config.resetToken.length === STATELESS_RESET_TOKEN_LENGTH ? config.resetToken.slice() : null;
+    const resetToken = config.resetToken && config.resetToken.length === STATELESS_RESET_TOKEN_LENGTH ? config.resetToken : null;
+    this.cids = new ConnectionIds(this.role, config.cid, resetToken, config.cidIssuer ?? null);
     // Once a frame made us close (a violation), the rest of its packet is ignored.
     this.visitor = {
       onPing: () => {},
@@ -370,6 +382,12 @@ export class Connection {
       onPathResponse: (data) => {
         if (!this.closingOrClosed) this.onPathResponse(data);
       },
+      onNewConnectionId: (seq, cid, token) => {
+        if (!this.closingOrClosed) this.onCidViolation(this.cids.onNewConnectionId(seq, cid, token));
+      },
+      onRetireConnectionId: (seq) => {
+        if (!this.closingOrClosed) this.onCidViolation(this.cids.onRetireConnectionId(seq));
+      },
     };
   }
 
@@ -392,6 +410,55 @@ export class Connection {
   /** Largest message `send` accepts: the smaller of our and the peer's limit. */
   get maxMessageSize(): number {
     return this.peerMaxMessage;
+  }
+
+  /** The connection ID our packets carry now (it changes when the client switches to a spare). */
+  get cid(): Uint8Array {
+    return this.cids.current;
+  }
+
+  /** Sequence number of `cid` (0: the handshake's). */
+  get cidSequence(): number {
+    return this.cids.currentSequence;
+  }
+
+  /** Client: unused spare CIDs. Server: issued CIDs besides the one in use. */
+  get spareCids(): number {
+    return this.cids.spareCount;
+  }
+
+  /** Server: the CIDs routed to this session (copies); the endpoint forgets them all at close. */
+  activeCids(): Uint8Array[] {
+    return this.cids.activeCids();
+  }
+
+  /**
+   * Client, on a move to a new local socket: send with an unused spare CID from the next packet on,
+   * so the old and the new path cannot be linked by CID. Older CIDs are retired (RETIRE_CONNECTION_ID)
+   * once a packet sent from now on is acknowledged. Returns false, changing nothing, with no spare.
+   */
+  switchCid(): boolean {
+    return this._state === "open" && this.cids.switchToSpare(this.nextPn, this.largestAckedPn);
+  }
+
+  /** Server: the session's address was validated; the CID in use now belongs to it (see `restoreValidatedCid`). */
+  rememberValidatedCid(): void {
+    this.cids.rememberValidated();
+  }
+
+  /** Server: sending went back to the last validated address; use the CID that was used there. */
+  restoreValidatedCid(): void {
+    this.cids.restoreValidated();
+  }
+
+  /** Server: the last packet's move was refused; keep the CID in use before it (it goes to the old address). */
+  keepPreviousCid(): void {
+    this.cids.undoSwitch();
+  }
+
+  /** A CID frame broke the rules: close as a protocol violation (RFC 9000 §19.15, §19.16). */
+  private onCidViolation(violation: string | null): void {
+    if (violation !== null) this.closeInternal(CloseCode.ProtocolError, `protocol violation: ${violation}`, true);
   }
 
   // ---------------------------------------------------------------- application API
@@ -648,7 +715,8 @@ export class Connection {
       this.dropped.malformed++;
       return Received.Dropped;
     }
-    if (!cidEquals(buf, CID_OFFSET, this.cid)) {
+    const cidIndex = this.cids.find(buf, CID_OFFSET);
+    if (cidIndex < 0) {
       this.dropped.unknownCid++;
       return Received.Dropped;
     }
@@ -670,17 +738,18 @@ export class Connection {
     }
     const aad = buf.subarray(0, h.headerLength);
     const sealed = buf.subarray(h.headerLength);
-    let cipher: PacketCipher;
+    let cipher: PacketCipher | null;
     let rotate = false;
     if (h.keyPhase === (this.recvGen & 1)) {
       cipher = this.recvCipher;
     } else if (this.recvPrev !== null && pn < this.recvGenFirstPn) {
       cipher = this.recvPrev;
     } else {
-      cipher = this.recvNext;
+      if (this.recvNext === null && now >= this.nextKeysAt) this.recvNext = this.recvCipher.next();
+      cipher = this.recvNext; // null: too soon after the last update, the packet cannot be opened
       rotate = true;
     }
-    const payload = cipher.open(pn, aad, sealed);
+    const payload = cipher === null ? null : cipher.open(pn, aad, sealed);
     if (payload === null) {
       this.dropped.decrypt++;
       this.checkStatelessReset(buf);
@@ -717,6 +786,7 @@ export class Connection {
       if (this.role === "server") this.challenge(now, Infinity, true);
     }
     const ackEliciting = this.frameFlags.ackEliciting;
+    this.cids.onPacket(cidIndex, newest);
     this.ackAppliedThisPacket = false;
     this.challengeInSeen = false;
     this.streamTurn(false);
@@ -724,6 +794,8 @@ export class Connection {
     if (this.challengeInSeen && !this.closingOrClosed && this.pathResponses.length < MAX_PATH_RESPONSES) {
       this.pathResponses.push(this.challengeIn.slice());
     }
+    // Replacements for retired CIDs (and the first spares, after the bind): at most 2 per packet.
+    if (this._state === "open") this.cids.topUp();
     if (ackEliciting && this._state === "open") {
       this.ackPending = true;
       this.ackElicitingUnacked++;
@@ -743,12 +815,7 @@ export class Connection {
    * server derived for our CID. Only the server that issued the CID can make it (RFC 9000 §10.3).
    */
   private checkStatelessReset(buf: Uint8Array): void {
-    const token = this.resetToken;
-    if (token === null || this.role !== "client") return;
-    const at = buf.length - STATELESS_RESET_TOKEN_LENGTH;
-    let diff = 0;
-    for (let i = 0; i < STATELESS_RESET_TOKEN_LENGTH; i++) diff |= buf[at + i]! ^ token[i]!;
-    if (diff !== 0) return;
+    if (!this.cids.matchesResetToken(buf)) return;
     this.statelessResets++;
     this.onPeerClose(CloseCode.Abnormal, "stateless reset: the server no longer knows this session");
   }
@@ -756,8 +823,13 @@ export class Connection {
   private rotateRecvKey(pn: number, now: number): void {
     this.recvPrev = this.recvCipher;
     this.recvPrevUntil = now + 3 * this.ptoBase();
-    this.recvCipher = this.recvNext;
-    this.recvNext = this.recvCipher.next();
+    this.recvCipher = this.recvNext!;
+    // Deriving keys costs some 100 µs, 40 packets' worth: a peer flipping the key phase on every
+    // packet must not make us derive on every packet. The next keys exist only one PTO from now
+    // (RFC 9001 §6.5 allows this); an honest peer waits for our ACK of this update before the
+    // next one (§6.1), and anything it sends earlier under newer keys is lost and sent again.
+    this.recvNext = null;
+    this.nextKeysAt = now + this.ptoBase();
     this.recvGen++;
     this.recvGenFirstPn = pn;
     // The peer updated: follow with our own send key (RFC 9001 §6.2).
@@ -797,6 +869,7 @@ export class Connection {
         this.cc.onAcked(p.size, p.timeSent, p.appLimited);
         if (p.stream) for (let i = 0; i < p.stream.length; i += 2) this.streamOut.onAcked(p.stream[i]!, p.stream[i + 1]!);
         if (p.ackLargest >= 0) this.received.remove(0, p.ackLargest);
+        if (p.cids) this.cids.onAcked(p.cids);
         if (!this.sendGenConfirmed && this.sendGenFirstPn >= 0 && p.pn >= this.sendGenFirstPn) this.sendGenConfirmed = true;
       } else {
         sent[w++] = p;
@@ -839,6 +912,7 @@ export class Connection {
         lostCount++;
         this.cc.onRemoved(p.size);
         if (p.stream) for (let i = 0; i < p.stream.length; i += 2) this.streamOut.onLost(p.stream[i]!, p.stream[i + 1]!);
+        if (p.cids) this.cids.onLost(p.cids);
         if (p.timeSent > largestLostSent) largestLostSent = p.timeSent;
         if (p.timeSent < firstLostSent) firstLostSent = p.timeSent;
       } else {
@@ -929,7 +1003,10 @@ export class Connection {
   /** See ConnectionStats.heldBytes. */
   get heldBytes(): number {
     let sentRanges = 0;
-    for (const p of this.sent) if (p.stream) sentRanges += p.stream.length;
+    for (const p of this.sent) {
+      if (p.stream) sentRanges += p.stream.length;
+      if (p.cids) sentRanges += p.cids.length;
+    }
     return (
       this.streamOut.heldBytes +
       this.streamIn.heldBytes +
@@ -1078,6 +1155,7 @@ export class Connection {
       this.datagrams.length > 0 ||
       this.pathResponses.length > 0 ||
       this.challengeDue(now) ||
+      this.cids.framesDue(this.largestAckedPn) ||
       this.streamOut.hasData(this.peerWindow);
     if (!wantsElicit) return ackDue ? this.buildPacket(now, "ack") : null;
     if (this.sent.length >= MAX_SENT_PACKETS) {
@@ -1125,6 +1203,7 @@ export class Connection {
     let ackEliciting = false;
     let ackLargest = -1;
     let stream: number[] | null = null;
+    let cids: number[] | null = null;
     let appLimited = true;
 
     if (kind === "close") {
@@ -1154,6 +1233,12 @@ export class Connection {
           c.sendAt = now + this.ptoBase(); // resent each PTO until answered or given up
           ackEliciting = true;
         }
+        if (kind !== "bind" && kind !== "control" && this.cids.framesDue(this.largestAckedPn)) {
+          const o = this.cids.writeFrames(p, off, room, (cids = []));
+          if (o > off) ackEliciting = true;
+          else cids = null;
+          off = o;
+        }
         while (kind !== "control" && this.datagrams.length > 0) {
           const d = this.datagrams[0]!;
           if (room - off < datagramFrameOverhead(d.length) + d.length) break;
@@ -1163,7 +1248,7 @@ export class Connection {
           this.counters.datagramsSent++;
           ackEliciting = true;
         }
-        for (; kind !== "control"; ) {
+        for (let frames = 0; kind !== "control" && frames < MAX_STREAM_FRAMES_PER_PACKET; frames++) {
           const space = room - off - streamFrameOverhead(this.streamOut.endOffset, room);
           if (space <= 0) break;
           this.streamOut.nextSegment(space, this.peerWindow, this.segment);
@@ -1213,7 +1298,7 @@ export class Connection {
     if (!this.addressValidated) this.bytesSentUnvalidated += total;
     if (this.sendGenFirstPn < 0) this.sendGenFirstPn = pn;
     if (ackEliciting) {
-      this.sent.push({ pn, timeSent: now, size: total, stream, ackLargest, appLimited: appLimited && this.cc.bytesInFlight < this.cc.cwnd / 2 });
+      this.sent.push({ pn, timeSent: now, size: total, stream, ackLargest, appLimited: appLimited && this.cc.bytesInFlight < this.cc.cwnd / 2, cids });
       this.cc.onSent(total);
       this.pacer.onSent(total);
       this.lastAckElicitingSent = now;
@@ -1241,6 +1326,30 @@ function streamErrorText(err: StreamError, maxPieces: number): string {
     case "too-many-pieces":
       return `too-many-pieces: more than ${maxPieces} separate out-of-order stream pieces`;
   }
+}
+
+/**
+ * The most `ConnectionStats.heldBytes` can reach for these options, whatever the peer does (it holds
+ * real keys and breaks every rule it can), given non-empty messages from the application. Each term:
+ * - send queue: sendQueueBytes of messages plus their length prefixes (at most one byte per byte);
+ * - receive side: out-of-order and parked bytes stay within receiveBufferBytes plus a turn's overshoot
+ *   (4 KiB), in buffers with at most a quarter of slack, plus the minimum charge per piece; plus the
+ *   partly reassembled message (allocated whole when its length arrives); plus the per-event charge
+ *   of one turn of delivered messages (their bytes are counted in the first term);
+ * - sent records, with at most MAX_STREAM_FRAMES_PER_PACKET ranges and the CID frames each;
+ * - queued datagrams, path responses and challenges.
+ */
+export function maxHeldBytes(o: SessionOptions): number {
+  const send = 2 * o.sendQueueBytes;
+  const receive =
+    Math.ceil(1.25 * (o.receiveBufferBytes + 4096)) +
+    MIN_PIECE_CHARGE * (maxPieces(o.receiveBufferBytes) + 1) +
+    o.maxMessageSize +
+    OBJECT_CHARGE * (MAX_MESSAGES_PER_TURN + 8);
+  const cidFrames = ACTIVE_CID_LIMIT + MAX_RETIRING_CIDS; // NEW/RETIRE_CONNECTION_ID sequence numbers a record lists
+  const sent = MAX_SENT_PACKETS * (SENT_RECORD_CHARGE + 8 * (2 * MAX_STREAM_FRAMES_PER_PACKET + cidFrames));
+  const queued = MAX_QUEUED_DATAGRAMS * (OBJECT_CHARGE + MAX_DATAGRAM_SIZE) + (MAX_PATH_RESPONSES + MAX_CHALLENGES) * OBJECT_CHARGE;
+  return send + receive + sent + queued;
 }
 
 /** Placeholder for a polled slot of the event queue. */

@@ -1,4 +1,5 @@
 import { readVarint, varintSize, writeVarint } from "./varint.js";
+import { CID_LENGTH } from "./version.js";
 
 /**
  * Frames inside a sealed packet (types are one byte; integers are QUIC varints):
@@ -11,6 +12,8 @@ import { readVarint, varintSize, writeVarint } from "./varint.js";
  *   0x05 CLOSE          code, reason length, UTF-8 reason
  *   0x06 PATH_CHALLENGE 8 bytes
  *   0x07 PATH_RESPONSE  8 bytes
+ *   0x08 NEW_CONNECTION_ID     sequence, CID (CID_LENGTH bytes), stateless reset token (16 bytes); server to client
+ *   0x09 RETIRE_CONNECTION_ID  sequence; client to server
  */
 export const FrameType = {
   Padding: 0x00,
@@ -21,12 +24,16 @@ export const FrameType = {
   Close: 0x05,
   PathChallenge: 0x06,
   PathResponse: 0x07,
+  NewConnectionId: 0x08,
+  RetireConnectionId: 0x09,
 } as const;
 
 /** ACK frames list at most this many ranges beyond the first (33 in all); older ones are dropped first. */
 export const MAX_ACK_RANGES = 32;
 export const MAX_CLOSE_REASON_BYTES = 256;
 export const PATH_DATA_LENGTH = 8;
+/** Stateless reset token length (RFC 9000 §10.3), also carried in NEW_CONNECTION_ID. */
+export const RESET_TOKEN_LENGTH = 16;
 
 /** Receives decoded frames. Views passed in alias the packet buffer: copy what must outlive the call. */
 export interface FrameVisitor {
@@ -38,6 +45,9 @@ export interface FrameVisitor {
   onClose(code: number, reason: string): void;
   onPathChallenge(data: Uint8Array): void;
   onPathResponse(data: Uint8Array): void;
+  /** Optional so that visitors which only validate or count need not name every frame. */
+  onNewConnectionId?(sequence: number, cid: Uint8Array, resetToken: Uint8Array): void;
+  onRetireConnectionId?(sequence: number): void;
 }
 
 /** A decoded ACK frame; one instance is reused per connection. */
@@ -134,6 +144,22 @@ export function walkFrames(
         if (type === FrameType.PathChallenge) visitor?.onPathChallenge(data);
         else visitor?.onPathResponse(data);
         cur.pos += PATH_DATA_LENGTH;
+        break;
+      }
+      case FrameType.NewConnectionId: {
+        const seq = readVarint(p, cur, end);
+        if (seq < 0 || cur.pos + CID_LENGTH + RESET_TOKEN_LENGTH > end) return false;
+        flags.ackEliciting = true;
+        const at = cur.pos;
+        cur.pos += CID_LENGTH + RESET_TOKEN_LENGTH;
+        visitor?.onNewConnectionId?.(seq, p.subarray(at, at + CID_LENGTH), p.subarray(at + CID_LENGTH, cur.pos));
+        break;
+      }
+      case FrameType.RetireConnectionId: {
+        const seq = readVarint(p, cur, end);
+        if (seq < 0) return false;
+        flags.ackEliciting = true;
+        visitor?.onRetireConnectionId?.(seq);
         break;
       }
       default:
@@ -237,4 +263,27 @@ export function writePathFrame(buf: Uint8Array, off: number, type: 0x06 | 0x07, 
   buf[off++] = type;
   buf.set(data.subarray(0, PATH_DATA_LENGTH), off);
   return off + PATH_DATA_LENGTH;
+}
+
+/** Bytes of a NEW_CONNECTION_ID frame with this sequence number. */
+export function newConnectionIdFrameSize(sequence: number): number {
+  return 1 + varintSize(sequence) + CID_LENGTH + RESET_TOKEN_LENGTH;
+}
+
+export function writeNewConnectionIdFrame(buf: Uint8Array, off: number, sequence: number, cid: Uint8Array, resetToken: Uint8Array): number {
+  buf[off++] = FrameType.NewConnectionId;
+  off = writeVarint(buf, off, sequence);
+  buf.set(cid.subarray(0, CID_LENGTH), off);
+  buf.set(resetToken.subarray(0, RESET_TOKEN_LENGTH), off + CID_LENGTH);
+  return off + CID_LENGTH + RESET_TOKEN_LENGTH;
+}
+
+/** Bytes of a RETIRE_CONNECTION_ID frame with this sequence number. */
+export function retireConnectionIdFrameSize(sequence: number): number {
+  return 1 + varintSize(sequence);
+}
+
+export function writeRetireConnectionIdFrame(buf: Uint8Array, off: number, sequence: number): number {
+  buf[off++] = FrameType.RetireConnectionId;
+  return writeVarint(buf, off, sequence);
 }

@@ -5,8 +5,8 @@ import { AEAD_TAG_LENGTH } from "./aead.js";
  * Packet header (all of it is the AEAD's associated data):
  *
  *   byte 0   flags: TT K 000 LL   TT = packet type, K = key phase, LL = packet number length - 1
- *   1..8     connection ID
- *   9..      truncated packet number, 1 to 4 bytes, big-endian
+ *   1..12    connection ID (CID_LENGTH bytes)
+ *   13..     truncated packet number, 1 to 4 bytes, big-endian
  *
  * The reserved bits must be zero; they are authenticated, so a flipped bit fails the AEAD anyway.
  */

@@ -37,6 +37,11 @@ export class RangeSet {
     return lo;
   }
 
+  /** Index of the first range that ends after `v` (contains or follows it); `size` when none does. */
+  firstEndingAfter(v: number): number {
+    return this.lowerBound(v + 1);
+  }
+
   contains(v: number): boolean {
     const i = this.lowerBound(v + 1);
     return i < this.starts.length && this.starts[i]! <= v && v < this.ends[i]!;

@@ -1,8 +1,9 @@
 import { CID_LENGTH } from "./version.js";
 
 /**
- * Sessions by connection ID, never by address. Lookups read the CID straight from the datagram and
- * allocate nothing: the last four CID bytes (random) pick a bucket, then bytes are compared.
+ * Sessions by connection ID, never by address; a session is in the table under each of its active
+ * CIDs. Lookups read the CID straight from the datagram and allocate nothing: the last four CID bytes
+ * (the keyed tag, uniform to anyone without the key) pick a bucket, then bytes are compared.
  */
 export class SessionTable<T> {
   private readonly buckets = new Map<number, { cid: Uint8Array; value: T }[]>();

@@ -9,9 +9,18 @@ import { CID_LENGTH } from "./version.js";
  * with a datagram ending in a token only it can compute for that CID, so the client closes at once
  * instead of waiting for its idle timeout. The token is a keyed hash of the CID under a server secret
  * that outlives the process (derived from the TLS key, or configured), never sent except to the client.
+ * A server answers only CIDs whose keyed tag verifies (cid.ts): what it did not issue gets no reply.
  */
 
-/** Token for a CID under `secret` (HMAC-SHA256, truncated to 16 bytes). */
+/** Label of the reset key derivation: reset_key = HMAC-SHA256(key = label, data = secret). */
+export const RESET_KEY_LABEL = "fastnet stateless reset v2";
+
+/** The stateless reset key for a long-lived server secret (the statelessResetKey or the TLS key). */
+export function deriveResetKey(secret: Uint8Array): Uint8Array {
+  return hmac(sha256, new TextEncoder().encode(RESET_KEY_LABEL), secret);
+}
+
+/** Token for a CID under the reset key (HMAC-SHA256, truncated to 16 bytes). */
 export function statelessResetToken(secret: Uint8Array, cid: Uint8Array): Uint8Array {
   return hmac(sha256, secret, cid).subarray(0, STATELESS_RESET_TOKEN_LENGTH);
 }

@@ -142,7 +142,7 @@ export class StreamSender {
     start = Math.max(start, this.ackedFloor);
     this.lost.add(start, end);
     // Parts acknowledged meanwhile (a spurious loss, or a copy that got through) need no resend.
-    for (let i = 0; i < this.acked.size; i++) {
+    for (let i = this.acked.firstEndingAfter(start); i < this.acked.size; i++) {
       const s = this.acked.starts[i]!;
       if (s >= end) break;
       this.lost.remove(s, this.acked.ends[i]!);

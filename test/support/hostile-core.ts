@@ -36,7 +36,8 @@ export class HostileClient {
   readonly events: ConnectionEvent[] = [];
   /** Every datagram the server sent, opened. */
   readonly received: OpenedPacket[] = [];
-  private readonly seal: PacketCipher;
+  /** Client-to-server ciphers by key generation. */
+  private readonly sealers: PacketCipher[];
   private readonly open: PacketCipher;
   private largestFromServer = -1;
   private readonly header: ParsedHeader = { type: PacketType.Data, keyPhase: 0, pnLength: 1, truncatedPn: 0, headerLength: 0 };
@@ -59,12 +60,15 @@ export class HostileClient {
       ...config,
     });
     const secrets = splitExportedSecrets(this.keyingMaterial);
-    this.seal = new PacketCipher(fastBackend(), secrets.clientToServer);
+    this.sealers = [new PacketCipher(fastBackend(), secrets.clientToServer)];
     this.open = new PacketCipher(fastBackend(), secrets.serverToClient);
   }
 
-  /** Seals `frames` under packet number `pn` (4-byte encoding). Pads a Bind to the full size. */
-  packet(frames: Uint8Array, pn: number, type: PacketType = PacketType.Data): Uint8Array {
+  /**
+   * Seals `frames` under packet number `pn` (4-byte encoding) with the key of `generation` (key
+   * updates; the phase bit is its low bit). Pads a Bind to the full size.
+   */
+  packet(frames: Uint8Array, pn: number, type: PacketType = PacketType.Data, generation = 0): Uint8Array {
     const headerLength = 1 + CID_LENGTH + 4;
     let payload = frames;
     if (type === PacketType.Bind) {
@@ -72,8 +76,9 @@ export class HostileClient {
       payload.set(frames);
     }
     const out = new Uint8Array(headerLength + payload.length + AEAD_TAG_LENGTH);
-    writeHeader(out, type, 0, this.cid, pn, 4);
-    this.seal.seal(out, headerLength, pn, out.subarray(0, headerLength), payload);
+    writeHeader(out, type, (generation & 1) as 0 | 1, this.cid, pn, 4);
+    while (this.sealers.length <= generation) this.sealers.push(this.sealers[this.sealers.length - 1]!.next());
+    this.sealers[generation]!.seal(out, headerLength, pn, out.subarray(0, headerLength), payload);
     return out;
   }
 

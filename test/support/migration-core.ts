@@ -4,6 +4,7 @@
  */
 import { Connection, type ConnectionEvent } from "../../src/protocol/connection.js";
 import type { SessionOptions } from "../../src/protocol/options.js";
+import { CID_LENGTH } from "../../src/protocol/version.js";
 import { Prng, fastBackend } from "./sim-network.js";
 
 export interface OpenPair {
@@ -23,8 +24,8 @@ export interface OpenPair {
  */
 export function openPair(seed: number, options: Partial<SessionOptions> = {}): OpenPair {
   const rng = new Prng(seed);
-  const cid = rng.bytes(8);
-  cid[0] = 0x07;
+  const cid = rng.bytes(CID_LENGTH);
+  cid[0] = CID_LENGTH - 1; // QUIC-LB config octet, config 0
   const keyingMaterial = rng.bytes(64);
   const resetToken = rng.bytes(16);
   const now = 1_000_000;

@@ -16,6 +16,7 @@ import type { Allocator } from "../../src/protocol/allocator.js";
 import { Connection, type ConnectionEvent } from "../../src/protocol/connection.js";
 import type { SessionOptions } from "../../src/protocol/options.js";
 import type { TransportParams } from "../../src/protocol/connection.js";
+import { CID_LENGTH } from "../../src/protocol/version.js";
 import { selectAeadBackend } from "../../src/node/aead-select.js";
 
 // ------------------------------------------------------------------------------------------------ PRNG
@@ -146,7 +147,7 @@ export function makePair(cfg: PairConfig): Pair {
   const rng = new Prng(cfg.seed ^ 0x5eed_0001);
   const now = cfg.now ?? 1_000_000;
   const keyingMaterial = cfg.keyingMaterial ?? rng.bytes(64);
-  const cid = cfg.cid ?? rng.bytes(8);
+  const cid = cfg.cid ?? rng.bytes(CID_LENGTH);
   const aead = cfg.aead ?? fastBackend();
   const clientRng = rng.fork();
   const serverRng = rng.fork();
