@@ -178,7 +178,7 @@ describe("hostile input against the Node driver", function () {
       const answers = await Promise.all(Array.from({ length: 50 }, () => exchange(server.port, upgrade("/somewhere/else", "custom/1"))));
       for (const a of answers) {
         assert.match(a, /^HTTP\/1\.1 404 Not Found\r\n/);
-        assert.match(a, /nothing here takes an Upgrade to "custom\/1": fastnet handshakes use "Upgrade: fastnet\/1" at \/\.fastnet/);
+        assert.match(a, /nothing here takes an Upgrade to "custom\/1": fastnet handshakes use "Upgrade: fastnet\/2" at \/\.fastnet/);
       }
       await tcpConnectionsDrop(0);
     });
@@ -187,15 +187,15 @@ describe("hostile input against the Node driver", function () {
       await start();
       const a = await exchange(server.port, upgrade("/.fastnet", "fastnet/0"));
       assert.match(a, /^HTTP\/1\.1 426 Upgrade Required\r\n/);
-      assert.match(a, /\r\nUpgrade: fastnet\/1\r\n/);
-      assert.match(a, /\/\.fastnet takes "Upgrade: fastnet\/1", not "fastnet\/0"/);
+      assert.match(a, /\r\nUpgrade: fastnet\/2\r\n/);
+      assert.match(a, /\/\.fastnet takes "Upgrade: fastnet\/2", not "fastnet\/0"/);
     });
 
     it("a request to the handshake path without Connection: Upgrade gets a 426 saying what is missing", async () => {
       await start();
-      const a = await exchange(server.port, "GET /.fastnet HTTP/1.1\r\nHost: x\r\nUpgrade: fastnet/1\r\n\r\n");
+      const a = await exchange(server.port, "GET /.fastnet HTTP/1.1\r\nHost: x\r\nUpgrade: fastnet/2\r\n\r\n");
       assert.match(a, /^HTTP\/1\.1 426 Upgrade Required\r\n/);
-      assert.match(a, /"Connection: Upgrade" and "Upgrade: fastnet\/1"/);
+      assert.match(a, /"Connection: Upgrade" and "Upgrade: fastnet\/2"/);
     });
 
     it("a WebSocket upgrade is closed with 1008 and a reason naming fastnet", async () => {

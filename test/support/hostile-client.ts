@@ -7,9 +7,10 @@
  */
 import dgram from "node:dgram";
 import { selectAeadBackend } from "../../src/node/aead-select.js";
-import { performHandshake } from "../../src/node/handshake-client.js";
+import { performHandshake, type ClientHandshake } from "../../src/node/handshake-client.js";
 import { AckFrame, FrameType, walkFrames, writeAckFrame, writePathFrame, writeStreamFrameHeader, type FrameVisitor } from "../../src/protocol/frames.js";
 import { PacketCipher, splitExportedSecrets } from "../../src/protocol/key-schedule.js";
+import { maxHeldBytes } from "../../src/protocol/connection.js";
 import { DEFAULT_SESSION_OPTIONS, transportParams } from "../../src/protocol/options.js";
 import { CID_OFFSET, PacketType, cidEquals, parseHeader, writeHeader, type ParsedHeader } from "../../src/protocol/packet-header.js";
 import { decodePacketNumber } from "../../src/protocol/packet-number.js";
@@ -19,15 +20,14 @@ import { AEAD_TAG_LENGTH } from "../../src/protocol/aead.js";
 import { CID_LENGTH, MAX_DATAGRAM_SIZE } from "../../src/protocol/version.js";
 
 /**
- * The documented worst-case memory of one hostile session on the server, in bytes: what
- * `session.getStats().heldBytes` (plus, for an application that queues behind the send queue as the
- * Colyseus adapters do, its SendBacklog) must stay under whatever the peer does.
- * Until the engine exports its own constant this is the harness's: 4 MiB, which is the 512 KiB send
- * queue, a fully used 1 MiB receive window charged per piece, a 512 KiB partial message, the
- * sent-packet records and a backlog, with room to spare; an unbounded structure blows through it
- * within the few thousand packets a test sends.
+ * The documented worst case of one hostile session's `session.getStats().heldBytes` on the server
+ * with the default options, whatever the peer does: the engine's own bound, `maxHeldBytes` (send
+ * queue, receive window and piece charges, the partly reassembled message, sent-packet records,
+ * queued datagrams and path frames: 3,585,024 bytes with the defaults). An application that queues
+ * behind the send queue in a SendBacklog, as the Colyseus adapters do, adds at most its
+ * DEFAULT_BACKLOG_BYTES (2 MiB) on top.
  */
-export const HOSTILE_SESSION_BOUND_BYTES = 4 * 1024 * 1024;
+export const HOSTILE_SESSION_BOUND_BYTES = maxHeldBytes(DEFAULT_SESSION_OPTIONS);
 
 /** Packet numbers are always sent in 4 bytes: the server decodes them whatever it acknowledged. */
 const PN_LENGTH = 4;
@@ -113,7 +113,7 @@ export interface SocketLedger {
   datagramsReceived: number;
   /** Server packet numbers that arrived here (kept to 64 ranges). */
   readonly received: RangeSet;
-  /** PATH_CHALLENGE data that arrived here (the hostile never answers unless told to). */
+  /** PATH_CHALLENGE data that arrived here (answered only on the first socket, see `proveAddress`). */
   challenges: Uint8Array[];
 }
 
@@ -169,18 +169,27 @@ export class HostileClient {
   private readonly ackScratch = new AckFrame();
   private readonly flags = { ackEliciting: false };
   private readonly waiters = new Set<() => void>();
+  private readonly closeHandshake: () => void;
+  private readonly autoAck: boolean;
+  private readonly proveAddress: boolean;
+  /** The last PATH_CHALLENGE in the packet being read, if any. */
+  private challengeIn: Uint8Array | null = null;
   private current: SocketLedger | null = null;
   private closed = false;
 
-  private constructor(cid: Uint8Array, keyingMaterial: Uint8Array, serverWindow: number, host: string, port: number) {
+  private constructor(hs: ClientHandshake, o: HostileOptions) {
     const aead = selectAeadBackend("auto");
-    const secrets = splitExportedSecrets(keyingMaterial);
-    this.cid = cid;
+    const secrets = splitExportedSecrets(hs.keyingMaterial);
+    this.cid = hs.accept.cid;
     this.sendCipher = new PacketCipher(aead, secrets.clientToServer);
     this.recvCipher = new PacketCipher(aead, secrets.serverToClient);
-    this.serverWindow = serverWindow;
-    this.serverHost = host;
-    this.serverPort = port;
+    this.serverWindow = hs.accept.params.receiveBufferBytes;
+    this.serverHost = hs.accept.udpHost;
+    this.serverPort = hs.accept.udpPort;
+    // The server keeps the TLS connection until the UDP bind: closing it before would abandon the session.
+    this.closeHandshake = () => hs.close();
+    this.autoAck = o.autoAck ?? false;
+    this.proveAddress = o.proveAddress ?? true;
   }
 
   /** Handshake (TLS 1.3, real keys) and the first UDP socket. Nothing is sent over UDP yet. */
@@ -191,11 +200,7 @@ export class HostileClient {
       fingerprint: o.fingerprint,
       timeoutMs: 10_000,
     });
-    // The server keeps the TLS connection until the UDP bind; closing it now would abandon the session.
-    const client = new HostileClient(hs.accept.cid, hs.keyingMaterial, hs.accept.params.receiveBufferBytes, hs.accept.udpHost, hs.accept.udpPort);
-    client.closeHandshake = () => hs.close();
-    client.autoAck = o.autoAck ?? false;
-    client.proveAddress = o.proveAddress ?? true;
+    const client = new HostileClient(hs, o);
     try {
       client.current = await client.addSocket(o.localAddress ?? "127.0.0.1");
     } catch (err) {
@@ -205,11 +210,6 @@ export class HostileClient {
     return client;
   }
 
-  private closeHandshake: () => void = () => {};
-  private autoAck = false;
-  private proveAddress = true;
-  /** The last PATH_CHALLENGE in the packet being read, if any. */
-  private challengeIn: Uint8Array | null = null;
 
   /** Opens another local socket (a new source address for migration), bound to `address` on an OS-chosen port. */
   async addSocket(address: string): Promise<SocketLedger> {
