@@ -136,3 +136,24 @@ describe("core hostile: address validation by PATH_RESPONSE only", function () {
     });
   }
 });
+
+describe("core hostile: no timer spin while blocked by the 3x limit", function () {
+  it("a server whose unproven peer acked data, then went silent, arms no due timer until the peer is heard (RFC 9002 §6.2.2.1)", function () {
+    const h = new HostileClient(40);
+    h.bind(false); // never answers the challenge: the address stays unproven
+    h.server.send(new Uint8Array(50_000));
+    // The peer acknowledges what arrives (a small RTT is measured) and then vanishes.
+    ackFlood(h, 5, 1200);
+    let wakeups = 0;
+    const end = h.now + 8_000; // inside the 10 s idle timeout
+    for (let guard = 0; guard < 100_000 && h.server.state === "open"; guard++) {
+      const at = h.server.pollTimeout();
+      if (at === null || at > end) break;
+      wakeups++;
+      h.tick(Math.max(at, h.now));
+    }
+    // Each PTO doubles up to 64x; without the rule the deadline stays due once the backoff caps.
+    assert.ok(wakeups < 50, `${wakeups} timer wake-ups in 8 s of silence while blocked`);
+    assert.equal(h.server.state, "open");
+  });
+});

@@ -129,6 +129,12 @@ describe("handshake messages", () => {
     assert.throws(() => encodeHandshakeMessage(big), (e: unknown) => e instanceof FastnetError && e.code === "MESSAGE_TOO_LARGE");
   });
 
+  it("refuses a hello whose version is nested thousands deep with a named error, not a stack overflow", () => {
+    const hostile = JSON.parse(JSON.stringify({ ...hello, v: 0 }).replace('"v":0', `"v":${"[".repeat(8000)}1${"]".repeat(8000)}`));
+    assert.ok(Array.isArray(hostile.v));
+    assert.throws(() => parseClientHello(hostile), (e: unknown) => e instanceof FastnetError && e.code === "HANDSHAKE_FAILED" && /unsupported version an array/.test(e.message));
+  });
+
   it("validates hellos strictly, naming the field, and drops unknown fields", () => {
     assert.deepEqual(parseClientHello({ ...hello, extra: true }), hello);
     assert.deepEqual(parseClientHello({ v: 2, path: "/", params: { ...PARAMS, more: 1 } }), { v: 2, path: "/", params: PARAMS });

@@ -143,8 +143,16 @@ function describe(v: unknown): string {
   return typeof v;
 }
 
+/** A number or a (cut) string as JSON, anything else by its kind. */
+function quoteScalar(v: unknown): string {
+  if (typeof v === "number") return String(v);
+  if (typeof v === "string") return JSON.stringify(v.slice(0, 32));
+  return describe(v);
+}
+
 function expectVersion(what: string, o: Record<string, unknown>): typeof PROTOCOL_VERSION {
-  if (o.v !== PROTOCOL_VERSION) invalid(what, `unsupported version ${JSON.stringify(o.v)}, expected ${PROTOCOL_VERSION}`);
+  // Only a number is quoted: a hostile hello's `v` may be nested thousands deep (JSON.stringify would overflow the stack).
+  if (o.v !== PROTOCOL_VERSION) invalid(what, `unsupported version ${quoteScalar(o.v)}, expected ${PROTOCOL_VERSION}`);
   return PROTOCOL_VERSION;
 }
 

@@ -1032,10 +1032,12 @@ export class Connection {
       t = Math.min(t, this.lossDetectionDeadline());
       return t;
     }
-    t = Math.min(t, this.lossDetectionDeadline(), this.stallAt());
     // A deadline whose packet cannot leave (anti-amplification) or is already due would spin the
-    // driver: report it only when acting on it can send something (RFC 9002 §6.2.2.1).
-    if (!this.amplificationBlocked()) {
+    // driver: report it only when acting on it can send something (RFC 9002 §6.2.2.1). A probe
+    // timeout cannot send while blocked, so it is not armed until the peer is heard from again.
+    const blocked = this.amplificationBlocked();
+    t = Math.min(t, blocked && this.lossTime === Infinity ? Infinity : this.lossDetectionDeadline(), this.stallAt());
+    if (!blocked) {
       if (this.ackPending) t = Math.min(t, this.ackDeadline);
       if (!this.pingNeeded) t = Math.min(t, this.keepAliveAt());
     }
@@ -1043,7 +1045,7 @@ export class Connection {
     if (this.recvPrev) t = Math.min(t, this.recvPrevUntil);
     if (this.drain) t = Math.min(t, this.drain.deadline);
     if (this.streamIn.hasParked) t = Math.min(t, this.now); // more messages to deliver: a turn is due
-    for (const c of this.challenges) t = Math.min(t, c.deadline, this.amplificationBlocked() ? Infinity : c.sendAt);
+    for (const c of this.challenges) t = Math.min(t, c.deadline, blocked ? Infinity : c.sendAt);
     return t;
   }
 
@@ -1110,7 +1112,7 @@ export class Connection {
     if (now >= lossAt) {
       if (this.lossTime !== Infinity) {
         this.detectLoss(now);
-      } else {
+      } else if (!this.amplificationBlocked()) {
         // Probe timeout (RFC 9002 §6.2.4): send up to two ack-eliciting probes, retransmitting the oldest data.
         this.ptoCount++;
         this.probeTimeouts++;
