@@ -181,7 +181,7 @@ async function main(args: Args): Promise<void> {
   const rng = new Rng(args.seed, "soak");
   const relay = new SoakRelay({ loss: args.loss, duplicate: args.loss / 4, reorder: args.loss / 2 }, new Rng(args.seed, "relay"));
   const relayPort = await relay.listen();
-  const server = await startScriptChild(SERVER_SCRIPT, "soak", [String(relayPort)], START_TIMEOUT_MS, ["--expose-gc"]);
+  const server = await startScriptChild(SERVER_SCRIPT, "soak", [String(relayPort), String(Math.ceil(args.minutes * 60_000 + 5 * 60_000))], START_TIMEOUT_MS, ["--expose-gc"]);
   relay.setServer(server.info.udpPort);
   const url = `http://${HOST}:${server.info.port}`;
   const fingerprint = server.info.fingerprint!;

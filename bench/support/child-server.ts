@@ -15,6 +15,7 @@ export type ChildMessage =
 export type ParentMessage = { type: "stop" };
 
 /** Hard cap on how long a child lives, whatever the parent does (the whole benchmark takes far less). */
+/** Default lifetime of a server child; a longer benchmark (the soak) passes its own. */
 const MAX_LIFETIME_MS = 15 * 60_000;
 
 /**
@@ -44,13 +45,14 @@ export function runServerChild<P extends { type: string }>(
   bench: string,
   ipcSend: ((msg: ChildMessage) => void) | null,
   start: () => Promise<ChildServer<P>>,
+  lifetimeMs = MAX_LIFETIME_MS,
 ): void {
   const main = async (): Promise<void> => {
     if (!ipcSend) throw new Error(`${name}.ts must be started by bench/${bench}.ts with an IPC channel`);
     const lifetime = setTimeout(() => {
       process.stderr.write(`${name} child: lifetime limit reached, exiting\n`);
       process.exit(3);
-    }, MAX_LIFETIME_MS);
+    }, lifetimeMs);
     lifetime.unref();
     // The parent is gone (or closed the channel): nobody will ever stop us, so go now.
     process.on("disconnect", () => process.exit(0));

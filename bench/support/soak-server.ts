@@ -2,7 +2,7 @@
  * Child process of bench/soak.ts: ONE FastnetServer (dev certificate, every option at its default) on
  * loopback that advertises the soak's relay as its UDP address and echoes every reliable message and
  * every datagram back on the session it came from. Started with fork() by the soak (with --expose-gc);
- * never run by hand. Usage (argv): soak-server.ts <relayPort>
+ * never run by hand. Usage (argv): soak-server.ts <relayPort> <lifetimeMs> (the run's length plus a margin)
  *
  * Reliable messages start with a 4-byte big-endian sequence number, 0, 1, 2, ... per session: the
  * child counts every message that does not carry the next number (a loss, duplicate or reordering the
@@ -152,4 +152,4 @@ runServerChild<SoakParentMessage>("soak-server", "soak", send, async () => {
       });
     },
   };
-});
+}, Number(process.argv[3]) || undefined);
