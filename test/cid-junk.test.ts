@@ -136,6 +136,18 @@ describe("CIDs are self-authenticating: no replies to junk", function () {
     const reset = raw.received[0]!;
     assert.ok(reset.length < 100);
     assert.deepEqual([...reset.subarray(1, 1 + CID_LENGTH)], [...issued]);
+
+    // The same issued CID behind flags that fail the first check of docs/protocol.md §3.1 (type 00 or
+    // 11, a Bind shape with reserved bits, a reserved bit set) is malformed: dropped before any reply.
+    const malformedBefore = server.stats.malformed;
+    for (const flags of [0x00, 0xc0, 0x40 | 0x04, 0x80 | 0x08]) {
+      const d = shaped(rng, 100, issued);
+      d[0] = flags;
+      await raw.send(d, server.udpPort);
+    }
+    await waitFor(() => server.stats.malformed === malformedBefore + 4, 3000, "the malformed datagrams to be counted");
+    await settle();
+    assert.equal(raw.received.length, 1, "no reply to a malformed datagram, even under an issued CID");
   });
 
   it("a restarted server with the same statelessResetKey answers its predecessor's CID, and junk with none", async () => {

@@ -15,11 +15,11 @@ import {
   type EndpointOptions,
   type SessionOptions,
 } from "../protocol/options.js";
-import { CID_OFFSET, MIN_PACKET_LENGTH } from "../protocol/packet-header.js";
+import { CID_OFFSET, PacketType, parseHeader, type ParsedHeader } from "../protocol/packet-header.js";
 import { SessionTable } from "../protocol/session-table.js";
 import { DEFAULT_MIGRATION_OPTIONS, MigrationManager, SessionPaths, sameAddress, type PathAddress } from "../protocol/migration.js";
 import { MIN_RESET_LENGTH, RateLimiter, buildStatelessReset, deriveResetKey, statelessResetToken } from "../protocol/stateless-reset.js";
-import { CID_LENGTH, MAX_DATAGRAM_SIZE } from "../protocol/version.js";
+import { CID_LENGTH } from "../protocol/version.js";
 import { selectAeadBackend } from "./aead-select.js";
 import { generateDevCertificate } from "./dev-certificate.js";
 import { HandshakeServer, type PendingHandshake } from "./handshake-server.js";
@@ -156,6 +156,8 @@ export class FastnetServer extends EventEmitter<{ session: [FastnetSession, Sess
   private readonly resetSecret: Uint8Array;
   /** Issues and verifies this server's self-authenticating connection IDs. */
   private readonly cids: CidAuthority;
+  /** Scratch for the header check of every datagram (no allocation per packet). */
+  private readonly header: ParsedHeader = { type: PacketType.Data, keyPhase: 0, pnLength: 1, truncatedPn: 0, headerLength: 0 };
   private udpBoundPort = 0;
   private startedHttp = false;
 
@@ -408,7 +410,9 @@ export class FastnetServer extends EventEmitter<{ session: [FastnetSession, Sess
 
   private readonly onDatagram = (msg: Buffer, rinfo: dgram.RemoteInfo): void => {
     this.stats.datagramsReceived++;
-    if (msg.length < MIN_PACKET_LENGTH || msg.length > MAX_DATAGRAM_SIZE) {
+    // docs/protocol.md §3.1 step 1 (size, type, reserved bits) before anything else: a malformed
+    // datagram is dropped even under a CID we issued, so it cannot draw a stateless reset either.
+    if (!parseHeader(msg, this.header)) {
       this.stats.malformed++;
       return;
     }
