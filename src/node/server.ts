@@ -21,7 +21,7 @@ import { DEFAULT_MIGRATION_OPTIONS, MigrationManager, SessionPaths, sameAddress,
 import { MIN_RESET_LENGTH, RateLimiter, buildStatelessReset, deriveResetKey, statelessResetToken } from "../protocol/stateless-reset.js";
 import { CID_LENGTH, MAX_DATAGRAM_SIZE } from "../protocol/version.js";
 import { selectAeadBackend } from "./aead-select.js";
-import { generateDevCertificate } from "./dev-certificate.js";
+import { generateDevCertificate, loadOrCreateDevCertificate } from "./dev-certificate.js";
 import { HandshakeServer, type PendingHandshake } from "./handshake-server.js";
 import type { ClientHello } from "./handshake-messages.js";
 import { FastnetSession, clock } from "./session.js";
@@ -32,8 +32,17 @@ const log = createDebug("fastnet:server");
 const CLOSE_WAIT_MS = 2500;
 
 export interface FastnetServerOptions extends Partial<SessionOptions>, Partial<EndpointOptions> {
-  /** PEM certificate chain and key. Without them a self-signed dev certificate is generated at listen(). */
+  /**
+   * PEM certificate chain and key. Without them listen() uses the dev certificate kept in
+   * `devCertificateDir` (a self-signed one, made there on first use and reused across restarts).
+   */
   tls?: { cert: string | Buffer; key: string | Buffer };
+  /**
+   * Where the dev certificate is kept when no `tls` is given (default `.fastnet` under the working
+   * directory): restarts and every process started with the same directory present the same
+   * certificate, so clients' pins keep working. `false`: a new in-memory certificate per listen().
+   */
+  devCertificateDir?: string | false;
   /** An existing HTTP server to run the handshake on (it is not listened on by us). */
   server?: http.Server;
   /** UDP port; defaults to the TCP port number. */
@@ -55,8 +64,8 @@ export interface FastnetServerOptions extends Partial<SessionOptions>, Partial<E
   webSocketRefusal?: string;
   /**
    * Secret behind stateless reset tokens and the keyed tag in every connection ID; it must survive a
-   * restart for clients to learn of it at once. Default: derived from `tls.key` when given, else
-   * random per process.
+   * restart for clients to learn of it at once. Default: derived from `tls.key` when given, else from
+   * the stored dev certificate's key, else (`devCertificateDir: false`) random per process.
    */
   statelessResetKey?: string | Uint8Array;
   /** Stateless resets sent per second at most (default 100). */
@@ -153,9 +162,10 @@ export class FastnetServer extends EventEmitter<{ session: [FastnetSession, Sess
   private socket: dgram.Socket | null = null;
   private handshakes: HandshakeServer | null = null;
   private _fingerprint: Uint8Array | null = null;
-  private readonly resetSecret: Uint8Array;
-  /** Issues and verifies this server's self-authenticating connection IDs. */
-  private readonly cids: CidAuthority;
+  private resetSecret: Uint8Array;
+  /** Issues and verifies this server's self-authenticating connection IDs (rekeyed by listen() from a stored dev key). */
+  private cids: CidAuthority;
+  private _devCertificate: DevCertificateInfo | null = null;
   private udpBoundPort = 0;
   private startedHttp = false;
 
@@ -183,6 +193,11 @@ export class FastnetServer extends EventEmitter<{ session: [FastnetSession, Sess
   /** SHA-256 of the dev certificate (null with a user certificate): what clients pin. */
   get fingerprint(): Uint8Array | null {
     return this._fingerprint;
+  }
+
+  /** Where the dev certificate in use is stored, and whether this listen() made it (null with `tls` or `devCertificateDir: false`). */
+  get devCertificate(): DevCertificateInfo | null {
+    return this._devCertificate;
   }
 
   /** AEAD backend in use. */
@@ -213,10 +228,23 @@ export class FastnetServer extends EventEmitter<{ session: [FastnetSession, Sess
     let cert = this.options.tls?.cert?.toString();
     let key = this.options.tls?.key?.toString();
     if (!cert || !key) {
-      const dev = await generateDevCertificate();
-      cert = dev.cert;
-      key = dev.key;
-      this._fingerprint = dev.fingerprint;
+      const dir = this.options.devCertificateDir ?? DEFAULT_DEV_CERTIFICATE_DIR;
+      if (dir === false) {
+        const dev = await generateDevCertificate();
+        cert = dev.cert;
+        key = dev.key;
+        this._fingerprint = dev.fingerprint;
+      } else {
+        const dev = await loadOrCreateDevCertificate(dir);
+        cert = dev.cert;
+        key = dev.key;
+        this._fingerprint = dev.fingerprint;
+        this._devCertificate = { certPath: dev.certPath, keyPath: dev.keyPath, created: dev.created, validTo: dev.validTo };
+        log("dev certificate %s %s", dev.created ? "created in" : "reused from", dev.certPath);
+        // The stored key outlives the process like a given tls.key does: reset tokens and CID tags
+        // derived from it let clients of the previous run learn at once that their session is gone.
+        if (this.options.statelessResetKey === undefined) this.rekey(new TextEncoder().encode(key));
+      }
     }
     this.handshakes = new HandshakeServer({
       server: this.http,
@@ -259,6 +287,12 @@ export class FastnetServer extends EventEmitter<{ session: [FastnetSession, Sess
     this.socket = socket;
     this.udpBoundPort = socket.address().port;
     log("listening tcp %d udp %d aead %s", tcpPort, this.udpBoundPort, this.aead.name);
+  }
+
+  /** Replaces the long-lived secret (before any session exists: listen() calls it first). */
+  private rekey(secret: Uint8Array): void {
+    this.resetSecret = deriveResetKey(secret);
+    this.cids = new CidAuthority(deriveCidKey(secret), this.options.serverId);
   }
 
   /** An unexpected failure outside any session: to 'error' listeners, else console.error (never silent). */
@@ -493,6 +527,18 @@ export class FastnetServer extends EventEmitter<{ session: [FastnetSession, Sess
       await new Promise<void>((resolve) => this.http.close(() => resolve()));
     }
   }
+}
+
+/** Default `devCertificateDir`, relative to the working directory. */
+export const DEFAULT_DEV_CERTIFICATE_DIR = ".fastnet";
+
+/** Where a stored dev certificate is (see FastnetServer.devCertificate). */
+export interface DevCertificateInfo {
+  certPath: string;
+  keyPath: string;
+  /** True when this listen() generated it, false when it reused the stored one. */
+  created: boolean;
+  validTo: Date;
 }
 
 /** A bound UDP socket (large buffers: one socket serves every session). */
