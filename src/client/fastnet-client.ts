@@ -159,12 +159,18 @@ export class FastnetRoom<State = any> extends Room<any, State> {
   private readonly pinDevCertificate: boolean;
   private readonly onFingerprint: (fp: Uint8Array) => void;
 
-  /** Keeps the seat reservation's certificate pin, then connects as the SDK does. */
+  /**
+   * Keeps the seat reservation's certificate pin, then connects as the SDK does. A reservation without
+   * one (made on the server with `matchMaker.reserveSeatFor`) pins the dev certificate the room's
+   * process announces in its handshake response instead, when pinDevCertificate is on.
+   */
   override connect(endpoint: string, options?: any, headers?: any): void {
     const fp = options?.fingerprint;
     if (this.pinDevCertificate && Array.isArray(fp) && fp.length > 0) {
       this.transportContext.fingerprint = parseFingerprint(fp);
       this.onFingerprint(this.transportContext.fingerprint);
+    } else if (this.pinDevCertificate) {
+      this.transportContext.options = { ...this.transportContext.options, pinAnnouncedFingerprint: true };
     }
     super.connect(endpoint, options, headers);
   }

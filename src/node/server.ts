@@ -255,6 +255,7 @@ export class FastnetServer extends EventEmitter<{ session: [FastnetSession, Sess
       timeoutMs: this.endpointOptions.handshakeTimeoutMs,
       maxPending: this.endpointOptions.maxPendingHandshakes,
       maxPendingPerAddress: this.endpointOptions.maxPendingHandshakesPerAddress,
+      announceFingerprint: this._fingerprint ?? undefined,
     });
     // onHandshake catches what it expects; anything else is a bug to report, not an unhandled rejection.
     this.handshakes.on("handshake", (p) => {
