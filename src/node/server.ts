@@ -25,6 +25,7 @@ import { generateDevCertificate, loadOrCreateDevCertificate } from "./dev-certif
 import { HandshakeServer, type PendingHandshake } from "./handshake-server.js";
 import type { ClientHello } from "./handshake-messages.js";
 import { FastnetSession, clock } from "./session.js";
+import { AddressSockets } from "./udp-sockets.js";
 
 const log = createDebug("fastnet:server");
 
@@ -272,9 +273,23 @@ export class FastnetServer extends EventEmitter<{ session: [FastnetSession, Sess
     const udpPort = this.options.udpPort ?? tcpPort;
     let socket: dgram.Socket;
     try {
-      // No host: all interfaces, IPv4 and IPv6 alike, as the HTTP server listens (a dual-stack socket),
-      // falling back to IPv4 on a machine without IPv6.
-      if (udpHost === undefined) {
+      // No host: all interfaces, IPv4 and IPv6 alike, as the HTTP server listens: one socket per local
+      // address, so replies leave from the address each client wrote to (see AddressSockets). Port 0
+      // (OS-chosen, differing per address) keeps one dual-stack wildcard socket.
+      if (udpHost === undefined && udpPort !== 0) {
+        const sockets = new AddressSockets(udpPort, bindUdp, (s) => this.attachUdp(s), true);
+        await sockets.start();
+        this.addressSockets = sockets;
+        socket = sockets.first!;
+        // A TCP connection (matchmaking, handshake) on a local address with no socket yet: 127.0.0.2 is
+        // local without being listed. Not an 'upgrade' listener: that would change who answers strays.
+        this.http.on("connection", this.onTcpConnection);
+        // Whoever closes the primary socket (close(), shutdown) closes them all.
+        socket.once("close", () => {
+          sockets.close();
+          this.http.off("connection", this.onTcpConnection);
+        });
+      } else if (udpHost === undefined) {
         socket = await bindUdp("udp6", udpPort, undefined).catch(() => bindUdp("udp4", udpPort, undefined));
       } else {
         socket = await bindUdp(isIPv6(udpHost) ? "udp6" : "udp4", udpPort, udpHost);
@@ -283,12 +298,34 @@ export class FastnetServer extends EventEmitter<{ session: [FastnetSession, Sess
       if (this.ownsHttp) this.http.close();
       throw err;
     }
-    socket.on("message", this.onDatagram);
-    socket.on("error", (err) => this.emit("error", err));
+    if (!this.addressSockets) this.attachUdp(socket);
     this.socket = socket;
     this.udpBoundPort = socket.address().port;
     log("listening tcp %d udp %d aead %s", tcpPort, this.udpBoundPort, this.aead.name);
   }
+
+  /** Per-address UDP sockets when bound to all interfaces (null with a udpHost). */
+  private addressSockets: AddressSockets | null = null;
+  /** The socket the datagram being handled arrived on (set around onDatagram). */
+  private receiving: dgram.Socket | null = null;
+  /** The socket each session replies through: the one its last authenticated packet arrived on. */
+  private readonly replySockets = new WeakMap<ServerSessionState, dgram.Socket>();
+
+  private attachUdp(socket: dgram.Socket): void {
+    socket.on("message", (msg: Buffer, rinfo: dgram.RemoteInfo) => {
+      this.receiving = socket;
+      try {
+        this.onDatagram(msg, rinfo);
+      } finally {
+        this.receiving = null;
+      }
+    });
+    socket.on("error", (err) => this.emit("error", err));
+  }
+
+  private readonly onTcpConnection = (tcp: import("node:net").Socket): void => {
+    void this.addressSockets?.ensure(tcp.localAddress);
+  };
 
   /** Replaces the long-lived secret (before any session exists: listen() calls it first). */
   private rekey(secret: Uint8Array): void {
@@ -431,9 +468,10 @@ export class FastnetServer extends EventEmitter<{ session: [FastnetSession, Sess
   private sendTo(state: ServerSessionState, d: Uint8Array): void {
     const to = state.paths.current;
     if (!this.socket || to === null) return;
+    const socket = this.replySockets.get(state) ?? this.socket;
     // No completion callback: without one node sends synchronously once the address is resolved (an IP
     // literal resolves on the next tick), which is measurably cheaper per packet.
-    this.socket.send(d, to.port, to.address);
+    socket.send(d, to.port, to.address);
   }
 
   /** Sessions whose validated address is `address:port` (the address index). */
@@ -459,6 +497,7 @@ export class FastnetServer extends EventEmitter<{ session: [FastnetSession, Sess
       state.session.receive(msg, (verdict) => {
         // Runs after authentication and before any reply is sent: decide where replies go.
         if (verdict === Received.Dropped) return;
+        if (this.receiving) this.replySockets.set(state, this.receiving);
         const paths = state.paths;
         if (paths.current === null) {
           this.migration.bind(state.session, paths, from);
@@ -495,7 +534,7 @@ export class FastnetServer extends EventEmitter<{ session: [FastnetSession, Sess
     const reset = buildStatelessReset(cid, statelessResetToken(this.resetSecret, cid), msg.length, randomFillSync);
     if (!reset) return;
     this.stats.statelessResetsSent++;
-    this.socket.send(reset, rinfo.port, rinfo.address);
+    (this.receiving ?? this.socket).send(reset, rinfo.port, rinfo.address);
   }
 
   /**
