@@ -4,10 +4,10 @@
  */
 export { FastnetTransport, type FastnetTransportOptions } from "./server/fastnet-transport.js";
 export { FastnetServerClient } from "./server/server-client.js";
-export { FastnetServer, type FastnetServerOptions, type SessionInfo, type EndpointStats } from "./node/server.js";
+export { FastnetServer, type FastnetServerOptions, type SessionInfo, type EndpointStats, type DevCertificateInfo } from "./node/server.js";
 export { FastnetSession, ReadyState, type SessionEvents } from "./node/session.js";
 export { connect, FastnetClientSession, type ConnectOptions } from "./node/client.js";
-export { generateDevCertificate, type DevCertificate } from "./node/dev-certificate.js";
+export { generateDevCertificate, loadOrCreateDevCertificate, type DevCertificate, type StoredDevCertificate } from "./node/dev-certificate.js";
 export { certificateFingerprint, formatFingerprint, parseFingerprint } from "./node/fingerprint.js";
 export { availableAeadBackends, selectAeadBackend } from "./node/aead-select.js";
 export { FastnetError, type FastnetErrorCode } from "./protocol/errors.js";

@@ -3,6 +3,7 @@ import { connect, type ConnectOptions } from "../node/client.js";
 import { parseFingerprint } from "../node/fingerprint.js";
 import type { EndpointOptions, SessionOptions } from "../protocol/options.js";
 import { FastnetClientTransport, type ClientTransportContext } from "./client-transport.js";
+import { createTlsFetch } from "./tls-fetch.js";
 
 /** Protocol byte of a Colyseus PING frame (latency probe). */
 const PROTOCOL_PING = 9;
@@ -11,7 +12,11 @@ const ABNORMAL_CLOSURE = 1006;
 
 /** Options of FastnetClient: the SDK's ClientOptions plus TLS, socket and engine tuning. */
 export interface FastnetClientOptions extends Omit<ClientOptions, "protocol">, Partial<SessionOptions>, Partial<EndpointOptions> {
-  /** Certificate verification, as in node:tls: extra trust anchors, and whether to verify at all. */
+  /**
+   * Certificate verification, as in node:tls: trust anchors, whether to verify at all, the name to
+   * verify. Applies to the fastnet handshake and to the SDK's https requests (matchmaking), which then
+   * run through node:https instead of the global fetch (unless `fetchFn` is given).
+   */
   tls?: { ca?: string | string[] | Buffer; rejectUnauthorized?: boolean; servername?: string };
   /** Pin this SHA-256 certificate fingerprint instead of CA verification ("AB:CD:..", bytes or number[]). */
   fingerprint?: string | Uint8Array | number[];
@@ -46,7 +51,10 @@ export class FastnetClient extends Client {
 
   constructor(settings?: string | EndpointSettings, options: FastnetClientOptions = {}) {
     const { tls, fingerprint, pinDevCertificate, localAddress, localPort, headers, urlBuilder, fetchFn, ...tuning } = options;
-    super(settings, { headers, urlBuilder, fetchFn });
+    // The SDK's HTTP requests (matchmaking) verify https with the same tls settings as the session,
+    // unless the application brings its own fetch.
+    const tlsFetch = !fetchFn && tls && (tls.ca !== undefined || tls.rejectUnauthorized !== undefined || tls.servername !== undefined);
+    super(settings, { headers, urlBuilder, fetchFn: tlsFetch ? createTlsFetch(tls) : fetchFn });
     // The room URL is built as `${protocol}://host:port/processId/roomId?...`; the transport parses it.
     (this.settings as { protocol?: string }).protocol = "fastnet";
     this.fastnet = {
@@ -159,12 +167,18 @@ export class FastnetRoom<State = any> extends Room<any, State> {
   private readonly pinDevCertificate: boolean;
   private readonly onFingerprint: (fp: Uint8Array) => void;
 
-  /** Keeps the seat reservation's certificate pin, then connects as the SDK does. */
+  /**
+   * Keeps the seat reservation's certificate pin, then connects as the SDK does. A reservation without
+   * one (made on the server with `matchMaker.reserveSeatFor`) pins the dev certificate the room's
+   * process announces in its handshake response instead, when pinDevCertificate is on.
+   */
   override connect(endpoint: string, options?: any, headers?: any): void {
     const fp = options?.fingerprint;
     if (this.pinDevCertificate && Array.isArray(fp) && fp.length > 0) {
       this.transportContext.fingerprint = parseFingerprint(fp);
       this.onFingerprint(this.transportContext.fingerprint);
+    } else if (this.pinDevCertificate) {
+      this.transportContext.options = { ...this.transportContext.options, pinAnnouncedFingerprint: true };
     }
     super.connect(endpoint, options, headers);
   }

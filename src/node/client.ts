@@ -29,6 +29,8 @@ export interface ConnectOptions extends Partial<SessionOptions>, Partial<Endpoin
   tls?: { ca?: string | string[] | Buffer; rejectUnauthorized?: boolean; servername?: string };
   /** SHA-256 of the server certificate to pin instead of CA verification ("AB:CD:..", bytes or number[]). */
   fingerprint?: string | Uint8Array | number[];
+  /** Without `fingerprint`, pin the dev certificate the server announces in its handshake response (see HandshakeOptions). */
+  pinAnnouncedFingerprint?: boolean;
   /** Local address (and port) for the UDP socket. */
   localAddress?: string;
   localPort?: number;
@@ -200,6 +202,7 @@ export async function connect(url: string, options: ConnectOptions = {}): Promis
     rejectUnauthorized: options.tls?.rejectUnauthorized,
     servername: options.tls?.servername,
     fingerprint: options.fingerprint !== undefined ? parseFingerprint(options.fingerprint) : undefined,
+    pinAnnouncedFingerprint: options.pinAnnouncedFingerprint,
     timeoutMs: endpointOptions.handshakeTimeoutMs,
   });
   let socket: dgram.Socket | null = null;

@@ -19,7 +19,7 @@ import {
   type ClientHello,
   type TransportParams,
 } from "./handshake-messages.js";
-import { DEFAULT_HANDSHAKE_PATH, FASTNET_UPGRADE } from "./handshake-server.js";
+import { DEFAULT_HANDSHAKE_PATH, DEV_CERTIFICATE_HEADER, FASTNET_UPGRADE } from "./handshake-server.js";
 
 const log = createDebug("fastnet:handshake");
 
@@ -36,6 +36,11 @@ export interface HandshakeOptions {
   rejectUnauthorized?: boolean;
   /** SHA-256 of the server certificate's DER; when given, this pin replaces chain and name verification. */
   fingerprint?: Uint8Array;
+  /**
+   * With no `fingerprint`, pin the dev certificate the server announces in its 101 response: the same
+   * trust as the fingerprint of a matchmaking response, for seat reservations that carry none.
+   */
+  pinAnnouncedFingerprint?: boolean;
   /** SNI and name to verify; defaults to the URL's host when that is a DNS name. Ignored for IP literals. */
   servername?: string;
   /** Everything up to the server's answer must happen within this. */
@@ -134,7 +139,7 @@ export async function performHandshake(o: HandshakeOptions): Promise<ClientHands
   const host = url.hostname.replace(/^\[(.*)\]$/, "$1"); // WHATWG keeps IPv6 brackets; sockets want them off
   const port = url.port === "" ? (secure ? 443 : 80) : Number(url.port);
   const path = url.pathname.replace(/\/+$/, "") + (o.path ?? DEFAULT_HANDSHAKE_PATH);
-  const pin = o.fingerprint !== undefined ? parseFingerprint(o.fingerprint) : undefined;
+  let pin = o.fingerprint !== undefined ? parseFingerprint(o.fingerprint) : undefined;
   const servername = o.servername !== undefined && isIP(o.servername) === 0 ? o.servername : isIP(host) === 0 ? host : undefined;
   // Checked and encoded before any I/O: a hello the server would drop as malformed fails here, by name.
   let helloMsg: ClientHello;
@@ -207,6 +212,14 @@ export async function performHandshake(o: HandshakeOptions): Promise<ClientHands
         return;
       }
       if (head.length > 0) upgraded.unshift(head);
+      const announced = res.headers[DEV_CERTIFICATE_HEADER];
+      if (pin === undefined && o.pinAnnouncedFingerprint && typeof announced === "string") {
+        try {
+          pin = parseFingerprint(announced);
+        } catch {
+          log("ignoring a malformed %s header", DEV_CERTIFICATE_HEADER);
+        }
+      }
       const verify = pin === undefined && o.rejectUnauthorized !== false;
       if (pin === undefined && !verify) log("rejectUnauthorized is false and no pin is set: the server certificate is not verified");
       socket = tls.connect({

@@ -48,7 +48,15 @@ export interface HandshakeServerOptions {
   maxPending: number;
   /** Handshakes in progress at once from one IP address; over it the upgrade gets a 503. */
   maxPendingPerAddress: number;
+  /**
+   * SHA-256 of a dev certificate to announce in the 101 response (header `Fastnet-Dev-Certificate`),
+   * for clients holding a seat reservation without a fingerprint (one made on the server).
+   */
+  announceFingerprint?: Uint8Array;
 }
+
+/** Header of the 101 response naming the dev certificate's SHA-256 (hex). */
+export const DEV_CERTIFICATE_HEADER = "fastnet-dev-certificate";
 
 /** Outcome counters. */
 export interface HandshakeStats {
@@ -135,6 +143,8 @@ export class HandshakeServer extends EventEmitter<{ handshake: [PendingHandshake
   readonly secureContext: tls.SecureContext;
   /** @internal */
   readonly timeoutMs: number;
+  /** What the 101 announces (see HandshakeServerOptions.announceFingerprint). */
+  readonly announcedFingerprint: Uint8Array | undefined;
   private readonly server: http.Server;
   private readonly maxPending: number;
   private readonly maxPendingPerAddress: number;
@@ -147,6 +157,7 @@ export class HandshakeServer extends EventEmitter<{ handshake: [PendingHandshake
 
   constructor(opts: HandshakeServerOptions) {
     super();
+    this.announcedFingerprint = opts.announceFingerprint;
     for (const key of ["timeoutMs", "maxPending", "maxPendingPerAddress"] as const) {
       const v = opts[key];
       if (typeof v !== "number" || !(v > 0)) {
@@ -267,7 +278,9 @@ class Connection {
 
   start(head: Buffer): void {
     this.timer = setTimeout(() => this.onTimeout(), this.owner.timeoutMs);
-    this.socket.write(`HTTP/1.1 101 Switching Protocols\r\nUpgrade: ${FASTNET_UPGRADE}\r\nConnection: Upgrade\r\n\r\n`);
+    const announce = this.owner.announcedFingerprint;
+    const extra = announce ? `Fastnet-Dev-Certificate: ${Buffer.from(announce).toString("hex")}\r\n` : "";
+    this.socket.write(`HTTP/1.1 101 Switching Protocols\r\nUpgrade: ${FASTNET_UPGRADE}\r\nConnection: Upgrade\r\n${extra}\r\n`);
     // Bytes the client sent right behind its request belong to the TLS stream. The TLSSocket feeds whatever is
     // buffered in the wrapped socket to OpenSSL before reading from the handle, so unshifting them is enough.
     if (head.length > 0) this.socket.unshift(head);

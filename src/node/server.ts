@@ -21,10 +21,11 @@ import { DEFAULT_MIGRATION_OPTIONS, MigrationManager, SessionPaths, sameAddress,
 import { MIN_RESET_LENGTH, RateLimiter, buildStatelessReset, deriveResetKey, statelessResetToken } from "../protocol/stateless-reset.js";
 import { CID_LENGTH } from "../protocol/version.js";
 import { selectAeadBackend } from "./aead-select.js";
-import { generateDevCertificate } from "./dev-certificate.js";
+import { generateDevCertificate, loadOrCreateDevCertificate } from "./dev-certificate.js";
 import { HandshakeServer, type PendingHandshake } from "./handshake-server.js";
 import type { ClientHello } from "./handshake-messages.js";
 import { FastnetSession, clock } from "./session.js";
+import { AddressSockets } from "./udp-sockets.js";
 
 const log = createDebug("fastnet:server");
 
@@ -32,8 +33,17 @@ const log = createDebug("fastnet:server");
 const CLOSE_WAIT_MS = 2500;
 
 export interface FastnetServerOptions extends Partial<SessionOptions>, Partial<EndpointOptions> {
-  /** PEM certificate chain and key. Without them a self-signed dev certificate is generated at listen(). */
+  /**
+   * PEM certificate chain and key. Without them listen() uses the dev certificate kept in
+   * `devCertificateDir` (a self-signed one, made there on first use and reused across restarts).
+   */
   tls?: { cert: string | Buffer; key: string | Buffer };
+  /**
+   * Where the dev certificate is kept when no `tls` is given (default `.fastnet` under the working
+   * directory): restarts and every process started with the same directory present the same
+   * certificate, so clients' pins keep working. `false`: a new in-memory certificate per listen().
+   */
+  devCertificateDir?: string | false;
   /** An existing HTTP server to run the handshake on (it is not listened on by us). */
   server?: http.Server;
   /** UDP port; defaults to the TCP port number. */
@@ -55,8 +65,8 @@ export interface FastnetServerOptions extends Partial<SessionOptions>, Partial<E
   webSocketRefusal?: string;
   /**
    * Secret behind stateless reset tokens and the keyed tag in every connection ID; it must survive a
-   * restart for clients to learn of it at once. Default: derived from `tls.key` when given, else
-   * random per process.
+   * restart for clients to learn of it at once. Default: derived from `tls.key` when given, else from
+   * the stored dev certificate's key, else (`devCertificateDir: false`) random per process.
    */
   statelessResetKey?: string | Uint8Array;
   /** Stateless resets sent per second at most (default 100). */
@@ -153,9 +163,10 @@ export class FastnetServer extends EventEmitter<{ session: [FastnetSession, Sess
   private socket: dgram.Socket | null = null;
   private handshakes: HandshakeServer | null = null;
   private _fingerprint: Uint8Array | null = null;
-  private readonly resetSecret: Uint8Array;
-  /** Issues and verifies this server's self-authenticating connection IDs. */
-  private readonly cids: CidAuthority;
+  private resetSecret: Uint8Array;
+  /** Issues and verifies this server's self-authenticating connection IDs (rekeyed by listen() from a stored dev key). */
+  private cids: CidAuthority;
+  private _devCertificate: DevCertificateInfo | null = null;
   /** Scratch for the header check of every datagram (no allocation per packet). */
   private readonly header: ParsedHeader = { type: PacketType.Data, keyPhase: 0, pnLength: 1, truncatedPn: 0, headerLength: 0 };
   private udpBoundPort = 0;
@@ -187,6 +198,11 @@ export class FastnetServer extends EventEmitter<{ session: [FastnetSession, Sess
     return this._fingerprint;
   }
 
+  /** Where the dev certificate in use is stored, and whether this listen() made it (null with `tls` or `devCertificateDir: false`). */
+  get devCertificate(): DevCertificateInfo | null {
+    return this._devCertificate;
+  }
+
   /** AEAD backend in use. */
   get aeadBackend(): string {
     return this.aead.name;
@@ -215,10 +231,23 @@ export class FastnetServer extends EventEmitter<{ session: [FastnetSession, Sess
     let cert = this.options.tls?.cert?.toString();
     let key = this.options.tls?.key?.toString();
     if (!cert || !key) {
-      const dev = await generateDevCertificate();
-      cert = dev.cert;
-      key = dev.key;
-      this._fingerprint = dev.fingerprint;
+      const dir = this.options.devCertificateDir ?? DEFAULT_DEV_CERTIFICATE_DIR;
+      if (dir === false) {
+        const dev = await generateDevCertificate();
+        cert = dev.cert;
+        key = dev.key;
+        this._fingerprint = dev.fingerprint;
+      } else {
+        const dev = await loadOrCreateDevCertificate(dir);
+        cert = dev.cert;
+        key = dev.key;
+        this._fingerprint = dev.fingerprint;
+        this._devCertificate = { certPath: dev.certPath, keyPath: dev.keyPath, created: dev.created, validTo: dev.validTo };
+        log("dev certificate %s %s", dev.created ? "created in" : "reused from", dev.certPath);
+        // The stored key outlives the process like a given tls.key does: reset tokens and CID tags
+        // derived from it let clients of the previous run learn at once that their session is gone.
+        if (this.options.statelessResetKey === undefined) this.rekey(new TextEncoder().encode(key));
+      }
     }
     this.handshakes = new HandshakeServer({
       server: this.http,
@@ -229,6 +258,7 @@ export class FastnetServer extends EventEmitter<{ session: [FastnetSession, Sess
       timeoutMs: this.endpointOptions.handshakeTimeoutMs,
       maxPending: this.endpointOptions.maxPendingHandshakes,
       maxPendingPerAddress: this.endpointOptions.maxPendingHandshakesPerAddress,
+      announceFingerprint: this._fingerprint ?? undefined,
     });
     // onHandshake catches what it expects; anything else is a bug to report, not an unhandled rejection.
     this.handshakes.on("handshake", (p) => {
@@ -245,9 +275,23 @@ export class FastnetServer extends EventEmitter<{ session: [FastnetSession, Sess
     const udpPort = this.options.udpPort ?? tcpPort;
     let socket: dgram.Socket;
     try {
-      // No host: all interfaces, IPv4 and IPv6 alike, as the HTTP server listens (a dual-stack socket),
-      // falling back to IPv4 on a machine without IPv6.
-      if (udpHost === undefined) {
+      // No host: all interfaces, IPv4 and IPv6 alike, as the HTTP server listens: one socket per local
+      // address, so replies leave from the address each client wrote to (see AddressSockets). Port 0
+      // (OS-chosen, differing per address) keeps one dual-stack wildcard socket.
+      if (udpHost === undefined && udpPort !== 0) {
+        const sockets = new AddressSockets(udpPort, bindUdp, (s) => this.attachUdp(s), true);
+        await sockets.start();
+        this.addressSockets = sockets;
+        socket = sockets.first!;
+        // A TCP connection (matchmaking, handshake) on a local address with no socket yet: 127.0.0.2 is
+        // local without being listed. Not an 'upgrade' listener: that would change who answers strays.
+        this.http.on("connection", this.onTcpConnection);
+        // Whoever closes the primary socket (close(), shutdown) closes them all.
+        socket.once("close", () => {
+          sockets.close();
+          this.http.off("connection", this.onTcpConnection);
+        });
+      } else if (udpHost === undefined) {
         socket = await bindUdp("udp6", udpPort, undefined).catch(() => bindUdp("udp4", udpPort, undefined));
       } else {
         socket = await bindUdp(isIPv6(udpHost) ? "udp6" : "udp4", udpPort, udpHost);
@@ -256,11 +300,39 @@ export class FastnetServer extends EventEmitter<{ session: [FastnetSession, Sess
       if (this.ownsHttp) this.http.close();
       throw err;
     }
-    socket.on("message", this.onDatagram);
-    socket.on("error", (err) => this.emit("error", err));
+    if (!this.addressSockets) this.attachUdp(socket);
     this.socket = socket;
     this.udpBoundPort = socket.address().port;
     log("listening tcp %d udp %d aead %s", tcpPort, this.udpBoundPort, this.aead.name);
+  }
+
+  /** Per-address UDP sockets when bound to all interfaces (null with a udpHost). */
+  private addressSockets: AddressSockets | null = null;
+  /** The socket the datagram being handled arrived on (set around onDatagram). */
+  private receiving: dgram.Socket | null = null;
+  /** The socket each session replies through: the one its last authenticated packet arrived on. */
+  private readonly replySockets = new WeakMap<ServerSessionState, dgram.Socket>();
+
+  private attachUdp(socket: dgram.Socket): void {
+    socket.on("message", (msg: Buffer, rinfo: dgram.RemoteInfo) => {
+      this.receiving = socket;
+      try {
+        this.onDatagram(msg, rinfo);
+      } finally {
+        this.receiving = null;
+      }
+    });
+    socket.on("error", (err) => this.emit("error", err));
+  }
+
+  private readonly onTcpConnection = (tcp: import("node:net").Socket): void => {
+    void this.addressSockets?.ensure(tcp.localAddress);
+  };
+
+  /** Replaces the long-lived secret (before any session exists: listen() calls it first). */
+  private rekey(secret: Uint8Array): void {
+    this.resetSecret = deriveResetKey(secret);
+    this.cids = new CidAuthority(deriveCidKey(secret), this.options.serverId);
   }
 
   /** An unexpected failure outside any session: to 'error' listeners, else console.error (never silent). */
@@ -398,9 +470,10 @@ export class FastnetServer extends EventEmitter<{ session: [FastnetSession, Sess
   private sendTo(state: ServerSessionState, d: Uint8Array): void {
     const to = state.paths.current;
     if (!this.socket || to === null) return;
+    const socket = this.replySockets.get(state) ?? this.socket;
     // No completion callback: without one node sends synchronously once the address is resolved (an IP
     // literal resolves on the next tick), which is measurably cheaper per packet.
-    this.socket.send(d, to.port, to.address);
+    socket.send(d, to.port, to.address);
   }
 
   /** Sessions whose validated address is `address:port` (the address index). */
@@ -428,6 +501,7 @@ export class FastnetServer extends EventEmitter<{ session: [FastnetSession, Sess
       state.session.receive(msg, (verdict) => {
         // Runs after authentication and before any reply is sent: decide where replies go.
         if (verdict === Received.Dropped) return;
+        if (this.receiving) this.replySockets.set(state, this.receiving);
         const paths = state.paths;
         if (paths.current === null) {
           this.migration.bind(state.session, paths, from);
@@ -464,7 +538,7 @@ export class FastnetServer extends EventEmitter<{ session: [FastnetSession, Sess
     const reset = buildStatelessReset(cid, statelessResetToken(this.resetSecret, cid), msg.length, randomFillSync);
     if (!reset) return;
     this.stats.statelessResetsSent++;
-    this.socket.send(reset, rinfo.port, rinfo.address);
+    (this.receiving ?? this.socket).send(reset, rinfo.port, rinfo.address);
   }
 
   /**
@@ -497,6 +571,18 @@ export class FastnetServer extends EventEmitter<{ session: [FastnetSession, Sess
       await new Promise<void>((resolve) => this.http.close(() => resolve()));
     }
   }
+}
+
+/** Default `devCertificateDir`, relative to the working directory. */
+export const DEFAULT_DEV_CERTIFICATE_DIR = ".fastnet";
+
+/** Where a stored dev certificate is (see FastnetServer.devCertificate). */
+export interface DevCertificateInfo {
+  certPath: string;
+  keyPath: string;
+  /** True when this listen() generated it, false when it reused the stored one. */
+  created: boolean;
+  validTo: Date;
 }
 
 /** A bound UDP socket (large buffers: one socket serves every session). */

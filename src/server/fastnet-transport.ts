@@ -109,8 +109,12 @@ export class FastnetTransport extends Transport {
         const fp = this.engine.fingerprint;
         if (fp) {
           this.fingerprint = Array.from(fp);
+          const stored = this.engine.devCertificate;
+          const where = stored
+            ? ` ${stored.created ? "created in" : "reused from"} ${stored.certPath} (key ${stored.keyPath}, valid until ${stored.validTo.toISOString()}; option devCertificateDir)`
+            : " (in memory, new on every start)";
           logger.info?.(
-            `fastnet: no TLS certificate given: using a self-signed dev certificate (SHA-256 ${formatFingerprint(fp)}), published to clients for pinning`,
+            `fastnet: no TLS certificate given: using a self-signed dev certificate${where}, SHA-256 ${formatFingerprint(fp)}, published to clients for pinning`,
           );
         }
         log("listening: tcp %d, udp %d", this.engine.port, this.engine.udpPort);
