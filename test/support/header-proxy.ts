@@ -1,6 +1,6 @@
 /**
  * A minimal reverse proxy for tests: a TCP relay on loopback that adds one header line to the first
- * HTTP request of each connection (as nginx adds `X-Forwarded-For`) and then pipes both ways.
+ * HTTP request of each connection (as a reverse proxy adds `X-Forwarded-For`) and then pipes both ways.
  */
 import net from "node:net";
 
