@@ -45,9 +45,10 @@ describe("cluster: three processes on one Redis", function () {
   }
 
   it("clients matched through any process land in the room on the process that holds it, and play over UDP", async () => {
-    const first = await keep(clientOf(1).create("probe"), "create through process 1");
+    // Created through process 1 on process 3 (a probe room may name its process).
+    const first = await keep(clientOf(1).create("probe", { onProcess: cluster.game(3).info.processId }), "create through process 1");
     const holder = await where(first);
-    assert.deepEqual(new Set(cluster.games.map((g) => g.info.serverId)), new Set([1, 2, 3]));
+    assert.equal(holder.serverId, 3);
     for (const via of [1, 2, 3]) {
       const room = await keep(clientOf(via).joinById(first.roomId), `join through process ${via}`);
       assert.deepEqual(await where(room), holder, `matched through process ${via}`);
@@ -66,9 +67,9 @@ describe("cluster: three processes on one Redis", function () {
   });
 
   it("a client migrates to a new local port and keeps its seat; the holder validates the move", async () => {
-    const other = (await where(await keep(clientOf(1).create("probe"), "create"))).serverId === 1 ? 2 : 1;
-    const room = await keep(clientOf(other).joinOrCreate("probe"), "join or create");
-    const holder = cluster.game((await where(room)).serverId);
+    const holder = cluster.game(2);
+    const room = await keep(clientOf(1).create("probe", { onProcess: holder.info.processId }), "create through 1 on 2");
+    assert.equal((await where(room)).serverId, 2);
     const before = clientPath(room);
     await within(transportOf(room).rebind(), 5000, "rebind");
     const after = clientPath(room);
@@ -81,8 +82,9 @@ describe("cluster: three processes on one Redis", function () {
   });
 
   it("a client whose session dropped reconnects to the process that holds its room", async () => {
-    const room = await keep(clientOf(3).joinOrCreate("probe"), "join or create through process 3");
+    const room = await keep(clientOf(3).create("probe", { onProcess: cluster.game(1).info.processId }), "create through 3 on 1");
     const holder = await where(room);
+    assert.equal(holder.serverId, 1);
     const sessionId = room.sessionId;
     room.reconnection.minUptime = 0; // the SDK retries only rooms joined 5 s ago by default
     const reconnected = new Promise<void>((resolve) => room.onReconnect(() => resolve()));
@@ -94,16 +96,12 @@ describe("cluster: three processes on one Redis", function () {
   });
 
   it("a process killed and restarted with the same statelessResetKey and serverId resets its old clients at once", async () => {
-    const room = await keep(clientOf(1).create("probe"), "create");
+    const room = await keep(clientOf(1).create("probe", { onProcess: cluster.game(2).info.processId }), "create on 2");
     const holder = await where(room);
-    // A client of another process, which must not notice anything. Colyseus picks the process that
-    // creates a room (fewest rooms): create until one lands elsewhere.
-    let bystander: SdkRoom | null = null;
-    for (let i = 0; i < 4 && !bystander; i++) {
-      const candidate = await keep(clientOf(1 + i % 3).create("probe"), "create another room");
-      if ((await where(candidate)).serverId !== holder.serverId) bystander = candidate;
-    }
-    assert.ok(bystander, "a room on another process");
+    assert.equal(holder.serverId, 2);
+    // A client of another process, which must not notice anything.
+    const bystander = await keep(clientOf(1).create("probe", { onProcess: cluster.game(3).info.processId }), "create on 3");
+    assert.equal((await where(bystander)).serverId, 3);
     room.reconnection.minUptime = 0; // so that the SDK does try to reconnect, and fails
     let dropped: { code: number; reason: string; at: number } | null = null;
     room.onDrop((code, reason) => (dropped ??= { code, reason: String(reason ?? ""), at: performance.now() }));
@@ -128,6 +126,6 @@ describe("cluster: three processes on one Redis", function () {
     } finally {
       clearInterval(input);
     }
-    assert.deepEqual(await ask(bystander!, "echo", "still here"), "still here");
+    assert.deepEqual(await ask(bystander, "echo", "still here"), "still here");
   });
 });

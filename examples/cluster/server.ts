@@ -17,7 +17,8 @@
  * Prints `READY {"port":..,"udpPort":..,"processId":..,"serverId":..}` once listening, and one line
  * `MIGRATION {"sessionId":..,"from":..,"to":..}` per validated client move. GET /cluster/stats on
  * its TCP port answers the engine's counters (see ClusterStats). Rooms: "arena" (examples/arena) and
- * "probe" (answers "where" and echoes "echo"; a dropped client keeps its seat 30 s). SIGTERM: Colyseus'
+ * "probe" (answers "where" and echoes "echo"; a dropped client keeps its seat 30 s; created on the
+ * process named by the create option `onProcess`, a Colyseus processId). SIGTERM: Colyseus'
  * graceful shutdown.
  */
 import { createEndpoint, createRouter, matchMaker, Room, Server, type Client } from "@colyseus/core";
@@ -85,8 +86,21 @@ transport.on("migration", (sessionId, from, to) => {
   process.stdout.write(`MIGRATION ${JSON.stringify({ sessionId, from, to })}\n`);
 });
 
+// Colyseus' own choice (the process with the fewest rooms, from stats it persists every few seconds).
+const fewestRooms = matchMaker.selectProcessIdToCreateRoom;
+
 const server = new Server({
   transport,
+  // A probe room may ask for its process (`create("probe", { onProcess: processId })`), so that a
+  // test or a health check can reach each process; everything else goes where Colyseus puts it.
+  selectProcessIdToCreateRoom: async (roomName, options) => {
+    const wanted = (options as { onProcess?: unknown } | undefined)?.onProcess;
+    if (roomName === "probe" && typeof wanted === "string") {
+      const live = await matchMaker.stats.fetchAll();
+      if (live.some((p) => p.processId === wanted)) return wanted;
+    }
+    return fewestRooms(roomName, options);
+  },
   greet: false,
   presence: new RedisPresence(redisUrl),
   driver: new RedisDriver(redisUrl),
