@@ -6,36 +6,18 @@
  */
 import assert from "node:assert/strict";
 import type { Room as SdkRoom } from "@colyseus/sdk";
-import { startCluster, type Cluster } from "../examples/cluster/cluster.js";
 import { FastnetClient, transportOf } from "../src/client.js";
-import { allStats, ask, clientPath, migrationsOf, where } from "./support/cluster.js";
+import { allStats, ask, useCluster, clientPath, migrationsOf, where } from "./support/cluster.js";
 import { pollUntil, within } from "./support/wait.js";
 
 describe("cluster: three processes on one Redis", function () {
   this.timeout(90_000);
-  let cluster: Cluster;
-  const rooms: SdkRoom[] = [];
-
-  before(async function () {
-    this.timeout(90_000);
-    cluster = await startCluster({ nginx: false });
-  });
-
-  afterEach(async () => {
-    for (const room of rooms.splice(0)) {
-      room.reconnection.enabled = false;
-      if (room.connection.isOpen) await within(room.leave(true), 3000, "leave").catch(() => undefined);
-      else transportOf(room).close();
-    }
-  });
-
-  after(async () => {
-    await cluster?.stop();
-  });
+  const suite = useCluster({ nginx: false });
+  const rooms = suite.rooms;
 
   /** A client whose matchmaking goes to the process with `serverId`. */
   function clientOf(serverId: number): FastnetClient {
-    return new FastnetClient(`http://127.0.0.1:${cluster.game(serverId).info.port}`);
+    return new FastnetClient(`http://127.0.0.1:${suite.cluster.game(serverId).info.port}`);
   }
 
   async function keep(room: Promise<SdkRoom>, what: string): Promise<SdkRoom> {
@@ -46,7 +28,7 @@ describe("cluster: three processes on one Redis", function () {
 
   it("clients matched through any process land in the room on the process that holds it, and play over UDP", async () => {
     // Created through process 1 on process 3 (a probe room may name its process).
-    const first = await keep(clientOf(1).create("probe", { onProcess: cluster.game(3).info.processId }), "create through process 1");
+    const first = await keep(clientOf(1).create("probe", { onProcess: suite.cluster.game(3).info.processId }), "create through process 1");
     const holder = await where(first);
     assert.equal(holder.serverId, 3);
     for (const via of [1, 2, 3]) {
@@ -54,11 +36,11 @@ describe("cluster: three processes on one Redis", function () {
       assert.deepEqual(await where(room), holder, `matched through process ${via}`);
       // The session is on the holder's UDP port, and every CID carries the holder's server id.
       const session = transportOf(room).session!;
-      assert.equal(session.remotePort, cluster.game(holder.serverId).info.udpPort);
+      assert.equal(session.remotePort, suite.cluster.game(holder.serverId).info.udpPort);
       assert.equal(clientPath(room).cid[1], holder.serverId);
       assert.deepEqual(await ask(room, "echo", { via }), { via });
     }
-    const stats = await allStats(cluster);
+    const stats = await allStats(suite.cluster);
     assert.equal(stats.get(holder.serverId)!.sessions, 4);
     for (const [id, s] of stats) {
       if (id !== holder.serverId) assert.equal(s.sessions, 0, `process ${id} holds no session`);
@@ -67,7 +49,7 @@ describe("cluster: three processes on one Redis", function () {
   });
 
   it("a client migrates to a new local port and keeps its seat; the holder validates the move", async () => {
-    const holder = cluster.game(2);
+    const holder = suite.cluster.game(2);
     const room = await keep(clientOf(1).create("probe", { onProcess: holder.info.processId }), "create through 1 on 2");
     assert.equal((await where(room)).serverId, 2);
     const before = clientPath(room);
@@ -82,7 +64,7 @@ describe("cluster: three processes on one Redis", function () {
   });
 
   it("a client whose session dropped reconnects to the process that holds its room", async () => {
-    const room = await keep(clientOf(3).create("probe", { onProcess: cluster.game(1).info.processId }), "create through 3 on 1");
+    const room = await keep(clientOf(3).create("probe", { onProcess: suite.cluster.game(1).info.processId }), "create through 3 on 1");
     const holder = await where(room);
     assert.equal(holder.serverId, 1);
     const sessionId = room.sessionId;
@@ -96,11 +78,11 @@ describe("cluster: three processes on one Redis", function () {
   });
 
   it("a process killed and restarted with the same statelessResetKey and serverId resets its old clients at once", async () => {
-    const room = await keep(clientOf(1).create("probe", { onProcess: cluster.game(2).info.processId }), "create on 2");
+    const room = await keep(clientOf(1).create("probe", { onProcess: suite.cluster.game(2).info.processId }), "create on 2");
     const holder = await where(room);
     assert.equal(holder.serverId, 2);
     // A client of another process, which must not notice anything.
-    const bystander = await keep(clientOf(1).create("probe", { onProcess: cluster.game(3).info.processId }), "create on 3");
+    const bystander = await keep(clientOf(1).create("probe", { onProcess: suite.cluster.game(3).info.processId }), "create on 3");
     assert.equal((await where(bystander)).serverId, 3);
     room.reconnection.minUptime = 0; // so that the SDK does try to reconnect, and fails
     let dropped: { code: number; reason: string; at: number } | null = null;
@@ -109,7 +91,7 @@ describe("cluster: three processes on one Redis", function () {
     // A game sends input all the time: 20 Hz.
     const input = setInterval(() => room.sendUnreliable("echo", 1), 50);
     try {
-      const restarted = await cluster.restart(holder.serverId);
+      const restarted = await suite.cluster.restart(holder.serverId);
       const readyAt = performance.now();
       // At once: far below the 10 s idle timeout the client would otherwise wait.
       await pollUntil(() => dropped !== null, 1000, "the client's close by stateless reset", undefined, 10);
@@ -120,7 +102,7 @@ describe("cluster: three processes on one Redis", function () {
       // The SDK tries to reconnect; the room is gone with the old process, so it ends in onLeave.
       const leaveCode = await within(left, 20_000, "onLeave after the failed reconnection");
       assert.notEqual(leaveCode, 1000);
-      const stats = await allStats(cluster);
+      const stats = await allStats(suite.cluster);
       assert.ok(stats.get(holder.serverId)!.stats.statelessResetsSent >= 1, "the restarted process sent the reset");
       assert.notEqual(restarted.info.processId, holder.processId, "a new Colyseus process");
     } finally {

@@ -5,7 +5,7 @@
  */
 import { readFile } from "node:fs/promises";
 import type { Room as SdkRoom } from "@colyseus/sdk";
-import type { Cluster } from "../../examples/cluster/cluster.js";
+import { startCluster, type Cluster, type ClusterOptions } from "../../examples/cluster/cluster.js";
 import type { GameProcess } from "../../examples/cluster/processes.js";
 import type { ClusterStats, WhereAnswer } from "../../examples/cluster/server.js";
 import { transportOf } from "../../src/client.js";
@@ -95,4 +95,34 @@ export async function nginxRequests(cluster: Cluster): Promise<Array<{ serverPor
     .map((l) => /^\S+ (\d+) "([^"]*)" (\d+) (\S+)/.exec(l))
     .filter((m): m is RegExpExecArray => m !== null)
     .map((m) => ({ serverPort: Number(m[1]), request: m[2]!, status: Number(m[3]), upstream: m[4]! }));
+}
+
+/**
+ * Mocha hooks for a suite on one cluster: started before the suite and stopped after it (also when
+ * it fails); the rooms pushed to `rooms` are left after each test. Read `cluster` inside tests.
+ */
+export function useCluster(options: ClusterOptions): { readonly cluster: Cluster; rooms: SdkRoom[] } {
+  let cluster: Cluster | undefined;
+  const rooms: SdkRoom[] = [];
+  before(async function () {
+    this.timeout(90_000);
+    cluster = await startCluster(options);
+  });
+  afterEach(async () => {
+    for (const room of rooms.splice(0)) {
+      room.reconnection.enabled = false;
+      if (room.connection.isOpen) await within(room.leave(true), 3000, "leave").catch(() => undefined);
+      else transportOf(room).close();
+    }
+  });
+  after(async () => {
+    await cluster?.stop();
+  });
+  return {
+    get cluster(): Cluster {
+      if (!cluster) throw new Error("the cluster is not started (before() failed?)");
+      return cluster;
+    },
+    rooms,
+  };
 }
