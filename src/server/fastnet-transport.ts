@@ -125,10 +125,15 @@ export class FastnetTransport extends Transport {
     return this;
   }
 
-  /** Closes every session (4001, or 4010 in devMode) and then the sockets. */
+  /**
+   * Closes everything at once, as Colyseus expects (it calls this without awaiting it, then may exit
+   * the process or listen on the same port): every session gets its CLOSE before this returns (the
+   * code of its room's leave, e.g. 4001, else 4001, or 4010 in devMode), then the UDP sockets and the
+   * HTTP server (given or own, as ws-transport does) stop listening, freeing both ports.
+   */
   shutdown(): void {
     const code = isDevMode ? CloseCode.MAY_TRY_RECONNECT : CloseCode.SERVER_SHUTDOWN;
-    void this.engine.close(code, "server shutdown");
+    void this.engine.closeNow(code, "server shutdown", { closeHttp: true });
   }
 
   /** Delays both channels by `milliseconds` (Colyseus passes half the round trip). */
