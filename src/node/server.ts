@@ -659,14 +659,15 @@ export function closeQuietly(socket: dgram.Socket): void {
  * naming the UDP port (the TCP one may well be free) and the option that moves it.
  */
 function udpBindError(err: unknown, udpPort: number, udpHost: string | undefined, tcpPort: number): unknown {
-  const e = err as NodeJS.ErrnoException;
+  const e = err as NodeJS.ErrnoException & { address?: string };
   if (e?.code !== "EADDRINUSE") return err;
-  const where = udpHost === undefined ? `UDP port ${udpPort}` : `UDP port ${udpHost}:${udpPort}`;
-  const tcp = udpPort === tcpPort ? ` (TCP port ${tcpPort} is free and bound)` : "";
+  const address = udpHost ?? e.address;
+  const where = `UDP port ${udpPort}${address ? ` (on ${address})` : ""}`;
+  const tcp = udpPort === tcpPort ? `; TCP port ${tcpPort} was free, the UDP one is not` : "";
   return new FastnetError(
-    // Not yet in FastnetErrorCode (src/protocol/errors.ts): a listen error, thrown by the node layer only.
+    // Not (yet) in FastnetErrorCode (src/protocol/errors.ts): a listen error of the node layer.
     "UDP_PORT_IN_USE" as string as FastnetErrorCode,
-    `${where} is already in use by another process${tcp}: fastnet sessions need it. Set the \`udpPort\` option to a free port, or stop the other process`,
+    `${where} is already in use by another process${tcp}. Set the \`udpPort\` option to a free port (fastnet sessions run on UDP), or stop the other process`,
     { cause: err },
   );
 }
