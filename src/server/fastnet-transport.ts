@@ -23,8 +23,12 @@ import { FastnetServerClient, type LatencySetting } from "./server-client.js";
 
 const log = createDebug("fastnet:transport");
 
-/** What a plain @colyseus/sdk (WebSocket) client is told: the SDK rejects its join with this message. */
-const WEBSOCKET_REFUSAL = "this server's rooms use fastnet, not WebSocket: connect with FastnetClient (colyseus-fastnet/client)";
+/**
+ * What a plain @colyseus/sdk (WebSocket) client is told: the SDK rejects its join with this message
+ * (at most 123 bytes: a WebSocket close reason). "colyseus.sdk" is for @colyseus/testing, whose test
+ * server makes a WebSocket SDK client: `colyseus.sdk = new FastnetClient(url)` replaces it.
+ */
+const WEBSOCKET_REFUSAL = "this server's rooms use fastnet, not WebSocket: connect with FastnetClient (colyseus-fastnet/client), e.g. as colyseus.sdk";
 
 /** Latency probes (a handshake naming no room) are closed after this long, as ws-transport does. */
 const PROBE_LIFETIME_MS = 1000;
