@@ -23,8 +23,12 @@ import { FastnetServerClient, type LatencySetting } from "./server-client.js";
 
 const log = createDebug("fastnet:transport");
 
-/** What a plain @colyseus/sdk (WebSocket) client is told: the SDK rejects its join with this message. */
-const WEBSOCKET_REFUSAL = "this server's rooms use fastnet, not WebSocket: connect with FastnetClient (colyseus-fastnet/client)";
+/**
+ * What a plain @colyseus/sdk (WebSocket) client is told: the SDK rejects its join with this message
+ * (at most 123 bytes: a WebSocket close reason). "colyseus.sdk" is for @colyseus/testing, whose test
+ * server makes a WebSocket SDK client: `colyseus.sdk = new FastnetClient(url)` replaces it.
+ */
+const WEBSOCKET_REFUSAL = "this server's rooms use fastnet, not WebSocket: connect with FastnetClient (colyseus-fastnet/client), e.g. as colyseus.sdk";
 
 /** Latency probes (a handshake naming no room) are closed after this long, as ws-transport does. */
 const PROBE_LIFETIME_MS = 1000;
@@ -125,10 +129,15 @@ export class FastnetTransport extends Transport {
     return this;
   }
 
-  /** Closes every session (4001, or 4010 in devMode) and then the sockets. */
+  /**
+   * Closes everything at once, as Colyseus expects (it calls this without awaiting it, then may exit
+   * the process or listen on the same port): every session gets its CLOSE before this returns (the
+   * code of its room's leave, e.g. 4001, else 4001, or 4010 in devMode), then the UDP sockets and the
+   * HTTP server (given or own, as ws-transport does) stop listening, freeing both ports.
+   */
   shutdown(): void {
     const code = isDevMode ? CloseCode.MAY_TRY_RECONNECT : CloseCode.SERVER_SHUTDOWN;
-    void this.engine.close(code, "server shutdown");
+    void this.engine.closeNow(code, "server shutdown", { closeHttp: true });
   }
 
   /** Delays both channels by `milliseconds` (Colyseus passes half the round trip). */
