@@ -1,6 +1,7 @@
 import { createHash, timingSafeEqual } from "node:crypto";
 import { EventEmitter } from "node:events";
 import http from "node:http";
+import { createRequire } from "node:module";
 import {
   CloseCode,
   ErrorCode,
@@ -146,9 +147,22 @@ export class FastnetTransport extends Transport {
   }
 
   /** An Express app on the transport's HTTP server, as ws-transport offers (express must be installed). */
-  override async getExpressApp(): Promise<any> {
+  /**
+   * The Express app serving this transport's HTTP requests (Colyseus' `express` option). Synchronous,
+   * as Colyseus' router calls it without awaiting; `express` is loaded only when asked for, so a server
+   * without the option does not need it installed.
+   */
+  override getExpressApp(): any {
     if (!this.expressApp) {
-      const express = (await import("express")).default;
+      let express: () => (req: http.IncomingMessage, res: http.ServerResponse) => void;
+      try {
+        express = createRequire(import.meta.url)("express");
+      } catch (err) {
+        throw new FastnetError(
+          "INVALID_OPTION",
+          `Colyseus' \`express\` option needs the express package: npm install express (${(err as Error).message})`,
+        );
+      }
       const app = express();
       this.server.on("request", app);
       this.expressApp = app;
