@@ -1,5 +1,5 @@
 import createDebug from "debug";
-import { closeReasonText, isCloseCode } from "../node/close-code.js";
+import { NO_STATUS_RECEIVED, closeReasonText, isCloseCode } from "../node/close-code.js";
 import { connect, type ConnectOptions, type FastnetClientSession, type RebindOptions } from "../node/client.js";
 import { FastnetError } from "../protocol/errors.js";
 import { SendBacklog } from "../node/send-backlog.js";
@@ -142,9 +142,11 @@ export class FastnetClientTransport {
   }
 
   /**
-   * Closes the session with `code` (default 1000); the SDK gets `onclose` once it is closed. Never
-   * throws: a code the wire cannot carry (not an integer in 0..65535) is replaced by 1000, with a
-   * console.warn naming it (a browser WebSocket would throw; the SDK does not expect that of a close).
+   * Closes the session with `code`; the SDK gets `onclose` once it is closed. Without a code (the SDK's
+   * `room.leave(false)`) the close is 1005 at both ends, as a WebSocket closed without a status: the
+   * room sees an unconsented leave (onDrop) and the SDK reconnects. Never throws: a code the wire
+   * cannot carry (not an integer in 0..65535) is replaced by 1000, with a console.warn naming it (a
+   * browser WebSocket would throw; the SDK does not expect that of a close).
    */
   close(code?: number, reason?: string): void {
     this.closedByUser = true;
@@ -152,14 +154,14 @@ export class FastnetClientTransport {
     if (code !== undefined && !isCloseCode(code)) {
       console.warn(`fastnet: close(${String(code)}): not a close code (0..65535); closing with 1000`);
       text = text || `invalid close code ${String(code)}`;
-      code = undefined;
+      code = 1000;
     }
     const s = this.session;
-    if (s) s.close(code ?? 1000, text);
+    if (s) s.close(code ?? NO_STATUS_RECEIVED, text);
     else {
       // Still connecting: abandon the attempt and report the close as a WebSocket would.
       this.attempt++;
-      this.fire("onclose", { code: code ?? 1000, reason: text });
+      this.fire("onclose", { code: code ?? NO_STATUS_RECEIVED, reason: text });
     }
   }
 }

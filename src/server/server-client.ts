@@ -10,7 +10,7 @@ import {
   type ClientPrivate,
   type ISendOptions,
 } from "@colyseus/core";
-import { closeReasonText, isCloseCode } from "../node/close-code.js";
+import { NO_STATUS_RECEIVED, closeReasonText, isCloseCode } from "../node/close-code.js";
 import { SendBacklog } from "../node/send-backlog.js";
 import type { FastnetSession } from "../node/session.js";
 
@@ -130,7 +130,8 @@ export class FastnetServerClient implements Client, ClientPrivate {
   }
 
   /**
-   * Closes the session: the SDK receives `code` and `reason`, and the room sees 'close'(code). A code
+   * Closes the session: the SDK receives `code` and `reason`, and the room sees 'close'(code); without
+   * a code both see 1005, as with ws-transport (a WebSocket closed without a status). A code
    * the wire cannot carry (not an integer in 0..65535, e.g. -1 or 4000.5) never throws into Colyseus:
    * it is logged and replaced by 4002 (WITH_ERROR), the reason naming the code given.
    */
@@ -141,7 +142,7 @@ export class FastnetServerClient implements Client, ClientPrivate {
       reason = reason || `invalid close code ${String(code)}`;
       code = CloseCode.WITH_ERROR;
     }
-    this.session.close(code ?? 1000, reason);
+    this.session.close(code ?? NO_STATUS_RECEIVED, reason);
   }
 
   /** @deprecated use leave() */
