@@ -66,19 +66,47 @@ export class FastnetClientTransport {
     return this.session.rebind(options);
   }
 
-  /** Reliable-ordered send; `data` is copied at once. Dropped (as by a closed WebSocket) when not open. */
+  /**
+   * Reliable-ordered send; `data` is copied at once. Dropped (as by a closed WebSocket) when not open.
+   * Throws FastnetError MESSAGE_TOO_LARGE, sending nothing, for a message above the server's
+   * `maxMessageSize` (announced in the handshake): the connection carries on.
+   */
   send(data: Buffer | Uint8Array): void {
     if (!this.isOpen || !this.backlog) {
       log("send while not open: dropped %d bytes", data.length);
       return;
     }
+    const limit = this.session!.maxMessageSize;
+    if (data.length > limit) {
+      throw new FastnetError(
+        "MESSAGE_TOO_LARGE",
+        `room.send(): message of ${data.length} bytes exceeds the server's limit of ${limit} bytes ` +
+          `(maxMessageSize, set on the server: new FastnetTransport({ maxMessageSize })); nothing was sent, the connection carries on`,
+      );
+    }
     this.backlog.send(data);
   }
 
-  /** Unreliable datagram; dropped and counted when it cannot go (too large, congestion). */
-  sendUnreliable(data: Buffer | Uint8Array): void {
-    if (this.isOpen) this.session!.sendUnreliable(data);
+  /**
+   * Unreliable datagram. Returns false when it was not sent: not open, dropped by congestion (counted
+   * in getStats()), or larger than one datagram (`maxUnreliableSize`); the last also logs one
+   * console.warn per session, naming the size and the limit.
+   */
+  sendUnreliable(data: Buffer | Uint8Array): boolean {
+    const s = this.session;
+    if (!s || !this.isOpen) return false;
+    if (data.length > s.maxUnreliableSize && !this.warnedUnreliable.has(s)) {
+      this.warnedUnreliable.add(s);
+      console.warn(
+        `fastnet: room.sendUnreliable(): message of ${data.length} bytes exceeds the ${s.maxUnreliableSize} bytes of one datagram; ` +
+          `dropped (counted in getStats().datagramsDropped.tooLarge). Use room.send() for larger messages. (Warned once per connection.)`,
+      );
+    }
+    return s.sendUnreliable(data);
   }
+
+  /** Sessions whose oversized sendUnreliable was already warned about (one warning per session). */
+  private readonly warnedUnreliable = new WeakSet<FastnetClientSession>();
 
   /**
    * Connects to `url`: `fastnet://host:port/<processId>/<roomId>?sessionId=..` (`fastnets://` when the

@@ -329,7 +329,10 @@ export class Connection {
     this.cc = new NewReno(MAX_DATAGRAM_SIZE, this.options.initialWindowPackets);
     this.pacer = new Pacer(this.options.initialWindowPackets * MAX_DATAGRAM_SIZE);
     this.peerWindow = peer.receiveBufferBytes;
-    this.peerMaxMessage = Math.min(peer.maxMessageSize, this.options.maxMessageSize);
+    // What we may send is what the peer accepts: our own maxMessageSize bounds what we receive only, so
+    // a server can keep clients' messages small (as ws-transport's maxPayload does) and still send
+    // large states.
+    this.peerMaxMessage = peer.maxMessageSize;
     // The client dialled the server's address itself; the server must wait for proof (RFC 9000 §8.1).
     this.addressValidated = this.role === "client";
     this.fallbackValidated = this.addressValidated;
@@ -411,7 +414,7 @@ export class Connection {
     return MAX_PAYLOAD_LENGTH - datagramFrameOverhead(MAX_PAYLOAD_LENGTH);
   }
 
-  /** Largest message `send` accepts: the smaller of our and the peer's limit. */
+  /** Largest message `send` accepts: the peer's announced maxMessageSize (what it receives). */
   get maxMessageSize(): number {
     return this.peerMaxMessage;
   }
@@ -476,7 +479,7 @@ export class Connection {
       throw new FastnetError("NOT_OPEN", `cannot send: session is ${this.drain ? "closing" : this._state}`);
     }
     if (message.length > this.peerMaxMessage) {
-      throw new FastnetError("MESSAGE_TOO_LARGE", `message of ${message.length} bytes exceeds maxMessageSize ${this.peerMaxMessage}`);
+      throw new FastnetError("MESSAGE_TOO_LARGE", `message of ${message.length} bytes exceeds the peer's maxMessageSize ${this.peerMaxMessage}`);
     }
     if (this.streamOut.queuedBytes > 0 && this.streamOut.queuedBytes + message.length > this.options.sendQueueBytes) {
       throw new FastnetError(
