@@ -42,6 +42,8 @@ export class FastnetClientTransport {
   private attempt = 0;
   private backlog: SendBacklog | null = null;
   private closedByUser = false;
+  /** Why the last `connect` failed (cleared by the next one): what FastnetClient puts on join errors. */
+  lastFailure: FastnetError | null = null;
 
   constructor(events: TransportEvents, context: ClientTransportContext) {
     this.events = events;
@@ -116,6 +118,7 @@ export class FastnetClientTransport {
   connect(url: string, headers?: Record<string, string>): void {
     this.url = url;
     this.closedByUser = false;
+    this.lastFailure = null;
     const attempt = ++this.attempt;
     const parsed = new URL(url);
     const base = `${parsed.protocol === "fastnets:" ? "https" : "http"}://${parsed.host}`;
@@ -132,9 +135,9 @@ export class FastnetClientTransport {
           return;
         }
         this.session = session;
-        // Like a WebSocket, sends never throw: beyond the send queue they wait (bounded), and what
-        // cannot be delivered at all closes the connection with 1009 and the reason.
-        this.backlog = new SendBacklog(session, (err) => session.close(1009, err.message));
+        // Beyond the send queue, sends wait (bounded) as on a WebSocket; a backlog that overflows closes
+        // the connection with 1009 and the reason. (A message above the limit throws in send() first.)
+        this.backlog = new SendBacklog(session, (err) => session.close(1009, `${err.code}: ${err.message}`));
         session.on("message", (data) => this.fire("onmessage", { data: toArrayBuffer(data) }));
         session.on("datagram", (data) => this.fire("onmessage", { data: toArrayBuffer(data) }));
         session.once("close", (code, reason) => {
@@ -151,7 +154,11 @@ export class FastnetClientTransport {
         // A certificate that does not verify will not verify on a retry: 1015 (TLS handshake failure)
         // ends the SDK's reconnection at once; other failures (1006) are worth retrying.
         const code = err instanceof FastnetError && err.code === "CERTIFICATE_REJECTED" ? TLS_HANDSHAKE_FAILURE : ABNORMAL_CLOSURE;
-        this.fire("onclose", { code, reason: err.message });
+        // The SDK passes on only (code, reason): the reason starts with the fastnet code, so onDrop,
+        // onLeave and onError handlers can tell BIND_TIMEOUT from CERTIFICATE_REJECTED (docs/errors.md).
+        this.lastFailure = err instanceof FastnetError ? err : null;
+        const reason = err instanceof FastnetError ? `${err.code}: ${err.message}` : err.message;
+        this.fire("onclose", { code, reason, fastnetCode: this.lastFailure?.code });
       },
     );
   }

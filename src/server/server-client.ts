@@ -57,7 +57,8 @@ export class FastnetServerClient implements Client, ClientPrivate {
     // Never a gap in the reliable stream: what cannot be sent closes the session, and the room sees it.
     this.backlog = new SendBacklog(session, (err) => {
       logger.error?.(`fastnet: closing ${sessionId}: ${err.message}`);
-      session.close(MESSAGE_TOO_BIG, err.message);
+      // The SDK user's onLeave reason starts with the named code, as on the client (docs/errors.md).
+      session.close(MESSAGE_TOO_BIG, `${err.code}: ${err.message}`);
     });
     session.on("message", (data) => this.toRoom("message", data));
     session.on("datagram", (data) => this.toRoom("message", data));
