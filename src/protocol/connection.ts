@@ -212,7 +212,7 @@ export class Connection {
   private largestRecvTime = 0;
   private readonly header: ParsedHeader = { type: PacketType.Data, keyPhase: 0, pnLength: 1, truncatedPn: 0, headerLength: 0 };
   private readonly ackFrame = new AckFrame();
-  private readonly frameFlags = { ackEliciting: false, ping: false };
+  private readonly frameFlags = { ackEliciting: false };
   private readonly visitor: FrameVisitor;
   private now = 0;
 
@@ -536,13 +536,8 @@ export class Connection {
     checkCloseCode(code);
     if (this._state === "open" && this.streamOut.hasUnacked()) {
       // Deliver what was sent before the close (as a WebSocket close does): CLOSE follows once
-      // every reliable byte is acknowledged, or after a bounded wait if the peer is gone. Every packet
-      // sent while draining holds a PING, which the peer acknowledges at once: the CLOSE leaves about
-      // a round trip after the last data instead of after the peer's ACK delay (25 ms).
-      if (!this.drain) {
-        this.drain = { code, reason, deadline: this.now + this.drainWait() };
-        this.pingNeeded = true;
-      }
+      // every reliable byte is acknowledged, or after a bounded wait if the peer is gone.
+      if (!this.drain) this.drain = { code, reason, deadline: this.now + this.drainWait() };
       return;
     }
     this.closeInternal(code, reason, true);
@@ -827,7 +822,6 @@ export class Connection {
       if (this.role === "server") this.challenge(now, Infinity, true);
     }
     const ackEliciting = this.frameFlags.ackEliciting;
-    const ping = this.frameFlags.ping;
     this.cids.onPacket(cidIndex, newest);
     this.ackAppliedThisPacket = false;
     this.challengeInSeen = false;
@@ -843,9 +837,8 @@ export class Connection {
       this.ackElicitingUnacked++;
       // Out of order, or a hole below the newest: acknowledge at once so the peer detects loss fast.
       const gap = !newest || (this.received.size > 1 && this.received.starts[this.received.size - 1] === pn);
-      // A Bind is answered at once: the client's session opens on that answer. So is a packet holding
-      // a PING: its sender is waiting for the answer (a closing side's drain, a probe, a keep-alive).
-      const immediate = gap || ping || h.type === PacketType.Bind || this.ackElicitingUnacked >= this.options.ackElicitingThreshold;
+      // A Bind is answered at once: the client's session opens on that answer.
+      const immediate = gap || h.type === PacketType.Bind || this.ackElicitingUnacked >= this.options.ackElicitingThreshold;
       if (immediate) this.ackDeadline = now;
       else if (this.ackDeadline === Infinity) this.ackDeadline = now + this.options.maxAckDelayMs;
     }
@@ -1277,11 +1270,6 @@ export class Connection {
         }
       }
       if (kind !== "ack") {
-        if (this.drain && kind !== "bind") {
-          // First, so stream data cannot crowd it out (see `close`).
-          p[off++] = FrameType.Ping;
-          ackEliciting = true;
-        }
         while (this.pathResponses.length > 0 && room - off >= 1 + PATH_DATA_LENGTH) {
           off = writePathFrame(p, off, FrameType.PathResponse, this.pathResponses.shift()!);
           ackEliciting = true;

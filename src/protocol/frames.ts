@@ -5,7 +5,7 @@ import { CID_LENGTH } from "./version.js";
  * Frames inside a sealed packet (types are one byte; integers are QUIC varints):
  *
  *   0x00 PADDING
- *   0x01 PING           (a packet holding one is acknowledged at once, see docs/protocol.md §5)
+ *   0x01 PING
  *   0x02 ACK            largest, ack delay (µs), extra range count, first range, (gap, range length)*
  *   0x03 STREAM         offset, length, bytes            (the reliable-ordered channel)
  *   0x04 DATAGRAM       length, bytes                    (the unreliable channel)
@@ -65,19 +65,17 @@ const textEncoder = new TextEncoder();
 /**
  * Walks the frames of a decrypted payload. With `visitor` null it only validates. Returns false on the
  * first malformed frame; callers validate first, then apply, so a bad packet changes nothing.
- * `flags.ackEliciting` is set when any frame other than ACK, PADDING or CLOSE is present, and
- * `flags.ping` when a PING frame is (its packet is then acknowledged without delay).
+ * `ackEliciting.value` is set when any frame other than ACK, PADDING or CLOSE is present.
  */
 export function walkFrames(
   p: Uint8Array,
   visitor: FrameVisitor | null,
   ack: AckFrame,
-  flags: { ackEliciting: boolean; ping?: boolean },
+  flags: { ackEliciting: boolean },
 ): boolean {
   const cur = { pos: 0 };
   const end = p.length;
   flags.ackEliciting = false;
-  flags.ping = false;
   while (cur.pos < end) {
     const type = p[cur.pos++]!;
     switch (type) {
@@ -85,7 +83,6 @@ export function walkFrames(
         break;
       case FrameType.Ping:
         flags.ackEliciting = true;
-        flags.ping = true;
         visitor?.onPing();
         break;
       case FrameType.Ack: {
