@@ -20,7 +20,7 @@ import { SessionTable } from "../protocol/session-table.js";
 import { DEFAULT_MIGRATION_OPTIONS, MigrationManager, SessionPaths, sameAddress, type PathAddress } from "../protocol/migration.js";
 import { MIN_RESET_LENGTH, RateLimiter, buildStatelessReset, deriveResetKey, statelessResetToken } from "../protocol/stateless-reset.js";
 import { CID_LENGTH } from "../protocol/version.js";
-import { FastnetError, type FastnetErrorCode } from "../protocol/errors.js";
+import { FastnetError } from "../protocol/errors.js";
 import { selectAeadBackend } from "./aead-select.js";
 import { generateDevCertificate, loadOrCreateDevCertificate } from "./dev-certificate.js";
 import { HandshakeServer, type PendingHandshake } from "./handshake-server.js";
@@ -665,8 +665,7 @@ function udpBindError(err: unknown, udpPort: number, udpHost: string | undefined
   const where = `UDP port ${udpPort}${address ? ` (on ${address})` : ""}`;
   const tcp = udpPort === tcpPort ? `; TCP port ${tcpPort} was free, the UDP one is not` : "";
   return new FastnetError(
-    // Not (yet) in FastnetErrorCode (src/protocol/errors.ts): a listen error of the node layer.
-    "UDP_PORT_IN_USE" as string as FastnetErrorCode,
+    "UDP_PORT_IN_USE",
     `${where} is already in use by another process${tcp}. Set the \`udpPort\` option to a free port (fastnet sessions run on UDP), or stop the other process`,
     { cause: err },
   );
