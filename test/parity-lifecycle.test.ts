@@ -42,7 +42,8 @@ class PlainRoom extends Room {
   }
   override onDrop(client: Client, code?: number): void {
     log.push(`drop:${client.sessionId}:${code}`);
-    if (this.reconnectSeconds > 0) this.allowReconnection(client, this.reconnectSeconds);
+    // Refused while the room is being disposed (teardown's shutdown): no seat to hold then.
+    if (this.reconnectSeconds > 0) this.allowReconnection(client, this.reconnectSeconds).catch(() => undefined);
   }
   override onReconnect(client: Client): void {
     log.push(`reconnect:${client.sessionId}`);
