@@ -27,6 +27,9 @@ const MAY_TRY_RECONNECT = 4010;
 const APP_CODE = 4321;
 
 const log = new ServerLog();
+/** When (performance.now()) the room saw each client drop, and when it told each client to leave. */
+const droppedAt = new Map<string, number>();
+const kickedAt = new Map<string, number>();
 
 /** Logs every hook; `kick` makes the server call `client.leave(code)`; `echo` answers. */
 class PlainRoom extends Room {
@@ -36,11 +39,19 @@ class PlainRoom extends Room {
   override onCreate(): void {
     this.onMessage("echo", (client, msg) => client.send("echo", msg));
     this.onMessage("kick", (client, code: number) => client.leave(code));
+    this.onMessage("noop", () => undefined);
+    // Data in flight, then the close at once: the close must not wait behind it.
+    this.onMessage("send-then-kick", (client, code: number) => {
+      client.send("bye", "see you");
+      kickedAt.set(client.sessionId, performance.now());
+      client.leave(code);
+    });
   }
   override onJoin(client: Client): void {
     log.push(`join:${client.sessionId}`);
   }
   override onDrop(client: Client, code?: number): void {
+    droppedAt.set(client.sessionId, performance.now());
     log.push(`drop:${client.sessionId}:${code}`);
     // Refused while the room is being disposed (teardown's shutdown): no seat to hold then.
     if (this.reconnectSeconds > 0) this.allowReconnection(client, this.reconnectSeconds).catch(() => undefined);
@@ -72,6 +83,18 @@ async function assertEcho(room: SdkRoom, n: number): Promise<void> {
   const answer = nextMessage(room, "echo", 5000);
   room.send("echo", { n });
   assert.deepEqual(await answer, { n });
+}
+
+/** Closes right after a send reach the other end within this (median of CLOSE_TRIALS; ws: 1-3 ms). */
+const CLOSE_LATENCY_MS = 15;
+const CLOSE_TRIALS = 5;
+
+/** The median of `trials` runs of `trial` (each resolves with a latency in ms), and all of them. */
+async function medianOf(trials: number, trial: () => Promise<number>): Promise<{ median: number; all: string }> {
+  const xs: number[] = [];
+  for (let i = 0; i < trials; i++) xs.push(await trial());
+  const sorted = [...xs].sort((a, b) => a - b);
+  return { median: sorted[Math.floor(trials / 2)]!, all: xs.map((x) => x.toFixed(1)).join(", ") };
 }
 
 const cases: ParityCase[] = [
@@ -240,6 +263,42 @@ const cases: ParityCase[] = [
     },
   },
   {
+    name: `an unconsented close right after a send reaches the room within ${CLOSE_LATENCY_MS} ms (median of ${CLOSE_TRIALS})`,
+    async run(ctx) {
+      const server = await ctx.startServer(ROOMS);
+      const { median, all } = await medianOf(CLOSE_TRIALS, async () => {
+        const room = await ctx.join(ctx.client(server), "plain");
+        room.reconnection.enabled = false;
+        const sid = room.sessionId;
+        // A settled connection (the join's traffic acknowledged): one round trip first.
+        await assertEcho(room, 0);
+        const started = performance.now();
+        room.send("noop", "in flight");
+        void room.leave(false);
+        await waitFor(() => droppedAt.has(sid), 5000, "the room to see the drop");
+        return droppedAt.get(sid)! - started;
+      });
+      assert.ok(median < CLOSE_LATENCY_MS, `the room saw the drops after ${all} ms`);
+    },
+  },
+  {
+    name: `a server-side client.leave() right after a send reaches the client within ${CLOSE_LATENCY_MS} ms (median of ${CLOSE_TRIALS})`,
+    async run(ctx) {
+      const server = await ctx.startServer(ROOMS);
+      const { median, all } = await medianOf(CLOSE_TRIALS, async () => {
+        const room = await ctx.join(ctx.client(server), "plain");
+        await assertEcho(room, 0);
+        const bye = nextMessage(room, "bye", 5000);
+        const left = within(new Promise<number>((res) => room.onLeave(() => res(performance.now()))), 5000, "client onLeave");
+        room.send("send-then-kick", APP_CODE);
+        const at = await left;
+        assert.equal(await bye, "see you", "the data sent before the close arrived");
+        return at - kickedAt.get(room.sessionId)!;
+      });
+      assert.ok(median < CLOSE_LATENCY_MS, `the client saw the closes after ${all} ms`);
+    },
+  },
+  {
     name: "a join refused in onJoin rejects with the room's code and message",
     async run(ctx) {
       const server = await ctx.startServer(ROOMS);
@@ -251,6 +310,10 @@ const cases: ParityCase[] = [
 ];
 
 describe("parity (lifecycle)", () => {
-  beforeEach(() => log.clear());
+  beforeEach(() => {
+    log.clear();
+    droppedAt.clear();
+    kickedAt.clear();
+  });
   describeParity("join, leave and reconnection", cases);
 });
