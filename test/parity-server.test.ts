@@ -32,6 +32,9 @@ class CounterRoom extends Room {
     this.state.count = 0;
     this.onMessage("inc", () => void this.state.count++);
     this.onMessage("echo", (client, msg) => client.send("echo", msg));
+    this.onMessage("flood", (client, n: number) => {
+      for (let i = 0; i < n; i++) client.send("tick", { i, pad: "x".repeat(500) });
+    });
   }
   override onJoin(client: Client): void {
     log.push(`join:${client.sessionId}`);
@@ -84,6 +87,28 @@ const cases: ParityCase[] = [
       const echoed = nextMessage(fresh, "echo", 5000);
       fresh.send("echo", { after: "restart" });
       assert.deepEqual(await echoed, { after: "restart" });
+    },
+  },
+  {
+    name: "a new server listens on the same port right after gracefullyShutdown, with messages in flight to the client",
+    async run(ctx) {
+      const first = await ctx.startServer(ROOMS);
+      const port = first.port;
+      const room = await ctx.join(ctx.client(first), "counter");
+      const left = nextLeave(room, 10_000, "old client onLeave");
+      const firstTick = nextMessage(room, "tick", 5000);
+      room.onMessage("tick", () => undefined);
+      room.send("flood", 40);
+      await firstTick;
+      // The server still has messages the client has not acknowledged: shut down now.
+      await first.shutdown();
+      const second = await ctx.startServer(ROOMS, { port });
+      assert.equal(second.port, port);
+      assert.equal(await left, SERVER_SHUTDOWN);
+      const fresh = await ctx.join(ctx.client(second), "counter");
+      const echoed = nextMessage(fresh, "echo", 5000);
+      fresh.send("echo", "after");
+      assert.equal(await echoed, "after");
     },
   },
   {
