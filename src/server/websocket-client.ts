@@ -10,7 +10,7 @@ const MESSAGE_TOO_BIG = 1009;
 
 /** Limits of one WebSocket client's outgoing traffic. */
 export interface WebSocketSendLimits {
-  /** Bytes the socket may hold unsent; a reliable frame beyond it closes the client with 1009. */
+  /** Bytes the socket may hold unsent; a reliable frame beyond it cuts the client (the room sees 1006). */
   maxBufferedBytes: number;
   /** While more than this is unsent, `@unreliable` patches are dropped (and counted), as lost datagrams would be. */
   unreliableDropBytes: number;
@@ -20,7 +20,7 @@ export interface WebSocketSendLimits {
 export interface WebSocketClientCounters {
   /** `@unreliable` patches not sent because the socket was backed up. */
   unreliableDropped: number;
-  /** Clients closed with 1009 because their send backlog overflowed. */
+  /** Clients cut because their send backlog overflowed `maxBufferedBytes`. */
   overflowClosed: number;
 }
 
@@ -32,7 +32,8 @@ export interface WebSocketClientCounters {
  *   client without it): the frames go over the same socket, and are dropped rather than queued while
  *   the socket is backed up, as a datagram would be lost;
  * - `raw` copies the frame (ws keeps a reference until the kernel takes it, and Colyseus reuses its
- *   encode buffer), honours the transport's simulated latency, and bounds what may wait unsent;
+ *   encode buffer), honours the transport's simulated latency, and bounds what may wait unsent (a
+ *   client that stops reading is cut, where ws-transport would buffer without limit);
  * - `leave` never throws into Colyseus: a code or reason a close frame cannot carry is replaced.
  */
 export class WebSocketRoomClient extends WebSocketClient {
@@ -76,11 +77,14 @@ export class WebSocketRoomClient extends WebSocketClient {
       return;
     }
     if (!unreliable && buffered + frame.length > this.limits.maxBufferedBytes) {
-      // Never a gap in the reliable stream: a client that cannot keep up is closed, and the room sees it.
+      // Never a gap in the reliable stream: a client that cannot keep up is cut, and the room sees a
+      // drop (1006) at once. A close frame (1009) is sent first but sits behind the backlog, so the
+      // socket is not left waiting for a close handshake that cannot happen.
       this.counters.overflowClosed++;
       const why = `send backlog of ${buffered + frame.length} bytes exceeds ${this.limits.maxBufferedBytes}`;
-      logger.error?.(`fastnet: closing WebSocket client ${this.sessionId}: ${why}`);
+      logger.error?.(`fastnet: cutting WebSocket client ${this.sessionId}: ${why}`);
       this.leave(MESSAGE_TOO_BIG, why);
+      ws.terminate();
       cb?.(new Error(why));
       return;
     }

@@ -32,7 +32,7 @@ const ROOM_PATH = /\/([a-zA-Z0-9_-]+)\/([a-zA-Z0-9_-]+)$/;
 export interface WebSocketOptions {
   /** Largest message a client may send, bytes; a larger one closes it with 1009 (default: `maxMessageSize`, 512 KiB). */
   maxPayload?: number;
-  /** Bytes waiting unsent to one client before it is closed with 1009 (default: `sendQueueBytes` + 2 MiB, the fastnet path's bound). */
+  /** Bytes waiting unsent to one client before it is cut, the room seeing a drop (default: `sendQueueBytes` + 2 MiB, the fastnet path's bound). */
   maxBufferedBytes?: number;
   /** While more than this waits unsent to a client, its `@unreliable` patches are dropped (default 64 KiB). */
   unreliableDropBytes?: number;
