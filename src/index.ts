@@ -4,6 +4,8 @@
  */
 export { FastnetTransport, type FastnetTransportOptions } from "./server/fastnet-transport.js";
 export { FastnetServerClient } from "./server/server-client.js";
+export { WebSocketPath, type WebSocketOptions, type WebSocketStats } from "./server/websocket-path.js";
+export { WebSocketRoomClient } from "./server/websocket-client.js";
 export { FastnetServer, type FastnetServerOptions, type SessionInfo, type EndpointStats, type DevCertificateInfo } from "./node/server.js";
 export { FastnetSession, ReadyState, type SessionEvents } from "./node/session.js";
 export { connect, FastnetClientSession, type ConnectOptions } from "./node/client.js";

@@ -216,8 +216,8 @@ describe("hostile players against the Colyseus adapter", function () {
     await v.stillFine(1);
   });
 
-  it("a plain @colyseus/sdk (WebSocket) client fails within seconds, told to use FastnetClient", async () => {
-    await start();
+  it("with webSocket: false, a plain @colyseus/sdk (WebSocket) client fails within seconds, told to use FastnetClient", async () => {
+    await start({ webSocket: false });
     const v = await victim();
     const plain = new PlainSdkClient(h.endpoint);
     capture = captureConsoleError(); // the SDK warns about the unexpected close

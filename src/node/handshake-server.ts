@@ -42,6 +42,12 @@ export interface HandshakeServerOptions {
   path?: string;
   /** What a WebSocket client that reaches this server is told (its close reason; default: "this server speaks fastnet, not WebSocket"). */
   webSocketRefusal?: string;
+  /**
+   * Offered every Upgrade that is not a fastnet handshake, before it is left to other listeners or
+   * refused: returns true when it took the request (e.g. a Colyseus WebSocket room connection). This
+   * one listener routes everything, so the outcome never depends on the order listeners were added in.
+   */
+  otherUpgrade?: UpgradeTaker;
   /** From the upgrade request to finish(); past it the connection is destroyed. */
   timeoutMs: number;
   /** Handshakes in progress at once; over it the upgrade gets a 503. */
@@ -54,6 +60,9 @@ export interface HandshakeServerOptions {
    */
   announceFingerprint?: Uint8Array;
 }
+
+/** Takes an Upgrade request (true) or leaves it untouched (false). */
+export type UpgradeTaker = (req: http.IncomingMessage, socket: Duplex, head: Buffer) => boolean;
 
 /** Header of the 101 response naming the dev certificate's SHA-256 (hex). */
 export const DEV_CERTIFICATE_HEADER = "fastnet-dev-certificate";
@@ -154,6 +163,7 @@ export class HandshakeServer extends EventEmitter<{ handshake: [PendingHandshake
   private slotCount = 0;
   private closed = false;
   private readonly stray: StrayContext;
+  private readonly otherUpgrade: UpgradeTaker | undefined;
 
   constructor(opts: HandshakeServerOptions) {
     super();
@@ -165,6 +175,7 @@ export class HandshakeServer extends EventEmitter<{ handshake: [PendingHandshake
       }
     }
     this.server = opts.server;
+    this.otherUpgrade = opts.otherUpgrade;
     this.path = opts.path ?? DEFAULT_HANDSHAKE_PATH;
     this.timeoutMs = opts.timeoutMs;
     this.maxPending = opts.maxPending;
@@ -195,6 +206,7 @@ export class HandshakeServer extends EventEmitter<{ handshake: [PendingHandshake
 
   private readonly onUpgrade = (req: http.IncomingMessage, socket: Duplex, head: Buffer): void => {
     if (!this.matches(req)) {
+      if (!this.closed && this.otherUpgrade?.(req, socket, head)) return;
       // Someone else's upgrade: do not touch the socket at all. With no one else to answer it, node
       // would leave it open without a word or a timeout: refuse it at once instead.
       if (this.server.listenerCount("upgrade") > 1) return;

@@ -23,7 +23,7 @@ import { CID_LENGTH } from "../protocol/version.js";
 import { FastnetError } from "../protocol/errors.js";
 import { selectAeadBackend } from "./aead-select.js";
 import { generateDevCertificate, loadOrCreateDevCertificate } from "./dev-certificate.js";
-import { HandshakeServer, type PendingHandshake } from "./handshake-server.js";
+import { HandshakeServer, type PendingHandshake, type UpgradeTaker } from "./handshake-server.js";
 import type { ClientHello } from "./handshake-messages.js";
 import { FastnetSession, clock } from "./session.js";
 import { AddressSockets } from "./udp-sockets.js";
@@ -65,6 +65,8 @@ export interface FastnetServerOptions extends Partial<SessionOptions>, Partial<E
    * take it: it gets a WebSocket close 1008 with this reason (at most 123 bytes are sent).
    */
   webSocketRefusal?: string;
+  /** Offered every Upgrade that is no fastnet handshake before it is refused (see HandshakeServerOptions.otherUpgrade). */
+  otherUpgrade?: UpgradeTaker;
   /**
    * Secret behind stateless reset tokens and the keyed tag in every connection ID; it must survive a
    * restart for clients to learn of it at once. Default: derived from `tls.key` when given, else from
@@ -257,6 +259,7 @@ export class FastnetServer extends EventEmitter<{ session: [FastnetSession, Sess
       key,
       path: this.options.handshakePath,
       webSocketRefusal: this.options.webSocketRefusal,
+      otherUpgrade: this.options.otherUpgrade,
       timeoutMs: this.endpointOptions.handshakeTimeoutMs,
       maxPending: this.endpointOptions.maxPendingHandshakes,
       maxPendingPerAddress: this.endpointOptions.maxPendingHandshakesPerAddress,

@@ -103,19 +103,22 @@ function httpError(status: 400 | 404 | 426, why: string, upgrade?: string): Buff
 
 /** An unmasked server close frame with `code` and as much of `reason` as fits. */
 function closeFrame(code: number, reason: string): Buffer {
-  let text = Buffer.from(reason, "utf8");
-  if (text.length > WS_MAX_REASON_BYTES) {
-    // Cut on a character boundary.
-    let end = WS_MAX_REASON_BYTES;
-    while (end > 0 && (text[end]! & 0xc0) === 0x80) end--;
-    text = text.subarray(0, end);
-  }
+  const text = closeReasonBytes(reason);
   const frame = Buffer.allocUnsafe(4 + text.length);
   frame[0] = 0x88; // FIN, opcode close
   frame[1] = 2 + text.length;
   frame.writeUInt16BE(code, 2);
   text.copy(frame, 4);
   return frame;
+}
+
+/** `reason` as UTF-8, cut on a character boundary to what a WebSocket close frame carries (123 bytes). */
+export function closeReasonBytes(reason: string): Buffer {
+  const text = Buffer.from(reason, "utf8");
+  if (text.length <= WS_MAX_REASON_BYTES) return text;
+  let end = WS_MAX_REASON_BYTES;
+  while (end > 0 && (text[end]! & 0xc0) === 0x80) end--;
+  return text.subarray(0, end);
 }
 
 /** Writes `data`, ends the socket, drains whatever the peer sends, and destroys it once closed or after the linger. */

@@ -21,15 +21,20 @@ import { isProxyHeader } from "../node/proxy-headers.js";
 import { FastnetServer, type EndpointStats, type FastnetServerOptions, type SessionInfo } from "../node/server.js";
 import type { FastnetSession } from "../node/session.js";
 import { FastnetServerClient, type LatencySetting } from "./server-client.js";
+import type { WebSocketRoomClient } from "./websocket-client.js";
+import { WebSocketPath, type WebSocketOptions } from "./websocket-path.js";
 
 const log = createDebug("fastnet:transport");
 
 /**
- * What a plain @colyseus/sdk (WebSocket) client is told: the SDK rejects its join with this message
- * (at most 123 bytes: a WebSocket close reason). "colyseus.sdk" is for @colyseus/testing, whose test
- * server makes a WebSocket SDK client: `colyseus.sdk = new FastnetClient(url)` replaces it.
+ * What a plain @colyseus/sdk (WebSocket) client is told when the WebSocket path is off (`webSocket:
+ * false`): the SDK rejects its join with this message (at most 123 bytes: a WebSocket close reason).
+ * "colyseus.sdk" is for @colyseus/testing, whose test server makes a WebSocket SDK client:
+ * `colyseus.sdk = new FastnetClient(url)` replaces it.
  */
 const WEBSOCKET_REFUSAL = "this server's rooms use fastnet, not WebSocket: connect with FastnetClient (colyseus-fastnet/client), e.g. as colyseus.sdk";
+/** What a WebSocket to a path that names no room of this server is told (the WebSocket path is on). */
+const WEBSOCKET_NO_ROOM = "no room of this server at this path: WebSocket room connections go to /<processId>/<roomId> of a seat reservation";
 
 /** Latency probes (a handshake naming no room) are closed after this long, as ws-transport does. */
 const PROBE_LIFETIME_MS = 1000;
@@ -38,9 +43,18 @@ const PROBE_LIFETIME_MS = 1000;
  * Options of the Colyseus transport: every engine option (see the README's table) plus
  * `tls: { cert, key }` (PEM; without it a dev certificate is generated and its fingerprint published),
  * `server` (an existing http.Server), `udpPort` (default: the TCP port number), `udpHost`,
- * `publicAddress`, `publicPort` and `serverId`.
+ * `publicAddress`, `publicPort`, `serverId` and `webSocket`.
  */
-export type FastnetTransportOptions = Omit<FastnetServerOptions, "verifyHello">;
+export type FastnetTransportOptions = Omit<FastnetServerOptions, "verifyHello" | "otherUpgrade"> & {
+  /**
+   * Colyseus' standard WebSocket room connections on the same HTTP port, for browsers, plain
+   * `@colyseus/sdk` clients and networks that block UDP: they join the same rooms as fastnet players,
+   * `@unreliable` fields included (sent over the socket). Default `true`; an object tunes it (see
+   * WebSocketOptions). `false`: UDP only; a WebSocket client then fails at once, its close (1008)
+   * naming the cause and FastnetClient as the way in.
+   */
+  webSocket?: boolean | WebSocketOptions;
+};
 
 /** An address on the transport's events. */
 export interface PeerAddress {
@@ -62,20 +76,38 @@ export interface FastnetTransportEvents {
 export class FastnetTransport extends Transport {
   /** The engine: its `stats`, `sessionCount`, `udpPort` and events are public. */
   readonly engine: FastnetServer;
+  /** The WebSocket path (its `stats`, `clients`, `openCount`), null with `webSocket: false`. */
+  readonly webSocket: WebSocketPath | null;
   declare server: http.Server;
   override protocol = "fastnet";
   private readonly latency: LatencySetting = { ms: 0 };
-  private readonly clients = new Map<string, FastnetServerClient>();
+  private readonly fastnetClients = new Map<string, FastnetServerClient>();
   private readonly bySession = new WeakMap<FastnetSession, FastnetServerClient>();
   private readonly events = new EventEmitter<FastnetTransportEvents>();
   private expressApp: unknown;
 
   constructor(options: FastnetTransportOptions = {}) {
     super();
+    const { webSocket = true, ...engineOptions } = options;
+    this.webSocket =
+      webSocket === false
+        ? null
+        : new WebSocketPath(
+            {
+              latency: this.latency,
+              maxMessageSize: options.maxMessageSize,
+              sendQueueBytes: options.sendQueueBytes,
+              maxSessions: options.maxSessions,
+              takeOverStale: (sessionId, token) => this.takeOverStale(sessionId, token),
+            },
+            webSocket === true ? {} : webSocket,
+          );
     // A hello whose path is no room path is refused at the handshake, before any session exists.
     this.engine = new FastnetServer({
-      webSocketRefusal: WEBSOCKET_REFUSAL,
-      ...options,
+      webSocketRefusal: this.webSocket ? WEBSOCKET_NO_ROOM : WEBSOCKET_REFUSAL,
+      ...engineOptions,
+      // The engine's one 'upgrade' listener routes: fastnet handshake, else WebSocket room, else refusal.
+      otherUpgrade: this.webSocket?.route,
       verifyHello: (hello) => void parseRoomPath(hello.path),
     });
     this.server = this.engine.http;
@@ -102,6 +134,14 @@ export class FastnetTransport extends Transport {
     return this;
   }
 
+  /**
+   * Every client in a room through this transport, by sessionId: fastnet sessions and WebSocket
+   * connections alike (a snapshot; `engine.sessionCount` and `webSocket.clients` count each kind).
+   */
+  get clients(): ReadonlyMap<string, FastnetServerClient | WebSocketRoomClient> {
+    return new Map<string, FastnetServerClient | WebSocketRoomClient>([...this.fastnetClients, ...(this.webSocket?.clients ?? [])]);
+  }
+
   /** Endpoint counters: sessions opened, migrations, drops, stateless resets (see EndpointStats). */
   get stats(): EndpointStats {
     return this.engine.stats;
@@ -123,6 +163,7 @@ export class FastnetTransport extends Transport {
           );
         }
         log("listening: tcp %d, udp %d", this.engine.port, this.engine.udpPort);
+        this.webSocket?.open();
         listeningListener?.();
       },
       (err: Error) => listeningListener?.(err),
@@ -132,12 +173,13 @@ export class FastnetTransport extends Transport {
 
   /**
    * Closes everything at once, as Colyseus expects (it calls this without awaiting it, then may exit
-   * the process or listen on the same port): every session gets its CLOSE before this returns (the
+   * the process or listen on the same port): every session (UDP or WebSocket) gets its CLOSE before this returns (the
    * code of its room's leave, e.g. 4001, else 4001, or 4010 in devMode), then the UDP sockets and the
    * HTTP server (given or own, as ws-transport does) stop listening, freeing both ports.
    */
   shutdown(): void {
     const code = isDevMode ? CloseCode.MAY_TRY_RECONNECT : CloseCode.SERVER_SHUTDOWN;
+    this.webSocket?.close(code, "server shutdown");
     void this.engine.closeNow(code, "server shutdown", { closeHttp: true });
   }
 
@@ -146,7 +188,6 @@ export class FastnetTransport extends Transport {
     this.latency.ms = milliseconds > Number.EPSILON ? milliseconds : 0;
   }
 
-  /** An Express app on the transport's HTTP server, as ws-transport offers (express must be installed). */
   /**
    * The Express app serving this transport's HTTP requests (Colyseus' `express` option). Synchronous,
    * as Colyseus' router calls it without awaiting; `express` is loaded only when asked for, so a server
@@ -210,19 +251,10 @@ export class FastnetTransport extends Transport {
     const skipHandshake = url.searchParams.has("skipHandshake");
     const client = new FastnetServerClient(sessionId, session, this.latency);
     // `sessionId` is only a claim until Colyseus accepts the join: nothing is indexed by it before then.
-    // A reconnect for a session we still think alive: if it holds that session's reconnection token, the
-    // live one is stale (its path died); drop it now, so the room runs onDrop and reserves the seat,
-    // instead of waiting for our idle timeout. Anyone else (every player sees the others' sessionIds)
-    // is refused before the live session is touched.
-    const live = this.clients.get(sessionId);
-    if (reconnectionToken !== null && live && live.readyState <= 1) {
-      if (!sameToken(reconnectionToken, live.reconnectionToken)) {
-        log("refusing a reconnection to live session %s: bad reconnection token", sessionId);
-        this.refuse(client, new ServerError(ErrorCode.MATCHMAKE_EXPIRED, BAD_RECONNECTION_TOKEN), true);
-        return;
-      }
-      log("dropping stale session of %s for its reconnection", sessionId);
-      live.session.abort(CloseCode.ABNORMAL_CLOSURE, "replaced by a reconnection");
+    const refusal = reconnectionToken === null ? undefined : this.takeOverStale(sessionId, reconnectionToken);
+    if (refusal) {
+      this.refuse(client, refusal, true);
+      return;
     }
     const room = roomId ? matchMaker.getLocalRoomById(roomId) : undefined;
     const headers = authHeaders(info);
@@ -240,11 +272,32 @@ export class FastnetTransport extends Transport {
     }
     if (session.readyState > 1) return; // gone during the join: the room already saw its 'close'
     // Accepted: from now on `sessionId` names this client (a later reconnection replaces the entry).
-    this.clients.set(sessionId, client);
+    this.fastnetClients.set(sessionId, client);
     this.bySession.set(session, client);
     session.once("close", () => {
-      if (this.clients.get(sessionId) === client) this.clients.delete(sessionId);
+      if (this.fastnetClients.get(sessionId) === client) this.fastnetClients.delete(sessionId);
     });
+  }
+
+  /**
+   * A reconnection of `sessionId` (on either path) while we still think a connection of it alive: if
+   * it holds that connection's reconnection token, the live one is stale (its path died); drop it now,
+   * so the room runs onDrop and reserves the seat, instead of waiting for a timeout. Anyone else (every
+   * player sees the others' sessionIds) gets the error to refuse it with, and the live one is untouched.
+   */
+  private takeOverStale(sessionId: string, reconnectionToken: string): ServerError | undefined {
+    const fastnet = this.fastnetClients.get(sessionId);
+    const webSocket = this.webSocket?.clients.get(sessionId);
+    const live = fastnet && fastnet.readyState <= 1 ? fastnet : webSocket && webSocket.readyState <= 1 ? webSocket : undefined;
+    if (!live) return undefined;
+    if (!sameToken(reconnectionToken, live.reconnectionToken)) {
+      log("refusing a reconnection to live client %s: bad reconnection token", sessionId);
+      return new ServerError(ErrorCode.MATCHMAKE_EXPIRED, BAD_RECONNECTION_TOKEN);
+    }
+    log("dropping stale connection of %s for its reconnection", sessionId);
+    if (live instanceof FastnetServerClient) live.session.abort(CloseCode.ABNORMAL_CLOSURE, "replaced by a reconnection");
+    else live.ref.terminate();
+    return undefined;
   }
 
   /** Fails a join: the ERROR frame, then the close code the SDK expects (4003/4010 for a reconnection, else 4002). */
