@@ -1,8 +1,9 @@
 /**
  * @colyseus/testing as its README shows it, with `initializeTransport: () => new FastnetTransport()`,
  * in a child process so that the time the process takes to exit after `shutdown()` is measured. The
- * test server's own `sdk` is a WebSocket client: replaced by a FastnetClient, `connectTo` works and
- * messages flow; left as it is, the join fails at once with a message that says what to do.
+ * test server's own `sdk` is a WebSocket client: it joins over the transport's WebSocket path, and
+ * replaced by a FastnetClient it joins over UDP; either way messages flow and the process exits
+ * promptly. With the WebSocket path off, the WebSocket sdk's join fails at once saying what to do.
  */
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
@@ -29,7 +30,8 @@ class EchoRoom extends Room {
   onCreate() { this.onMessage("echo", (client, msg) => client.send("echo", msg)); }
 }
 const port = Number(process.env.PORT);
-const colyseus = await boot(config({ rooms: { echo: defineRoom(EchoRoom) }, initializeTransport: () => new FastnetTransport() }), port);
+const webSocket = process.env.WEBSOCKET !== "off";
+const colyseus = await boot(config({ rooms: { echo: defineRoom(EchoRoom) }, initializeTransport: () => new FastnetTransport({ webSocket }) }), port);
 if (process.env.SDK === "fastnet") colyseus.sdk = new FastnetClient("http://127.0.0.1:" + port);
 const room = await colyseus.createRoom("echo", {});
 const started = performance.now();
@@ -99,8 +101,19 @@ describe("lifecycle: @colyseus/testing boot() with initializeTransport: () => ne
     console.log(`      connectTo ${/CONNECTED (\d+)/.exec(run.out)![1]} ms, exit ${exitAfter} ms after shutdown()`);
   });
 
-  it("with the test server's own (WebSocket) sdk: connectTo fails at once, naming FastnetClient and colyseus.sdk", async () => {
+  it("with the test server's own (WebSocket) sdk: connectTo joins over the WebSocket path, messages flow, the process exits promptly", async () => {
     const run = start({ PORT: String(await freePort()) });
+    runs.push(run);
+    const code = await within(run.exited, 30_000, `child exit:\n${run.out}`);
+    assert.equal(code, 0, run.out);
+    assert.match(run.out, /CONNECTED \d+/, run.out);
+    assert.match(run.out, /ECHO \{"n":7\}/, run.out);
+    const exitAfter = Number(/EXIT-AFTER (\d+)/.exec(run.out)?.[1]);
+    assert.ok(exitAfter < 2500, `the process exited ${exitAfter} ms after shutdown() resolved:\n${run.out}`);
+  });
+
+  it("with webSocket: false and the test server's own sdk: connectTo fails at once, naming FastnetClient and colyseus.sdk", async () => {
+    const run = start({ PORT: String(await freePort()), WEBSOCKET: "off" });
     runs.push(run);
     const m = await waitForLine(run, /CONNECT-FAILED (\d+) (.*)/, 20_000);
     assert.ok(Number(m[1]) < 3000, `the join failed after ${m[1]} ms`);

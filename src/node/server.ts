@@ -269,29 +269,48 @@ export class FastnetServer extends EventEmitter<{ session: [FastnetSession, Sess
     this.handshakes.on("handshake", (p) => {
       this.onHandshake(p).catch((err: unknown) => this.reportError(err instanceof Error ? err : new Error(String(err))));
     });
-    try {
-      if (this.ownsHttp || !this.http.listening) {
-        this.http.listen(port, host);
-        await once(this.http, "listening");
-        this.startedHttp = true;
+    // Port 0 asks for any free port, and UDP takes the number TCP got: a number free for TCP may be
+    // held by some process's UDP socket, so then both are released and another number is tried.
+    const anyPort = port === 0 && this.options.udpPort === undefined && (this.ownsHttp || !this.http.listening);
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await this.listenOnce(port, host);
+        return;
+      } catch (err) {
+        // Nothing of a failed listen may stay open: no socket, timer or listener keeps the process alive.
+        this.releaseSockets();
+        if ((this.ownsHttp || this.startedHttp) && this.http.listening) {
+          this.http.close();
+          await once(this.http, "close");
+        }
+        this.startedHttp = false;
+        const retry = anyPort && attempt < ANY_PORT_ATTEMPTS && (err as FastnetError)?.code === "UDP_PORT_IN_USE";
+        if (retry) {
+          log("listen(0): UDP port taken (%s), trying another number", (err as Error).message);
+          continue;
+        }
+        this.handshakes?.close();
+        this.handshakes = null;
+        throw err;
       }
-      const tcp = this.http.address();
-      const tcpPort = tcp && typeof tcp === "object" ? tcp.port : port;
-      const udpHost = this.options.udpHost ?? host;
-      const udpPort = this.options.udpPort ?? tcpPort;
-      const socket = await this.bindUdpSockets(udpPort, udpHost, tcpPort);
-      this.socket = socket;
-      this.udpBoundPort = socket.address().port;
-      log("listening tcp %d udp %d aead %s", tcpPort, this.udpBoundPort, this.aead.name);
-    } catch (err) {
-      // Nothing of a failed listen may stay open: no socket, timer or listener keeps the process alive.
-      this.releaseSockets();
-      this.handshakes?.close();
-      this.handshakes = null;
-      if ((this.ownsHttp || this.startedHttp) && this.http.listening) this.http.close();
-      this.startedHttp = false;
-      throw err;
     }
+  }
+
+  /** One attempt of listen(): TCP (unless already listening), then UDP on the same port number. */
+  private async listenOnce(port: number, host: string | undefined): Promise<void> {
+    if (this.ownsHttp || !this.http.listening) {
+      this.http.listen(port, host);
+      await once(this.http, "listening");
+      this.startedHttp = true;
+    }
+    const tcp = this.http.address();
+    const tcpPort = tcp && typeof tcp === "object" ? tcp.port : port;
+    const udpHost = this.options.udpHost ?? host;
+    const udpPort = this.options.udpPort ?? tcpPort;
+    const socket = await this.bindUdpSockets(udpPort, udpHost, tcpPort);
+    this.socket = socket;
+    this.udpBoundPort = socket.address().port;
+    log("listening tcp %d udp %d aead %s", tcpPort, this.udpBoundPort, this.aead.name);
   }
 
   /**
@@ -673,6 +692,9 @@ function udpBindError(err: unknown, udpPort: number, udpHost: string | undefined
     { cause: err },
   );
 }
+
+/** listen(0): numbers tried before a UDP port held elsewhere is reported (each is a fresh OS choice). */
+const ANY_PORT_ATTEMPTS = 8;
 
 /** Default `devCertificateDir`, relative to the working directory. */
 export const DEFAULT_DEV_CERTIFICATE_DIR = ".fastnet";
