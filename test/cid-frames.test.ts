@@ -312,7 +312,8 @@ describe("CID frames from a peer that breaks the rules (holding the session keys
   it("a retire storm (every packet retires every CID it may) keeps at most 3 CIDs routed and issues at most 2 per packet", function () {
     const p = cidPair(28);
     exchange(p);
-    const t0 = performance.now();
+    // Only the server's own work is timed: the loop's bookkeeping above it grows with the storm.
+    let serverMs = 0;
     let maxIssuedPerPacket = 0;
     let packets = 0;
     for (let i = 0; i < 2000; i++) {
@@ -323,7 +324,10 @@ describe("CID frames from a peer that breaks the rules (holding the session keys
       const seqs: number[] = [];
       for (let s = p.table.issued.length; s >= 0 && seqs.length < 300; s--) if (s !== carrierSeq) seqs.push(s);
       const before = p.table.issued.length;
-      p.server.handleDatagram(hostile(p, carrier, retire(...seqs)), p.now);
+      const datagram = hostile(p, carrier, retire(...seqs));
+      const t0 = performance.now();
+      p.server.handleDatagram(datagram, p.now);
+      serverMs += performance.now() - t0;
       packets++;
       maxIssuedPerPacket = Math.max(maxIssuedPerPacket, p.table.issued.length - before);
       assert.ok(p.table.routed.size <= ACTIVE_CID_LIMIT);
@@ -334,11 +338,12 @@ describe("CID frames from a peer that breaks the rules (holding the session keys
       }
       assert.equal(p.server.state, "open", `packet ${i}`);
     }
-    const ms = performance.now() - t0;
     assert.equal(p.table.maxRouted, ACTIVE_CID_LIMIT);
     assert.ok(p.table.retired.length >= 2000, `the storm retired ${p.table.retired.length} CIDs`);
     assert.ok(maxIssuedPerPacket <= ACTIVE_CID_LIMIT - 1, `${maxIssuedPerPacket} CIDs issued for one packet`);
     assert.ok(p.table.issued.length <= 2 + packets * (ACTIVE_CID_LIMIT - 1));
-    assert.ok(ms < 5000, `${packets} storm packets took ${ms.toFixed(0)} ms`);
+    // Each packet carries 300 RETIRE_CONNECTION_ID frames; linear work is tens of µs, a quadratic walk
+    // over the 4,000 CIDs retired by the end would be far above this generous bound.
+    assert.ok(serverMs / packets < 1, `the server spent ${(serverMs / packets).toFixed(3)} ms per storm packet`);
   });
 });
