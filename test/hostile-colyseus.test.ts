@@ -184,7 +184,9 @@ describe("hostile players against the Colyseus adapter", function () {
     const reports = capture.lines.filter((l) => l.includes("room handler bug"));
     assert.equal(reports.length, 1, capture.lines.join("\n"));
     assert.ok(reports[0]!.includes(v.room.sessionId), `the report names the session: ${reports[0]}`);
-    assert.equal(transportOf(v.room).getStats()!.probeTimeouts, 0, "the server acknowledged without a probe timeout");
+    // The throw skipped no acknowledgement: everything the client sent gets acknowledged (a probe
+    // timeout is no evidence either way: a loaded machine may delay an ACK past one PTO).
+    await waitFor(() => transportOf(v.room).getStats()!.bytesInFlight === 0, 5000, "the server to acknowledge everything");
   });
 
   it("an SDK message handler that throws on the client is reported with console.error; the room stays connected", async () => {
