@@ -2,19 +2,17 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import { once } from "node:events";
 import { mkdtemp, rm } from "node:fs/promises";
-import net from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { freePort as freePortOn } from "../../examples/cluster/cluster.js";
 import { within } from "./wait.js";
 
-/** A TCP port that was free a moment ago (the OS picks it; the listener is closed before returning). */
-export async function freePort(host = "127.0.0.1"): Promise<number> {
-  const s = net.createServer();
-  s.listen(0, host);
-  await once(s, "listening");
-  const port = (s.address() as net.AddressInfo).port;
-  await new Promise<void>((r) => s.close(() => r()));
-  return port;
+/**
+ * A port number that was free a moment ago for TCP and for UDP on `host` (the OS picks it): a fastnet
+ * server binds both on one number.
+ */
+export function freePort(host = "127.0.0.1"): Promise<number> {
+  return freePortOn(host, true);
 }
 
 export class RedisServer {
