@@ -2,7 +2,15 @@
  * colyseus-fastnet/client: the @colyseus/sdk Client over fastnet (FastnetClient), and the engine's
  * client side for direct use.
  */
-export { FastnetClient, FastnetRoom, transportOf, type FastnetClientOptions, type LatencyOptions } from "./client/fastnet-client.js";
+export {
+  FastnetClient,
+  FastnetJoinError,
+  FastnetRoom,
+  fastnetCodeOf,
+  transportOf,
+  type FastnetClientOptions,
+  type LatencyOptions,
+} from "./client/fastnet-client.js";
 export { FastnetClientTransport } from "./client/client-transport.js";
 export { connect, FastnetClientSession, type ConnectOptions } from "./node/client.js";
 export { FastnetSession, ReadyState, type SessionEvents } from "./node/session.js";

@@ -2,7 +2,8 @@
  * @colyseus/testing booting a server with this transport: `boot()` builds the server through
  * @colyseus/tools, whose `initializeTransport({ server })` hook hands us its http.Server. We bind that
  * server on loopback (OS-chosen port) before returning the FastnetTransport, which then only adds UDP on
- * 127.0.0.1 with the same port number. The test server's `sdk` becomes a FastnetClient.
+ * 127.0.0.1 with the same port number. The test server's `sdk` becomes a FastnetClient. (The plain
+ * `initializeTransport: () => new FastnetTransport()` form runs in lifecycle-testing-boot.test.ts.)
  */
 import assert from "node:assert/strict";
 import type http from "node:http";
@@ -60,13 +61,10 @@ describe("Colyseus over fastnet: @colyseus/testing", function () {
 
   after(async () => {
     await within(colyseus.shutdown(), 10_000, "test server shutdown");
-    await waitFor(() => !(transport.engine as any).socket, 5000, "the UDP socket to close");
-    // FastnetTransport.shutdown() leaves an http.Server it was given open (ws-transport closes it; see
-    // the report), and @colyseus/tools always passes one: close it here.
-    if (transport.server.listening) {
-      transport.server.closeAllConnections();
-      await new Promise<void>((resolve) => transport.server.close(() => resolve()));
-    }
+    // shutdown() closes at once, the http.Server @colyseus/tools handed over included (as ws-transport
+    // does): the port is free for the next boot.
+    assert.equal(transport.server.listening, false, "the given http.Server stopped listening");
+    assert.equal((transport.engine as any).socket, null, "the UDP socket is closed");
   });
 
   afterEach(async () => {

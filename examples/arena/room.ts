@@ -9,7 +9,7 @@
  * - a dropped player (connection lost, not a consented leave) keeps the seat for 20 s: the SDK
  *   reconnects on its own and `onReconnect` runs.
  */
-import { Room, type Client } from "@colyseus/core";
+import { Room, type Client } from "colyseus";
 import { ARENA, ArenaState, Player, type ChatMessage } from "./state.js";
 
 /** Seconds a dropped player's seat is held for its reconnection. */

@@ -2,11 +2,14 @@
  * The arena server: Colyseus over fastnet (encrypted UDP). Matchmaking and the TLS 1.3 handshake run
  * on TCP PORT, game traffic on UDP PORT.
  *
+ * `Server` comes from the `colyseus` meta-package, as in most Colyseus projects; FastnetTransport goes where
+ * its WebSocket transport would.
+ *
  * Alone: `node --import tsx examples/arena/server.ts` (PORT, default 2567; HOST, default 127.0.0.1),
  * then point bots at it: `ENDPOINT=http://127.0.0.1:2567 node --import tsx examples/arena/bot.ts`.
  */
 import { pathToFileURL } from "node:url";
-import { Server } from "@colyseus/core";
+import { Server } from "colyseus";
 import { FastnetTransport } from "../../src/index.js";
 import { ArenaRoom } from "./room.js";
 

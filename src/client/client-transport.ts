@@ -1,5 +1,5 @@
 import createDebug from "debug";
-import { closeReasonText, isCloseCode } from "../node/close-code.js";
+import { NO_STATUS_RECEIVED, closeReasonText, isCloseCode } from "../node/close-code.js";
 import { connect, type ConnectOptions, type FastnetClientSession, type RebindOptions } from "../node/client.js";
 import { FastnetError } from "../protocol/errors.js";
 import { SendBacklog } from "../node/send-backlog.js";
@@ -42,6 +42,8 @@ export class FastnetClientTransport {
   private attempt = 0;
   private backlog: SendBacklog | null = null;
   private closedByUser = false;
+  /** Why the last `connect` failed (cleared by the next one): what FastnetClient puts on join errors. */
+  lastFailure: FastnetError | null = null;
 
   constructor(events: TransportEvents, context: ClientTransportContext) {
     this.events = events;
@@ -66,19 +68,47 @@ export class FastnetClientTransport {
     return this.session.rebind(options);
   }
 
-  /** Reliable-ordered send; `data` is copied at once. Dropped (as by a closed WebSocket) when not open. */
+  /**
+   * Reliable-ordered send; `data` is copied at once. Dropped (as by a closed WebSocket) when not open.
+   * Throws FastnetError MESSAGE_TOO_LARGE, sending nothing, for a message above the server's
+   * `maxMessageSize` (announced in the handshake): the connection carries on.
+   */
   send(data: Buffer | Uint8Array): void {
     if (!this.isOpen || !this.backlog) {
       log("send while not open: dropped %d bytes", data.length);
       return;
     }
+    const limit = this.session!.maxMessageSize;
+    if (data.length > limit) {
+      throw new FastnetError(
+        "MESSAGE_TOO_LARGE",
+        `room.send(): message of ${data.length} bytes exceeds the server's limit of ${limit} bytes ` +
+          `(maxMessageSize, set on the server: new FastnetTransport({ maxMessageSize })); nothing was sent, the connection carries on`,
+      );
+    }
     this.backlog.send(data);
   }
 
-  /** Unreliable datagram; dropped and counted when it cannot go (too large, congestion). */
-  sendUnreliable(data: Buffer | Uint8Array): void {
-    if (this.isOpen) this.session!.sendUnreliable(data);
+  /**
+   * Unreliable datagram. Returns false when it was not sent: not open, dropped by congestion (counted
+   * in getStats()), or larger than one datagram (`maxUnreliableSize`); the last also logs one
+   * console.warn per session, naming the size and the limit.
+   */
+  sendUnreliable(data: Buffer | Uint8Array): boolean {
+    const s = this.session;
+    if (!s || !this.isOpen) return false;
+    if (data.length > s.maxUnreliableSize && !this.warnedUnreliable.has(s)) {
+      this.warnedUnreliable.add(s);
+      console.warn(
+        `fastnet: room.sendUnreliable(): message of ${data.length} bytes exceeds the ${s.maxUnreliableSize} bytes of one datagram; ` +
+          `dropped (counted in getStats().datagramsDropped.tooLarge). Use room.send() for larger messages. (Warned once per connection.)`,
+      );
+    }
+    return s.sendUnreliable(data);
   }
+
+  /** Sessions whose oversized sendUnreliable was already warned about (one warning per session). */
+  private readonly warnedUnreliable = new WeakSet<FastnetClientSession>();
 
   /**
    * Connects to `url`: `fastnet://host:port/<processId>/<roomId>?sessionId=..` (`fastnets://` when the
@@ -88,6 +118,7 @@ export class FastnetClientTransport {
   connect(url: string, headers?: Record<string, string>): void {
     this.url = url;
     this.closedByUser = false;
+    this.lastFailure = null;
     const attempt = ++this.attempt;
     const parsed = new URL(url);
     const base = `${parsed.protocol === "fastnets:" ? "https" : "http"}://${parsed.host}`;
@@ -104,9 +135,9 @@ export class FastnetClientTransport {
           return;
         }
         this.session = session;
-        // Like a WebSocket, sends never throw: beyond the send queue they wait (bounded), and what
-        // cannot be delivered at all closes the connection with 1009 and the reason.
-        this.backlog = new SendBacklog(session, (err) => session.close(1009, err.message));
+        // Beyond the send queue, sends wait (bounded) as on a WebSocket; a backlog that overflows closes
+        // the connection with 1009 and the reason. (A message above the limit throws in send() first.)
+        this.backlog = new SendBacklog(session, (err) => session.close(1009, `${err.code}: ${err.message}`));
         session.on("message", (data) => this.fire("onmessage", { data: toArrayBuffer(data) }));
         session.on("datagram", (data) => this.fire("onmessage", { data: toArrayBuffer(data) }));
         session.once("close", (code, reason) => {
@@ -123,7 +154,11 @@ export class FastnetClientTransport {
         // A certificate that does not verify will not verify on a retry: 1015 (TLS handshake failure)
         // ends the SDK's reconnection at once; other failures (1006) are worth retrying.
         const code = err instanceof FastnetError && err.code === "CERTIFICATE_REJECTED" ? TLS_HANDSHAKE_FAILURE : ABNORMAL_CLOSURE;
-        this.fire("onclose", { code, reason: err.message });
+        // The SDK passes on only (code, reason): the reason starts with the fastnet code, so onDrop,
+        // onLeave and onError handlers can tell BIND_TIMEOUT from CERTIFICATE_REJECTED (docs/errors.md).
+        this.lastFailure = err instanceof FastnetError ? err : null;
+        const reason = err instanceof FastnetError ? `${err.code}: ${err.message}` : err.message;
+        this.fire("onclose", { code, reason, fastnetCode: this.lastFailure?.code });
       },
     );
   }
@@ -142,9 +177,11 @@ export class FastnetClientTransport {
   }
 
   /**
-   * Closes the session with `code` (default 1000); the SDK gets `onclose` once it is closed. Never
-   * throws: a code the wire cannot carry (not an integer in 0..65535) is replaced by 1000, with a
-   * console.warn naming it (a browser WebSocket would throw; the SDK does not expect that of a close).
+   * Closes the session with `code`; the SDK gets `onclose` once it is closed. Without a code (the SDK's
+   * `room.leave(false)`) the close is 1005 at both ends, as a WebSocket closed without a status: the
+   * room sees an unconsented leave (onDrop) and the SDK reconnects. Never throws: a code the wire
+   * cannot carry (not an integer in 0..65535) is replaced by 1000, with a console.warn naming it (a
+   * browser WebSocket would throw; the SDK does not expect that of a close).
    */
   close(code?: number, reason?: string): void {
     this.closedByUser = true;
@@ -152,14 +189,14 @@ export class FastnetClientTransport {
     if (code !== undefined && !isCloseCode(code)) {
       console.warn(`fastnet: close(${String(code)}): not a close code (0..65535); closing with 1000`);
       text = text || `invalid close code ${String(code)}`;
-      code = undefined;
+      code = 1000;
     }
     const s = this.session;
-    if (s) s.close(code ?? 1000, text);
+    if (s) s.close(code ?? NO_STATUS_RECEIVED, text);
     else {
       // Still connecting: abandon the attempt and report the close as a WebSocket would.
       this.attempt++;
-      this.fire("onclose", { code: code ?? 1000, reason: text });
+      this.fire("onclose", { code: code ?? NO_STATUS_RECEIVED, reason: text });
     }
   }
 }

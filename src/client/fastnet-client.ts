@@ -1,4 +1,6 @@
-import { Client, Room, ServerError, type ClientOptions, type EndpointSettings } from "@colyseus/sdk";
+import { AsyncLocalStorage } from "node:async_hooks";
+import { Client, MatchMakeError, Room, ServerError, type ClientOptions, type EndpointSettings } from "@colyseus/sdk";
+import type { FastnetError, FastnetErrorCode } from "../protocol/errors.js";
 import { connect, type ConnectOptions } from "../node/client.js";
 import { parseFingerprint } from "../node/fingerprint.js";
 import type { EndpointOptions, SessionOptions } from "../protocol/options.js";
@@ -40,6 +42,43 @@ export interface LatencyOptions {
 }
 
 /**
+ * A join (`joinOrCreate`, `join`, `joinById`, `create`, `reconnect`) that failed in the fastnet
+ * connection: still the SDK's MatchMakeError (same `code`, 1006 or 1015, and message), plus the named
+ * cause: `fastnetCode` ("BIND_TIMEOUT", "CERTIFICATE_REJECTED", ...; docs/errors.md) and the
+ * FastnetError as `cause`.
+ */
+export class FastnetJoinError extends MatchMakeError {
+  readonly fastnetCode: FastnetErrorCode;
+  override readonly cause: FastnetError;
+
+  constructor(message: string, code: number, cause: FastnetError) {
+    super(message, code);
+    // MatchMakeError sets its own prototype in its constructor: restore ours.
+    Object.setPrototypeOf(this, FastnetJoinError.prototype);
+    this.name = "FastnetJoinError";
+    this.fastnetCode = cause.code;
+    this.cause = cause;
+  }
+}
+
+/**
+ * The fastnet code behind an error the SDK gave: a FastnetError's `code`, a FastnetJoinError's
+ * `fastnetCode`, the `fastnetCode` FastnetClient adds to `consumeSeatReservation`'s ServerError, or
+ * the code a close reason starts with ("SERVER_UNREACHABLE: ..." in onDrop/onLeave). Else undefined.
+ */
+export function fastnetCodeOf(errOrReason: unknown): FastnetErrorCode | undefined {
+  if (typeof errOrReason === "string") return /^([A-Z][A-Z_]+): /.exec(errOrReason)?.[1] as FastnetErrorCode | undefined;
+  if (typeof errOrReason !== "object" || errOrReason === null) return undefined;
+  const e = errOrReason as { fastnetCode?: unknown; code?: unknown; name?: unknown };
+  if (typeof e.fastnetCode === "string") return e.fastnetCode as FastnetErrorCode;
+  if (e.name === "FastnetError" && typeof e.code === "string") return e.code as FastnetErrorCode;
+  return undefined;
+}
+
+/** Per matchmaking request: the fastnet failure behind its seat reservation's connection, if any. */
+const joinContext = new AsyncLocalStorage<{ failure?: FastnetError }>();
+
+/**
  * The `@colyseus/sdk` Client over fastnet: `joinOrCreate`, `join`, `joinById`, `create` and `reconnect`
  * return ordinary SDK rooms whose `room.connection.transport` is a {@link FastnetClientTransport}.
  */
@@ -70,7 +109,47 @@ export class FastnetClient extends Client {
   }
 
   protected override createRoom<T>(roomName: string, rootSchema?: any): Room<any, T> {
-    return new FastnetRoom<T>(roomName, rootSchema, this, (fp) => (this.lastFingerprint = fp));
+    const room = new FastnetRoom<T>(roomName, rootSchema, this, (fp) => (this.lastFingerprint = fp));
+    this.createdRoom = room;
+    return room;
+  }
+
+  /** The room the SDK's consumeSeatReservation just made (it calls createRoom synchronously, first). */
+  private createdRoom: FastnetRoom | undefined;
+
+  /**
+   * As the SDK's, but a connection that failed in fastnet rejects with the SDK's ServerError carrying
+   * `fastnetCode` and `cause` (the FastnetError), so the named cause reaches the caller.
+   */
+  override async consumeSeatReservation<T>(response: Parameters<Client["consumeSeatReservation"]>[0], rootSchema?: any): Promise<Room<any, T>> {
+    this.createdRoom = undefined;
+    const pending = super.consumeSeatReservation<T>(response, rootSchema);
+    const room = this.createdRoom as FastnetRoom | undefined;
+    this.createdRoom = undefined;
+    try {
+      return await pending;
+    } catch (err) {
+      const failure = room?.fastnetTransport?.lastFailure;
+      if (failure && err instanceof ServerError) {
+        Object.assign(err, { fastnetCode: failure.code, cause: failure });
+        const ctx = joinContext.getStore();
+        if (ctx) ctx.failure = failure;
+      }
+      throw err;
+    }
+  }
+
+  /** As the SDK's; a fastnet failure becomes a FastnetJoinError (a MatchMakeError with `fastnetCode`). */
+  protected override async createMatchMakeRequest<T>(method: string, roomName: string, options: any = {}, rootSchema?: any): Promise<Room<any, T>> {
+    const ctx: { failure?: FastnetError } = {};
+    try {
+      return await joinContext.run(ctx, () => super.createMatchMakeRequest<T>(method, roomName, options, rootSchema));
+    } catch (err) {
+      if (ctx.failure && err instanceof MatchMakeError && !(err instanceof FastnetJoinError)) {
+        throw new FastnetJoinError(err.message, err.code, ctx.failure);
+      }
+      throw err;
+    }
   }
 
   /** Round-trip time of a PING over a fresh fastnet session to this endpoint (a latency probe). */
@@ -145,6 +224,8 @@ export class FastnetClient extends Client {
  */
 export class FastnetRoom<State = any> extends Room<any, State> {
   private readonly transportContext: ClientTransportContext;
+  /** The fastnet transport of the current connection (undefined before the first connect). */
+  fastnetTransport: FastnetClientTransport | undefined;
 
   constructor(name: string, rootSchema: any, client: FastnetClient, onFingerprint: (fp: Uint8Array) => void) {
     super(name, rootSchema);
@@ -160,6 +241,7 @@ export class FastnetRoom<State = any> extends Room<any, State> {
       set: (c: any) => {
         connection = c;
         if (c && !(c.transport instanceof FastnetClientTransport)) c.transport = new FastnetClientTransport(c.events, ctx);
+        if (c) this.fastnetTransport = c.transport;
       },
     });
   }

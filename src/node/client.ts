@@ -89,7 +89,17 @@ export class FastnetClientSession extends FastnetSession {
         console.error("fastnet: error while receiving a datagram (the session carries on):", err);
       }
     });
-    socket.on("error", (err) => log("socket error: %s", err.message));
+    socket.on("error", (err: NodeJS.ErrnoException) => {
+      if (this.socket !== socket) return;
+      log("socket error: %s", err.message);
+      // A connected UDP socket reports ICMP port unreachable as ECONNREFUSED: the server process may be
+      // gone. Only a hint (ICMP is not authenticated): the core probes and closes with
+      // SERVER_UNREACHABLE only if no authenticated packet follows within unreachableGraceMs.
+      if (err.code === "ECONNREFUSED" && this.readyState === 1) {
+        this.connection.onUnreachableHint(clock());
+        this.drive();
+      }
+    });
   }
 
   /**

@@ -20,12 +20,14 @@ import { SessionTable } from "../protocol/session-table.js";
 import { DEFAULT_MIGRATION_OPTIONS, MigrationManager, SessionPaths, sameAddress, type PathAddress } from "../protocol/migration.js";
 import { MIN_RESET_LENGTH, RateLimiter, buildStatelessReset, deriveResetKey, statelessResetToken } from "../protocol/stateless-reset.js";
 import { CID_LENGTH } from "../protocol/version.js";
+import { FastnetError } from "../protocol/errors.js";
 import { selectAeadBackend } from "./aead-select.js";
 import { generateDevCertificate, loadOrCreateDevCertificate } from "./dev-certificate.js";
 import { HandshakeServer, type PendingHandshake, type UpgradeTaker } from "./handshake-server.js";
 import type { ClientHello } from "./handshake-messages.js";
 import { FastnetSession, clock } from "./session.js";
 import { AddressSockets } from "./udp-sockets.js";
+import { literalLookup } from "./udp-lookup.js";
 
 const log = createDebug("fastnet:server");
 
@@ -267,46 +269,57 @@ export class FastnetServer extends EventEmitter<{ session: [FastnetSession, Sess
     this.handshakes.on("handshake", (p) => {
       this.onHandshake(p).catch((err: unknown) => this.reportError(err instanceof Error ? err : new Error(String(err))));
     });
-    if (this.ownsHttp || !this.http.listening) {
-      this.http.listen(port, host);
-      await once(this.http, "listening");
-      this.startedHttp = true;
-    }
-    const tcp = this.http.address();
-    const tcpPort = tcp && typeof tcp === "object" ? tcp.port : port;
-    const udpHost = this.options.udpHost ?? host;
-    const udpPort = this.options.udpPort ?? tcpPort;
-    let socket: dgram.Socket;
     try {
-      // No host: all interfaces, IPv4 and IPv6 alike, as the HTTP server listens: one socket per local
-      // address, so replies leave from the address each client wrote to (see AddressSockets). Port 0
-      // (OS-chosen, differing per address) keeps one dual-stack wildcard socket.
+      if (this.ownsHttp || !this.http.listening) {
+        this.http.listen(port, host);
+        await once(this.http, "listening");
+        this.startedHttp = true;
+      }
+      const tcp = this.http.address();
+      const tcpPort = tcp && typeof tcp === "object" ? tcp.port : port;
+      const udpHost = this.options.udpHost ?? host;
+      const udpPort = this.options.udpPort ?? tcpPort;
+      const socket = await this.bindUdpSockets(udpPort, udpHost, tcpPort);
+      this.socket = socket;
+      this.udpBoundPort = socket.address().port;
+      log("listening tcp %d udp %d aead %s", tcpPort, this.udpBoundPort, this.aead.name);
+    } catch (err) {
+      // Nothing of a failed listen may stay open: no socket, timer or listener keeps the process alive.
+      this.releaseSockets();
+      this.handshakes?.close();
+      this.handshakes = null;
+      if ((this.ownsHttp || this.startedHttp) && this.http.listening) this.http.close();
+      this.startedHttp = false;
+      throw err;
+    }
+  }
+
+  /**
+   * The UDP socket(s) of listen(). No host: all interfaces, IPv4 and IPv6 alike, as the HTTP server
+   * listens: one socket per local address, so replies leave from the address each client wrote to
+   * (see AddressSockets). Port 0 (OS-chosen, differing per address) keeps one dual-stack wildcard
+   * socket. A port someone else holds fails with FastnetError UDP_PORT_IN_USE.
+   */
+  private async bindUdpSockets(udpPort: number, udpHost: string | undefined, tcpPort: number): Promise<dgram.Socket> {
+    try {
       if (udpHost === undefined && udpPort !== 0) {
         const sockets = new AddressSockets(udpPort, bindUdp, (s) => this.attachUdp(s), true);
-        await sockets.start();
         this.addressSockets = sockets;
-        socket = sockets.first!;
+        await sockets.start();
         // A TCP connection (matchmaking, handshake) on a local address with no socket yet: 127.0.0.2 is
         // local without being listed. Not an 'upgrade' listener: that would change who answers strays.
         this.http.on("connection", this.onTcpConnection);
-        // Whoever closes the primary socket (close(), shutdown) closes them all.
-        socket.once("close", () => {
-          sockets.close();
-          this.http.off("connection", this.onTcpConnection);
-        });
-      } else if (udpHost === undefined) {
-        socket = await bindUdp("udp6", udpPort, undefined).catch(() => bindUdp("udp4", udpPort, undefined));
-      } else {
-        socket = await bindUdp(isIPv6(udpHost) ? "udp6" : "udp4", udpPort, udpHost);
+        return sockets.first!;
       }
+      const socket =
+        udpHost === undefined
+          ? await bindUdp("udp6", udpPort, undefined).catch(() => bindUdp("udp4", udpPort, undefined))
+          : await bindUdp(isIPv6(udpHost) ? "udp6" : "udp4", udpPort, udpHost);
+      this.attachUdp(socket);
+      return socket;
     } catch (err) {
-      if (this.ownsHttp) this.http.close();
-      throw err;
+      throw udpBindError(err, udpPort, udpHost, tcpPort);
     }
-    if (!this.addressSockets) this.attachUdp(socket);
-    this.socket = socket;
-    this.udpBoundPort = socket.address().port;
-    log("listening tcp %d udp %d aead %s", tcpPort, this.udpBoundPort, this.aead.name);
   }
 
   /** Per-address UDP sockets when bound to all interfaces (null with a udpHost). */
@@ -545,35 +558,120 @@ export class FastnetServer extends EventEmitter<{ session: [FastnetSession, Sess
   }
 
   /**
-   * Closes every session with `code` and `reason` (their CLOSE packets are handed to the socket first),
-   * then the UDP socket and, if we created it, the HTTP server.
+   * Closes every session with `code` and `reason`, letting each deliver its unacknowledged messages
+   * first (bounded by CLOSE_WAIT_MS), then closes as closeNow() does.
    */
   async close(code = 1001, reason = "server closing"): Promise<void> {
-    // A close waits for each session's unacknowledged messages (bounded); the socket must outlive that.
     const sessions = [...this.states].map((state) => state.session);
     const closed = sessions.map((session) => (session.readyState === 3 ? Promise.resolve() : once(session, "close")));
     for (const session of sessions) session.close(code, reason);
     let timer: NodeJS.Timeout | undefined;
     await Promise.race([Promise.all(closed), new Promise<void>((resolve) => (timer = setTimeout(resolve, CLOSE_WAIT_MS)))]);
     clearTimeout(timer);
-    for (const session of sessions) if (session.readyState !== 3) session.abort(code, reason);
+    await this.closeNow(code, reason);
+  }
+
+  /**
+   * Closes at once, for a process about to exit or a port about to be reused: every session still open
+   * gets its CLOSE now (with the code of its own earlier close() if it was draining one, else `code`),
+   * unacknowledged messages are dropped, and the UDP sockets and the HTTP listener close before this
+   * returns, unless the kernel did not take a CLOSE at once: then the sockets wait for it, at most
+   * SEND_FLUSH_MS. The CLOSE packets are handed to the kernel synchronously (the sockets resolve IP
+   * literals without a tick), so they leave even when the process exits in the same tick. The HTTP
+   * server is closed when we own it or started it listening, or with `closeHttp: true`; its open
+   * connections are closed too. The promise resolves when everything is closed.
+   */
+  closeNow(code = 1001, reason = "server closing", options: { closeHttp?: boolean } = {}): Promise<void> {
+    for (const state of [...this.states]) state.session.closeNow(code, reason);
     this.handshakes?.close();
     this.handshakes = null;
-    const socket = this.socket;
-    if (socket) {
-      // Let the CLOSE packets leave: sends wait a tick for the address lookup, and a socket closed
-      // before that drops them. setImmediate runs after that tick.
-      await new Promise<void>((resolve) => setImmediate(resolve));
-      this.socket = null;
-      await new Promise<void>((resolve) => socket.close(() => resolve()));
-    }
-    // A given server is closed too when we started it listening (as ws-transport does: @colyseus/tools
-    // hands one over and expects shutdown to free the port); one that was already listening is not.
-    if ((this.ownsHttp || this.startedHttp) && this.http.listening) {
+    const sockets = this.udpSockets();
+    this.socket = null;
+    const done: Promise<unknown>[] = [];
+    const release = (): void => {
+      for (const socket of sockets) closeQuietly(socket);
+      this.releaseSockets();
+    };
+    if (sockets.length > 0) done.push(flushThenClose(sockets, release));
+    else release();
+    const closeHttp = options.closeHttp ?? (this.ownsHttp || this.startedHttp);
+    if (closeHttp && this.http.listening) {
+      done.push(new Promise<void>((resolve) => this.http.close(() => resolve())));
       this.http.closeAllConnections?.();
-      await new Promise<void>((resolve) => this.http.close(() => resolve()));
     }
+    this.startedHttp = false;
+    return Promise.all(done).then(() => undefined);
   }
+
+  /** Every UDP socket of this server (the per-address ones, or the one socket). */
+  private udpSockets(): dgram.Socket[] {
+    if (this.addressSockets) return this.addressSockets.all();
+    return this.socket ? [this.socket] : [];
+  }
+
+  /** Closes every UDP socket and the address refresh timer; no socket is bound after this. */
+  private releaseSockets(): void {
+    this.http.off("connection", this.onTcpConnection);
+    if (this.addressSockets) this.addressSockets.close();
+    else if (this.socket) closeQuietly(this.socket);
+    this.addressSockets = null;
+    this.socket = null;
+  }
+}
+
+/** How long closeNow() keeps a socket open for datagrams the kernel did not take at once. */
+const SEND_FLUSH_MS = 200;
+
+/** Closes `sockets` (through `close`) once their send queues are empty, or after SEND_FLUSH_MS. */
+function flushThenClose(sockets: dgram.Socket[], close: () => void): Promise<void> {
+  const closed = Promise.all(sockets.map((s) => once(s, "close").catch(() => undefined))).then(() => undefined);
+  const queued = (): boolean => sockets.some((s) => sendQueueCount(s) > 0);
+  if (!queued()) {
+    close();
+    return closed;
+  }
+  const deadline = Date.now() + SEND_FLUSH_MS;
+  const poll = (): void => {
+    if (queued() && Date.now() < deadline) setTimeout(poll, 1);
+    else close();
+  };
+  setTimeout(poll, 1);
+  return closed;
+}
+
+/** Datagrams a socket holds that the kernel has not taken yet (0 once closed). */
+function sendQueueCount(socket: dgram.Socket): number {
+  try {
+    return socket.getSendQueueCount();
+  } catch {
+    return 0;
+  }
+}
+
+/** Closes a socket that may be closed already. */
+export function closeQuietly(socket: dgram.Socket): void {
+  try {
+    socket.close();
+  } catch {
+    // ERR_SOCKET_DGRAM_NOT_RUNNING: closed already
+  }
+}
+
+/**
+ * A UDP bind failure as the user should read it: EADDRINUSE becomes FastnetError UDP_PORT_IN_USE,
+ * naming the UDP port (the TCP one may well be free) and the option that moves it.
+ */
+function udpBindError(err: unknown, udpPort: number, udpHost: string | undefined, tcpPort: number): unknown {
+  const e = err as NodeJS.ErrnoException & { address?: string };
+  if (e?.code !== "EADDRINUSE") return err;
+  const address = udpHost ?? e.address;
+  const where = `UDP port ${udpPort}${address ? ` (on ${address})` : ""}`;
+  const tcp = udpPort === tcpPort ? `; TCP port ${tcpPort} was free, the UDP one is not` : "";
+  return new FastnetError(
+    "UDP_PORT_IN_USE",
+    `${where} is already in use by another process${tcp}. Set the \`udpPort\` option to a free port (fastnet sessions run on UDP), or stop the other process`,
+    { cause: err },
+  );
 }
 
 /** Default `devCertificateDir`, relative to the working directory. */
@@ -588,9 +686,12 @@ export interface DevCertificateInfo {
   validTo: Date;
 }
 
-/** A bound UDP socket (large buffers: one socket serves every session). */
+/**
+ * A bound UDP socket (large buffers: one socket serves every session). Its sends to an IP literal go
+ * to the kernel synchronously (see literalLookup), so a CLOSE sent just before process.exit() leaves.
+ */
 function bindUdp(type: "udp4" | "udp6", port: number, host: string | undefined): Promise<dgram.Socket> {
-  const socket = dgram.createSocket({ type, ipv6Only: false, recvBufferSize: 4 << 20, sendBufferSize: 4 << 20 });
+  const socket = dgram.createSocket({ type, ipv6Only: false, recvBufferSize: 4 << 20, sendBufferSize: 4 << 20, lookup: literalLookup });
   return new Promise<dgram.Socket>((resolve, reject) => {
     socket.once("error", (err) => {
       socket.close();

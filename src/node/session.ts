@@ -53,6 +53,8 @@ export class FastnetSession extends EventEmitter<SessionEvents> {
   private held: { type: "message" | "datagram"; data: Uint8Array }[] | null = null;
   private drainWanted = false;
   private ended = false;
+  /** The code and reason of the first close(), which may still be waiting for acknowledgements. */
+  private closeRequest: { code: number; reason: string } | null = null;
 
   constructor(connection: Connection, io: SessionIo) {
     super();
@@ -106,7 +108,19 @@ export class FastnetSession extends EventEmitter<SessionEvents> {
    */
   close(code = 1000, reason = ""): void {
     this.connection.close(code, reason);
+    this.closeRequest ??= { code, reason };
     this.flush();
+  }
+
+  /**
+   * Finishes the session now: a close that is still waiting for acknowledgements (see close()) sends
+   * its CLOSE at once with its own code and reason; an open session is aborted with `code` and
+   * `reason`. Unacknowledged messages are dropped. For an endpoint shutting down.
+   */
+  closeNow(code = 1001, reason = ""): void {
+    if (this.readyState === ReadyState.CLOSED) return;
+    const request = this.closeRequest;
+    this.abort(request?.code ?? code, request ? request.reason : reason);
   }
 
   /** Asks for one 'drain' event once the send queue is at most half full (after a SEND_QUEUE_FULL). */

@@ -46,13 +46,15 @@ export class AddressSockets {
         if (this.sockets.has(a)) continue;
         const socket = await this.bind(isIPv4(a) ? "udp4" : "udp6", this.port, a);
         this.sockets.set(a, socket);
+        // Closed while binding (the server shut down during listen): this one is closed with the rest.
+        if (this.closed) throw new Error("closed while binding UDP sockets");
         this.attach(socket);
       }
+      if (this.sockets.size === 0) throw new Error("no local address to bind UDP to");
     } catch (err) {
       this.close();
       throw err;
     }
-    if (this.sockets.size === 0) throw new Error("no local address to bind UDP to");
     this.timer = setInterval(() => void this.refresh(), ADDRESS_REFRESH_MS);
     this.timer.unref();
   }
@@ -60,6 +62,11 @@ export class AddressSockets {
   /** The socket bound to `address` (a local address), if there is one. */
   get(address: string): dgram.Socket | undefined {
     return this.sockets.get(normalize(address));
+  }
+
+  /** Every socket bound so far. */
+  all(): dgram.Socket[] {
+    return [...this.sockets.values()];
   }
 
   get size(): number {
@@ -105,7 +112,7 @@ export class AddressSockets {
     await Promise.all(localAddresses().map((a) => this.ensure(a)));
   }
 
-  /** Closes every socket (those already closed are skipped); no new ones are bound after this. */
+  /** Closes every socket (those already closed are skipped) and the refresh timer; no new ones are bound after this. */
   close(): void {
     this.closed = true;
     clearInterval(this.timer);

@@ -259,6 +259,10 @@ export class Connection {
   /** Pad the next ack-eliciting packet to the full size (a path probe: it grants the peer's budget). */
   private padNext = false;
   private statelessResets = 0;
+  private unreachableHints = 0;
+  /** While the peer is suspected gone (see `onUnreachableHint`): when to give up, and the probes left. */
+  private unreachableDeadline = Infinity;
+  private unreachableProbes: number[] = [];
   private pingNeeded = false;
 
   // Timers.
@@ -325,7 +329,10 @@ export class Connection {
     this.cc = new NewReno(MAX_DATAGRAM_SIZE, this.options.initialWindowPackets);
     this.pacer = new Pacer(this.options.initialWindowPackets * MAX_DATAGRAM_SIZE);
     this.peerWindow = peer.receiveBufferBytes;
-    this.peerMaxMessage = Math.min(peer.maxMessageSize, this.options.maxMessageSize);
+    // What we may send is what the peer accepts: our own maxMessageSize bounds what we receive only, so
+    // a server can keep clients' messages small (as ws-transport's maxPayload does) and still send
+    // large states.
+    this.peerMaxMessage = peer.maxMessageSize;
     // The client dialled the server's address itself; the server must wait for proof (RFC 9000 §8.1).
     this.addressValidated = this.role === "client";
     this.fallbackValidated = this.addressValidated;
@@ -407,7 +414,7 @@ export class Connection {
     return MAX_PAYLOAD_LENGTH - datagramFrameOverhead(MAX_PAYLOAD_LENGTH);
   }
 
-  /** Largest message `send` accepts: the smaller of our and the peer's limit. */
+  /** Largest message `send` accepts: the peer's announced maxMessageSize (what it receives). */
   get maxMessageSize(): number {
     return this.peerMaxMessage;
   }
@@ -472,7 +479,7 @@ export class Connection {
       throw new FastnetError("NOT_OPEN", `cannot send: session is ${this.drain ? "closing" : this._state}`);
     }
     if (message.length > this.peerMaxMessage) {
-      throw new FastnetError("MESSAGE_TOO_LARGE", `message of ${message.length} bytes exceeds maxMessageSize ${this.peerMaxMessage}`);
+      throw new FastnetError("MESSAGE_TOO_LARGE", `message of ${message.length} bytes exceeds the peer's maxMessageSize ${this.peerMaxMessage}`);
     }
     if (this.streamOut.queuedBytes > 0 && this.streamOut.queuedBytes + message.length > this.options.sendQueueBytes) {
       throw new FastnetError(
@@ -620,6 +627,29 @@ export class Connection {
     if (!c.initial) this.pushEvent({ type: "pathValidated", data: c.data });
   }
 
+  /**
+   * The network said the peer's port is closed (ICMP port unreachable, which a connected UDP socket
+   * reports as ECONNREFUSED). That is a hint, not proof: nothing authenticates it, so anyone on the
+   * path could forge one. The session probes at once (a PING, acknowledged at once by the peer) and
+   * again at 1/8, 1/4 and 1/2 of `unreachableGraceMs`; any authenticated packet clears the suspicion.
+   * Only when none arrives within `unreachableGraceMs` does it close, with 1006 and a reason starting
+   * "SERVER_UNREACHABLE". Hints while a suspicion runs change nothing (they cannot extend or shorten it).
+   */
+  onUnreachableHint(now: number): void {
+    this.now = now;
+    if (this._state !== "open" || this.drain || this.unreachableDeadline !== Infinity) return;
+    this.unreachableHints++;
+    const grace = this.options.unreachableGraceMs;
+    this.unreachableDeadline = now + grace;
+    this.unreachableProbes = [now + grace / 8, now + grace / 4, now + grace / 2];
+    this.pingNeeded = true;
+  }
+
+  /** True while an unreachable hint awaits an authenticated packet (see `onUnreachableHint`). */
+  get suspectedUnreachable(): boolean {
+    return this.unreachableDeadline !== Infinity;
+  }
+
   /** Closes at once, without waiting for unacknowledged data: the peer still gets `code` and `reason`. */
   abort(code: number = CloseCode.Abnormal, reason = ""): void {
     checkCloseCode(code);
@@ -693,6 +723,7 @@ export class Connection {
       keyUpdates: this.keyUpdates,
       probeTimeouts: this.probeTimeouts,
       statelessResets: this.statelessResets,
+      unreachableHints: this.unreachableHints,
       heldBytes: this.heldBytes,
       ackFramesIgnored: c.ackFramesIgnored,
     };
@@ -778,6 +809,11 @@ export class Connection {
     // Only what arrives from the address we send to earns anti-amplification budget for it.
     if (!this.addressValidated && fromCurrentPath) this.bytesReceivedUnvalidated += buf.length;
     this.lastReceived = now;
+    if (this.unreachableDeadline !== Infinity) {
+      // Proof of life: whatever said the peer's port was closed was wrong, or is no longer right.
+      this.unreachableDeadline = Infinity;
+      this.unreachableProbes.length = 0;
+    }
     if (this._state === "binding") {
       this._state = "open";
       this.pushEvent({ type: "open" });
@@ -1044,6 +1080,7 @@ export class Connection {
     if (this.pacerWait !== Infinity) t = Math.min(t, this.pacerWait);
     if (this.recvPrev) t = Math.min(t, this.recvPrevUntil);
     if (this.drain) t = Math.min(t, this.drain.deadline);
+    t = Math.min(t, this.unreachableDeadline, this.unreachableProbes[0] ?? Infinity);
     if (this.streamIn.hasParked) t = Math.min(t, this.now); // more messages to deliver: a turn is due
     for (const c of this.challenges) t = Math.min(t, c.deadline, blocked ? Infinity : c.sendAt);
     return t;
@@ -1080,6 +1117,16 @@ export class Connection {
     if (now >= this.lastReceived + this.idleTimeoutMs) {
       this.closeInternal(CloseCode.Abnormal, "idle timeout", false);
       return;
+    }
+    if (now >= this.unreachableDeadline) {
+      // Sent anyway: if only the path back to us is broken, the peer learns at once (its room sees a drop).
+      const waited = Math.round(this.options.unreachableGraceMs);
+      this.closeInternal(CloseCode.Abnormal, `SERVER_UNREACHABLE: the network reported the server's UDP port closed and nothing was heard from the server for ${waited} ms`, true);
+      return;
+    }
+    while (this.unreachableProbes.length > 0 && now >= this.unreachableProbes[0]!) {
+      this.unreachableProbes.shift();
+      this.pingNeeded = true;
     }
     if (now >= this.stallAt()) {
       // Not sent: the peer does not acknowledge, so it would not act on a CLOSE either; if it is

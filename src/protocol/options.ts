@@ -36,6 +36,12 @@ export interface SessionOptions {
   initialWindowPackets: number;
   /** Redundant CLOSE packets sent when closing (default 3). */
   closePackets: number;
+  /**
+   * Client: after the network reported the server's port unreachable (ICMP, a hint anyone on the path
+   * could forge), close with 1006 "SERVER_UNREACHABLE" unless an authenticated packet arrives within
+   * this; the session probes meanwhile (default 1500).
+   */
+  unreachableGraceMs: number;
 }
 
 export const DEFAULT_SESSION_OPTIONS: Readonly<SessionOptions> = Object.freeze({
@@ -52,6 +58,7 @@ export const DEFAULT_SESSION_OPTIONS: Readonly<SessionOptions> = Object.freeze({
   keyUpdateIntervalPackets: 1 << 20,
   initialWindowPackets: 10,
   closePackets: 3,
+  unreachableGraceMs: 1500,
 });
 
 /** Limits a peer announces in the handshake: the part of SessionOptions the other side must know. */

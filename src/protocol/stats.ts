@@ -37,6 +37,11 @@ export interface ConnectionStats {
   /** Client: authenticated stateless resets received (at most 1: the session ends). */
   statelessResets: number;
   /**
+   * Client: "port unreachable" hints from the network (ICMP, unauthenticated) that started a
+   * suspicion; each was either cleared by an authenticated packet or ended the session.
+   */
+  unreachableHints: number;
+  /**
    * Bytes this session's engine holds by its own accounting: unacknowledged send queue, out-of-order
    * receive pieces (each charged at least a minimum), the partly reassembled message, sent-packet
    * records, queued datagrams, and events and path responses not yet polled. docs/security.md gives

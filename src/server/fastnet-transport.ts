@@ -1,6 +1,7 @@
 import { createHash, timingSafeEqual } from "node:crypto";
 import { EventEmitter } from "node:events";
 import http from "node:http";
+import { createRequire } from "node:module";
 import {
   CloseCode,
   ErrorCode,
@@ -25,8 +26,12 @@ import { WebSocketPath, type WebSocketOptions } from "./websocket-path.js";
 
 const log = createDebug("fastnet:transport");
 
-/** What a plain @colyseus/sdk (WebSocket) client is told: the SDK rejects its join with this message. */
-const WEBSOCKET_REFUSAL = "this server's rooms use fastnet, not WebSocket: connect with FastnetClient (colyseus-fastnet/client)";
+/**
+ * What a plain @colyseus/sdk (WebSocket) client is told: the SDK rejects its join with this message
+ * (at most 123 bytes: a WebSocket close reason). "colyseus.sdk" is for @colyseus/testing, whose test
+ * server makes a WebSocket SDK client: `colyseus.sdk = new FastnetClient(url)` replaces it.
+ */
+const WEBSOCKET_REFUSAL = "this server's rooms use fastnet, not WebSocket: connect with FastnetClient (colyseus-fastnet/client), e.g. as colyseus.sdk";
 /** What a WebSocket to a path that names no room of this server is told (the WebSocket path is on). */
 const WEBSOCKET_NO_ROOM = "no room of this server at this path: WebSocket room connections go to /<processId>/<roomId> of a seat reservation";
 
@@ -165,11 +170,16 @@ export class FastnetTransport extends Transport {
     return this;
   }
 
-  /** Closes every session (4001, or 4010 in devMode) and then the sockets. */
+  /**
+   * Closes everything at once, as Colyseus expects (it calls this without awaiting it, then may exit
+   * the process or listen on the same port): every session gets its CLOSE before this returns (the
+   * code of its room's leave, e.g. 4001, else 4001, or 4010 in devMode), then the UDP sockets and the
+   * HTTP server (given or own, as ws-transport does) stop listening, freeing both ports.
+   */
   shutdown(): void {
     const code = isDevMode ? CloseCode.MAY_TRY_RECONNECT : CloseCode.SERVER_SHUTDOWN;
     this.webSocket?.close(code, "server shutdown");
-    void this.engine.close(code, "server shutdown");
+    void this.engine.closeNow(code, "server shutdown", { closeHttp: true });
   }
 
   /** Delays both channels by `milliseconds` (Colyseus passes half the round trip). */
@@ -178,9 +188,22 @@ export class FastnetTransport extends Transport {
   }
 
   /** An Express app on the transport's HTTP server, as ws-transport offers (express must be installed). */
-  override async getExpressApp(): Promise<any> {
+  /**
+   * The Express app serving this transport's HTTP requests (Colyseus' `express` option). Synchronous,
+   * as Colyseus' router calls it without awaiting; `express` is loaded only when asked for, so a server
+   * without the option does not need it installed.
+   */
+  override getExpressApp(): any {
     if (!this.expressApp) {
-      const express = (await import("express")).default;
+      let express: () => (req: http.IncomingMessage, res: http.ServerResponse) => void;
+      try {
+        express = createRequire(import.meta.url)("express");
+      } catch (err) {
+        throw new FastnetError(
+          "INVALID_OPTION",
+          `Colyseus' \`express\` option needs the express package: npm install express (${(err as Error).message})`,
+        );
+      }
       const app = express();
       this.server.on("request", app);
       this.expressApp = app;

@@ -10,7 +10,7 @@ import {
   type ClientPrivate,
   type ISendOptions,
 } from "@colyseus/core";
-import { closeReasonText, isCloseCode } from "../node/close-code.js";
+import { NO_STATUS_RECEIVED, closeReasonText, isCloseCode } from "../node/close-code.js";
 import { SendBacklog } from "../node/send-backlog.js";
 import type { FastnetSession } from "../node/session.js";
 
@@ -57,7 +57,8 @@ export class FastnetServerClient implements Client, ClientPrivate {
     // Never a gap in the reliable stream: what cannot be sent closes the session, and the room sees it.
     this.backlog = new SendBacklog(session, (err) => {
       logger.error?.(`fastnet: closing ${sessionId}: ${err.message}`);
-      session.close(MESSAGE_TOO_BIG, err.message);
+      // The SDK user's onLeave reason starts with the named code, as on the client (docs/errors.md).
+      session.close(MESSAGE_TOO_BIG, `${err.code}: ${err.message}`);
     });
     session.on("message", (data) => this.toRoom("message", data));
     session.on("datagram", (data) => this.toRoom("message", data));
@@ -130,7 +131,8 @@ export class FastnetServerClient implements Client, ClientPrivate {
   }
 
   /**
-   * Closes the session: the SDK receives `code` and `reason`, and the room sees 'close'(code). A code
+   * Closes the session: the SDK receives `code` and `reason`, and the room sees 'close'(code); without
+   * a code both see 1005, as with ws-transport (a WebSocket closed without a status). A code
    * the wire cannot carry (not an integer in 0..65535, e.g. -1 or 4000.5) never throws into Colyseus:
    * it is logged and replaced by 4002 (WITH_ERROR), the reason naming the code given.
    */
@@ -141,7 +143,7 @@ export class FastnetServerClient implements Client, ClientPrivate {
       reason = reason || `invalid close code ${String(code)}`;
       code = CloseCode.WITH_ERROR;
     }
-    this.session.close(code ?? 1000, reason);
+    this.session.close(code ?? NO_STATUS_RECEIVED, reason);
   }
 
   /** @deprecated use leave() */

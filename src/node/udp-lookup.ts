@@ -1,0 +1,21 @@
+import dns from "node:dns";
+import { isIP } from "node:net";
+
+type LookupCallback = (err: NodeJS.ErrnoException | null, address: string, family: number) => void;
+
+/**
+ * The `lookup` of our UDP sockets. dgram resolves the destination of every send through it, and the
+ * default (dns.lookup) answers even an IP literal only on the next tick: a datagram sent right before
+ * process.exit() (a server's CLOSE on SIGTERM) would never leave. An IP literal, which every session
+ * address is (it comes from a received datagram), is answered synchronously here, so the send reaches
+ * the kernel before send() returns; anything else goes to dns.lookup as before.
+ */
+export function literalLookup(hostname: string, options: number | dns.LookupOneOptions, callback: LookupCallback): void {
+  const family = isIP(hostname);
+  if (family !== 0) {
+    callback(null, hostname, family);
+    return;
+  }
+  const opts: dns.LookupOneOptions = typeof options === "number" ? { family: options } : { ...options, all: false };
+  dns.lookup(hostname, opts, callback);
+}
