@@ -132,6 +132,7 @@ try {
     `arena on ${endpoint} (matchmaking + TLS 1.3 handshake on TCP ${arena.port}, game on UDP ${arena.transport.engine.udpPort}, ` +
       `${arena.transport.engine.aeadBackend}); ${BOTS} bots; ${DURATION_MS > 0 ? `stopping after ${DURATION_MS} ms` : "Ctrl-C to stop"}`,
   );
+  log(`play in a browser: ${endpoint}/ (over WebSocket on TCP ${arena.port}, in the rooms the bots play in)`);
   for (let i = 0; i < BOTS && !stopping; i++) {
     const bot = new ArenaBot(new FastnetClient(endpoint), `bot-${i + 1}`, { log });
     bots.push(bot);

@@ -7,14 +7,21 @@
  * - the coin, scores, names and the `connected` flag are reliable state;
  * - chat: `room.send("chat", { text })`, broadcast reliably to everyone as `"chat"`;
  * - a dropped player (connection lost, not a consented leave) keeps the seat for 20 s: the SDK
- *   reconnects on its own and `onReconnect` runs.
+ *   reconnects on its own and `onReconnect` runs. A browser whose page was closed (WebSocket close
+ *   1001, "going away") is not coming back: it leaves at once;
+ * - each player's path (UDP or WebSocket) and its RTT as the server measures it, once a second.
  */
 import { Room, type Client } from "colyseus";
+import { measureRtt, pathOf } from "./client-path.js";
 import { ARENA, ArenaState, Player, type ChatMessage } from "./state.js";
 
 /** Seconds a dropped player's seat is held for its reconnection. */
 const RECONNECT_SECONDS = 20;
 const MAX_CHAT_LENGTH = 200;
+/** How often every player's RTT is measured and written to the state, ms. */
+const RTT_EVERY_MS = 1000;
+/** WebSocket close code of a page that was closed or navigated away (RFC 6455 §7.4.1). */
+const GOING_AWAY = 1001;
 
 /** Process-wide counters of every ArenaRoom (main.ts shows them in its status line). */
 export const arenaCounters = {
@@ -50,6 +57,9 @@ export class ArenaRoom extends Room<{ state: ArenaState }> {
 
   override onCreate(): void {
     this.placeCoin();
+    this.clock.setInterval(() => {
+      for (const client of this.clients) this.measureRtt(client);
+    }, RTT_EVERY_MS);
   }
 
   override onJoin(client: Client, options?: JoinOptions): void {
@@ -61,13 +71,17 @@ export class ArenaRoom extends Room<{ state: ArenaState }> {
       y: Math.round(Math.random() * ARENA.height),
       score: 0,
       connected: true,
+      path: pathOf(client),
     });
     this.state.players.set(client.sessionId, player);
+    this.measureRtt(client);
     this.lastMove.set(client.sessionId, { at: performance.now(), seq: -1 });
     arenaCounters.players++;
   }
 
-  override onDrop(client: Client, _code?: number): void {
+  override onDrop(client: Client, code?: number): void {
+    // No seat held: Colyseus runs onLeave right after this.
+    if (code === GOING_AWAY) return;
     const player = this.state.players.get(client.sessionId);
     if (player) player.connected = false;
     arenaCounters.dropped++;
@@ -77,7 +91,12 @@ export class ArenaRoom extends Room<{ state: ArenaState }> {
 
   override onReconnect(client: Client): void {
     const player = this.state.players.get(client.sessionId);
-    if (player) player.connected = true;
+    if (player) {
+      player.connected = true;
+      // The reconnection may have come in on the other path.
+      player.path = pathOf(client);
+    }
+    this.measureRtt(client);
     const move = this.lastMove.get(client.sessionId);
     if (move) move.at = performance.now();
     arenaCounters.dropped--;
@@ -132,6 +151,14 @@ export class ArenaRoom extends Room<{ state: ArenaState }> {
     if (!player || !text) return;
     const chat: ChatMessage = { from: player.name, sessionId: client.sessionId, text: text.slice(0, MAX_CHAT_LENGTH) };
     this.broadcast("chat", chat);
+  }
+
+  private measureRtt(client: Client): void {
+    const sessionId = client.sessionId;
+    measureRtt(client, (ms) => {
+      const player = this.state.players.get(sessionId);
+      if (player) player.rtt = Math.round(ms * 100) / 100;
+    });
   }
 
   private placeCoin(): void {

@@ -25,6 +25,10 @@ export const Player = schema(
     score: t.uint32().default(0),
     /** False while the player's connection is lost and its seat is held for a reconnection. */
     connected: t.boolean().default(true),
+    /** How the player's connection reaches the room: "UDP" (fastnet) or "WebSocket"; set by the room. */
+    path: t.string().default(""),
+    /** The player's round trip as the server measures it, ms (0 until the first sample), about once a second. */
+    rtt: t.number().default(0),
   },
   "Player",
 );
