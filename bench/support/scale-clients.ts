@@ -14,10 +14,8 @@ import { Client, type Room } from "@colyseus/sdk";
 import { FastnetClient } from "../../src/client.js";
 import { runServerChild, takeIpc, type ParentMessage } from "./child-server.js";
 import { withTimeout } from "./rtt-clients.js";
-import { TICK_MS } from "./scale-room.js";
+import { ECHO_EVERY, TICK_MS } from "./scale-room.js";
 
-/** One input in this many asks for an echo (4 latency samples per client and second). */
-export const ECHO_EVERY = 5;
 const JOIN_TIMEOUT_MS = 30_000;
 const LEAVE_TIMEOUT_MS = 5_000;
 /** Echoes in flight per client that can be matched (older ones count as lost). */
@@ -31,6 +29,8 @@ export interface ScaleClientReport {
   echoes: number;
   /** Input->echo latencies in the window, ms. */
   latencies: number[];
+  /** This process's CPU time (user+sys, µs) in the window: are the clients the bottleneck? */
+  cpuUs: number;
   /** Clients that dropped or left on their own since the start. */
   failures: number;
   firstFailure: string | null;
@@ -59,7 +59,7 @@ runServerChild<ScaleClientsParentMessage>("scale-clients", "scale", send, async 
   const players: Player[] = [];
   let sdk: Client | null = null;
   let leaving = false;
-  const w = { inputs: 0, patches: 0, echoes: 0, latencies: [] as number[] };
+  const w = { inputs: 0, patches: 0, echoes: 0, latencies: [] as number[], cpu: process.cpuUsage() };
   const failures = { count: 0, first: null as string | null };
   const fail = (why: string): void => {
     if (leaving) return;
@@ -138,8 +138,10 @@ runServerChild<ScaleClientsParentMessage>("scale-clients", "scale", send, async 
         if (msg.start) {
           w.inputs = w.patches = w.echoes = 0;
           w.latencies = [];
+          w.cpu = process.cpuUsage();
         } else {
-          send?.({ type: "report", inputs: w.inputs, patches: w.patches, echoes: w.echoes, latencies: w.latencies, failures: failures.count, firstFailure: failures.first });
+          const cpu = process.cpuUsage(w.cpu);
+          send?.({ type: "report", inputs: w.inputs, patches: w.patches, echoes: w.echoes, latencies: w.latencies, cpuUs: cpu.user + cpu.system, failures: failures.count, firstFailure: failures.first });
         }
       }
     },

@@ -14,6 +14,8 @@ import { schema, t } from "@colyseus/schema";
 
 export const ROOM_SIZE = 16;
 export const TICK_MS = 50;
+/** One input in this many asks for an echo (4 latency samples per client and second). */
+export const ECHO_EVERY = 5;
 
 const ReliablePlayer = schema({ x: t.number().default(0), y: t.number().default(0), seq: t.uint32().default(0) }, "ScaleReliablePlayer");
 const UnreliablePlayer = schema(
