@@ -19,9 +19,10 @@
  *               rooms received + state patches and echoes the clients received
  *   cpu %       server CPU in % of one core; cli %: all client processes' CPU, % of one core; in/out %: inputs received / N*20*window, patches received /
  *               N*20*window (a server that falls behind delivers less)
- *   rss, loop p99, latency p50/p99 (ms)
- * A row stops at the first saturated step (server CPU >= SATURATED_CPU_PCT, inputs or patches under
- * SATURATED_DELIVERY of what was sent/due, latency p99 over SATURATED_P99_MS, or joins failing).
+ *   rss, loop p99, latency p50/p99 (ms); udp drops: the kernel's UDP receive-buffer drops in the window,
+ *               machine-wide (/proc/net/snmp RcvbufErrors; other processes count too)
+ * A row stops at the first saturated step (server CPU >= SATURATED_CPU_PCT, inputs received under
+ * SATURATED_DELIVERY of those sent, patches under SATURATED_DELIVERY of those due, clients dropped, latency p99 over SATURATED_P99_MS, or joins failing).
  * "Holds N" = the largest step with latency p99 < --max-p99 (50 ms) and not saturated.
  *
  * Usage: node --import tsx bench/scale.ts [--json] [--quick] [--steps a,b,..] [--window S]
@@ -32,6 +33,7 @@
  * Exit code 0 when the run completed (whatever the verdicts), 1 on an error (a child that fails, a join
  * phase or an IPC answer that times out, the whole run over OVERALL_TIMEOUT_MS).
  */
+import { readFileSync } from "node:fs";
 import { cpus } from "node:os";
 import { fileURLToPath } from "node:url";
 import { cpuModel } from "./support/affinity.js";
@@ -97,9 +99,14 @@ interface StepResult {
   /** CPU of all client processes together, % of one core (over ~90 % per client process: the clients limit the step). */
   client_cpu_pct: number;
   msgs_per_s: number;
+  /** Inputs the clients sent, % of N*20*window (under 100: the clients' timers ran late). */
+  sent_pct: number;
+  /** Inputs the rooms received, % of those the clients sent. */
   inputs_pct: number;
   patches_pct: number;
   rooms: number;
+  /** UDP datagrams the kernel dropped for full receive buffers in the window, machine-wide (see udpReceiveBufferErrors). */
+  udp_rcvbuf_drops: number | null;
   saturated: string | null;
 }
 
@@ -159,18 +166,38 @@ async function addClients(children: ServerChild[], row: (typeof ROWS)[number], p
   return { failed: answers.reduce((s, a) => s + a.failed, 0), firstError: answers.find((a) => a.firstError)?.firstError ?? null };
 }
 
+/**
+ * The kernel's UDP "receive buffer errors" (datagrams dropped because a socket's receive buffer was
+ * full), machine-wide, from /proc/net/snmp; null where there is no such file. Other processes on the
+ * machine count too: a hint of where messages went, not a measurement of this server alone.
+ */
+function udpReceiveBufferErrors(): number | null {
+  try {
+    const lines = readFileSync("/proc/net/snmp", "utf8").split("\n").filter((l) => l.startsWith("Udp:"));
+    const names = lines[0]!.split(/\s+/);
+    const values = lines[1]!.split(/\s+/);
+    const v = Number(values[names.indexOf("RcvbufErrors")]);
+    return Number.isFinite(v) ? v : null;
+  } catch {
+    return null;
+  }
+}
+
 /** One measuring window at the current number of clients. */
 async function measureStep(server: ServerChild, children: ServerChild[], row: RowName, clients: number, args: Args): Promise<StepResult> {
   const s0 = await ask<ScaleChildMessage>(server, { type: "sample", reset: true }, "sample", SAMPLE_TIMEOUT_MS);
+  const drops0 = udpReceiveBufferErrors();
   for (const c of children) c.process.send({ type: "window", start: true });
   const t0 = performance.now();
   await sleep(args.windowS * 1000);
   const reports = await Promise.all(children.map((c) => ask<{ type: "report" } & ScaleClientReport>(c, { type: "window", start: false }, "report", SAMPLE_TIMEOUT_MS)));
   const s1: ScaleServerSample = await ask<ScaleChildMessage>(server, { type: "sample", reset: false }, "sample", SAMPLE_TIMEOUT_MS);
   const windowS = (performance.now() - t0) / 1000;
+  const drops1 = udpReceiveBufferErrors();
 
   const cpuUs = s1.cpuUser - s0.cpuUser + (s1.cpuSystem - s0.cpuSystem);
   const inputs = s1.inputs - s0.inputs;
+  const sent = reports.reduce((s, r) => s + r.inputs, 0);
   const patches = reports.reduce((s, r) => s + r.patches, 0);
   const echoes = reports.reduce((s, r) => s + r.echoes, 0);
   const delivered = inputs + patches + echoes;
@@ -189,14 +216,16 @@ async function measureStep(server: ServerChild, children: ServerChild[], row: Ro
     cpu_pct: round(cpuPct, 1),
     client_cpu_pct: round((reports.reduce((s, r) => s + r.cpuUs, 0) / 1e6 / windowS) * 100, 1),
     msgs_per_s: Math.round(delivered / windowS),
-    inputs_pct: round((inputs / due) * 100, 1),
+    sent_pct: round((sent / due) * 100, 1),
+    inputs_pct: round((inputs / Math.max(1, sent)) * 100, 1),
     patches_pct: round((patches / due) * 100, 1),
     rooms: s1.rooms,
+    udp_rcvbuf_drops: drops0 === null || drops1 === null ? null : drops1 - drops0,
     saturated: null,
   };
   const why: string[] = [];
   if (cpuPct >= SATURATED_CPU_PCT) why.push(`server CPU ${result.cpu_pct} %`);
-  if (inputs < SATURATED_DELIVERY * due) why.push(`inputs received ${result.inputs_pct} %`);
+  if (inputs < SATURATED_DELIVERY * sent) why.push(`inputs received ${result.inputs_pct} % of sent`);
   if (patches < SATURATED_DELIVERY * due) why.push(`patches received ${result.patches_pct} %`);
   if (!(result.lat_p99_ms <= SATURATED_P99_MS)) why.push(`latency p99 ${result.lat_p99_ms} ms`);
   if (failures > 0) why.push(`${failures} clients dropped (${reports.find((r) => r.firstFailure)?.firstFailure})`);
@@ -207,13 +236,13 @@ async function measureStep(server: ServerChild, children: ServerChild[], row: Ro
 
 function printRowHeader(): void {
   console.log(
-    `${"transport".padEnd(20)}${pad("clients", 8)}${pad("rooms", 6)}${pad("cpu µs/msg", 11)}${pad("cpu %", 7)}${pad("cli %", 7)}${pad("msg/s", 8)}${pad("in %", 7)}${pad("out %", 7)}${pad("rss MB", 8)}${pad("loop p99", 9)}${pad("lat p50", 9)}${pad("lat p99", 9)}`,
+    `${"transport".padEnd(20)}${pad("clients", 8)}${pad("rooms", 6)}${pad("cpu µs/msg", 11)}${pad("cpu %", 7)}${pad("cli %", 7)}${pad("msg/s", 8)}${pad("sent %", 7)}${pad("in %", 7)}${pad("out %", 7)}${pad("rss MB", 8)}${pad("loop p99", 9)}${pad("lat p50", 9)}${pad("lat p99", 9)}${pad("udp drops", 10)}`,
   );
 }
 
 function printRow(r: StepResult): void {
   console.log(
-    `${r.transport.padEnd(20)}${pad(r.clients, 8)}${pad(r.rooms, 6)}${pad(r.cpu_us_per_msg.toFixed(2), 11)}${pad(r.cpu_pct.toFixed(1), 7)}${pad(r.client_cpu_pct.toFixed(0), 7)}${pad(r.msgs_per_s, 8)}${pad(r.inputs_pct.toFixed(1), 7)}${pad(r.patches_pct.toFixed(1), 7)}${pad(r.rss_mb.toFixed(1), 8)}${pad(r.loop_p99_ms.toFixed(2), 9)}${pad(r.lat_p50_ms.toFixed(2), 9)}${pad(r.lat_p99_ms.toFixed(2), 9)}${r.saturated ? `  saturated: ${r.saturated}` : ""}`,
+    `${r.transport.padEnd(20)}${pad(r.clients, 8)}${pad(r.rooms, 6)}${pad(r.cpu_us_per_msg.toFixed(2), 11)}${pad(r.cpu_pct.toFixed(1), 7)}${pad(r.client_cpu_pct.toFixed(0), 7)}${pad(r.msgs_per_s, 8)}${pad(r.sent_pct.toFixed(1), 7)}${pad(r.inputs_pct.toFixed(1), 7)}${pad(r.patches_pct.toFixed(1), 7)}${pad(r.rss_mb.toFixed(1), 8)}${pad(r.loop_p99_ms.toFixed(2), 9)}${pad(r.lat_p50_ms.toFixed(2), 9)}${pad(r.lat_p99_ms.toFixed(2), 9)}${pad(r.udp_rcvbuf_drops ?? "n/a", 10)}${r.saturated ? `  saturated: ${r.saturated}` : ""}`,
   );
 }
 
