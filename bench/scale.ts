@@ -17,12 +17,15 @@
  * same server from one step to the next. At each step, after SETTLE_MS, a window of --window seconds:
  *   cpu µs/msg  server CPU (user+sys) in the window / messages delivered in it, both ways: inputs the
  *               rooms received + state patches and echoes the clients received
- *   cpu %       server CPU in % of one core; cli %: all client processes' CPU, % of one core; in/out %: inputs received / N*20*window, patches received /
- *               N*20*window (a server that falls behind delivers less)
+ *   cpu %       server CPU in % of one core; cli %: all client processes' CPU, % of one core
+ *   sent %      inputs the clients sent / N*20*window (under 100: the clients' timers ran late)
+ *   in %        inputs the rooms received / inputs sent; out %: patches received / N*20*window (a server
+ *               that falls behind delivers less)
  *   rss, loop p99, latency p50/p99 (ms); udp drops: the kernel's UDP receive-buffer drops in the window,
  *               machine-wide (/proc/net/snmp RcvbufErrors; other processes count too)
  * A row stops at the first saturated step (server CPU >= SATURATED_CPU_PCT, inputs received under
- * SATURATED_DELIVERY of those sent, patches under SATURATED_DELIVERY of those due, clients dropped, latency p99 over SATURATED_P99_MS, or joins failing).
+ * SATURATED_DELIVERY of those sent, patches under SATURATED_DELIVERY of those due, clients dropped,
+ * latency p99 over SATURATED_P99_MS, or joins failing).
  * "Holds N" = the largest step with latency p99 < --max-p99 (50 ms) and not saturated.
  *
  * Usage: node --import tsx bench/scale.ts [--json] [--quick] [--steps a,b,..] [--window S]
