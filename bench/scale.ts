@@ -22,7 +22,8 @@
  *   in %        inputs the rooms received / inputs sent; out %: patches received / N*20*window (a server
  *               that falls behind delivers less)
  *   rss, loop p99, latency p50/p99 (ms); udp drops: the kernel's UDP receive-buffer drops in the window,
- *               machine-wide (/proc/net/snmp RcvbufErrors; other processes count too)
+ *               machine-wide (/proc/net/snmp RcvbufErrors; other processes count too); srv drops: those
+ *               on the server's own UDP socket (/proc/net/udp "drops")
  * A row stops at the first saturated step (server CPU >= SATURATED_CPU_PCT, inputs received under
  * SATURATED_DELIVERY of those sent, patches under SATURATED_DELIVERY of those due, clients dropped,
  * latency p99 over SATURATED_P99_MS, or joins failing).
@@ -110,6 +111,8 @@ interface StepResult {
   rooms: number;
   /** UDP datagrams the kernel dropped for full receive buffers in the window, machine-wide (see udpReceiveBufferErrors). */
   udp_rcvbuf_drops: number | null;
+  /** Of those, dropped on the server's own UDP socket (fastnet only; /proc/net/udp "drops"). */
+  server_udp_drops: number | null;
   saturated: string | null;
 }
 
@@ -186,10 +189,35 @@ function udpReceiveBufferErrors(): number | null {
   }
 }
 
+/**
+ * Datagrams the kernel dropped on the server's own UDP socket(s) (local port `port`), from the "drops"
+ * column of /proc/net/udp and /proc/net/udp6; null without those files or without a UDP port.
+ */
+function udpSocketDrops(port: number): number | null {
+  if (!port) return null;
+  let total: number | null = null;
+  for (const file of ["/proc/net/udp", "/proc/net/udp6"]) {
+    let text: string;
+    try {
+      text = readFileSync(file, "utf8");
+    } catch {
+      continue;
+    }
+    for (const line of text.split("\n").slice(1)) {
+      const cols = line.trim().split(/\s+/);
+      const local = cols[1];
+      if (!local || parseInt(local.slice(local.lastIndexOf(":") + 1), 16) !== port) continue;
+      total = (total ?? 0) + Number(cols[cols.length - 1]);
+    }
+  }
+  return total;
+}
+
 /** One measuring window at the current number of clients. */
 async function measureStep(server: ServerChild, children: ServerChild[], row: RowName, clients: number, args: Args): Promise<StepResult> {
   const s0 = await ask<ScaleChildMessage>(server, { type: "sample", reset: true }, "sample", SAMPLE_TIMEOUT_MS);
   const drops0 = udpReceiveBufferErrors();
+  const serverDrops0 = udpSocketDrops(server.info.udpPort);
   for (const c of children) c.process.send({ type: "window", start: true });
   const t0 = performance.now();
   await sleep(args.windowS * 1000);
@@ -197,6 +225,7 @@ async function measureStep(server: ServerChild, children: ServerChild[], row: Ro
   const s1: ScaleServerSample = await ask<ScaleChildMessage>(server, { type: "sample", reset: false }, "sample", SAMPLE_TIMEOUT_MS);
   const windowS = (performance.now() - t0) / 1000;
   const drops1 = udpReceiveBufferErrors();
+  const serverDrops1 = udpSocketDrops(server.info.udpPort);
 
   const cpuUs = s1.cpuUser - s0.cpuUser + (s1.cpuSystem - s0.cpuSystem);
   const inputs = s1.inputs - s0.inputs;
@@ -224,6 +253,7 @@ async function measureStep(server: ServerChild, children: ServerChild[], row: Ro
     patches_pct: round((patches / due) * 100, 1),
     rooms: s1.rooms,
     udp_rcvbuf_drops: drops0 === null || drops1 === null ? null : drops1 - drops0,
+    server_udp_drops: serverDrops0 === null || serverDrops1 === null ? null : serverDrops1 - serverDrops0,
     saturated: null,
   };
   const why: string[] = [];
@@ -239,13 +269,13 @@ async function measureStep(server: ServerChild, children: ServerChild[], row: Ro
 
 function printRowHeader(): void {
   console.log(
-    `${"transport".padEnd(20)}${pad("clients", 8)}${pad("rooms", 6)}${pad("cpu µs/msg", 11)}${pad("cpu %", 7)}${pad("cli %", 7)}${pad("msg/s", 8)}${pad("sent %", 7)}${pad("in %", 7)}${pad("out %", 7)}${pad("rss MB", 8)}${pad("loop p99", 9)}${pad("lat p50", 9)}${pad("lat p99", 9)}${pad("udp drops", 10)}`,
+    `${"transport".padEnd(20)}${pad("clients", 8)}${pad("rooms", 6)}${pad("cpu µs/msg", 11)}${pad("cpu %", 7)}${pad("cli %", 7)}${pad("msg/s", 8)}${pad("sent %", 7)}${pad("in %", 7)}${pad("out %", 7)}${pad("rss MB", 8)}${pad("loop p99", 9)}${pad("lat p50", 9)}${pad("lat p99", 9)}${pad("udp drops", 10)}${pad("srv drops", 10)}`,
   );
 }
 
 function printRow(r: StepResult): void {
   console.log(
-    `${r.transport.padEnd(20)}${pad(r.clients, 8)}${pad(r.rooms, 6)}${pad(r.cpu_us_per_msg.toFixed(2), 11)}${pad(r.cpu_pct.toFixed(1), 7)}${pad(r.client_cpu_pct.toFixed(0), 7)}${pad(r.msgs_per_s, 8)}${pad(r.sent_pct.toFixed(1), 7)}${pad(r.inputs_pct.toFixed(1), 7)}${pad(r.patches_pct.toFixed(1), 7)}${pad(r.rss_mb.toFixed(1), 8)}${pad(r.loop_p99_ms.toFixed(2), 9)}${pad(r.lat_p50_ms.toFixed(2), 9)}${pad(r.lat_p99_ms.toFixed(2), 9)}${pad(r.udp_rcvbuf_drops ?? "n/a", 10)}${r.saturated ? `  saturated: ${r.saturated}` : ""}`,
+    `${r.transport.padEnd(20)}${pad(r.clients, 8)}${pad(r.rooms, 6)}${pad(r.cpu_us_per_msg.toFixed(2), 11)}${pad(r.cpu_pct.toFixed(1), 7)}${pad(r.client_cpu_pct.toFixed(0), 7)}${pad(r.msgs_per_s, 8)}${pad(r.sent_pct.toFixed(1), 7)}${pad(r.inputs_pct.toFixed(1), 7)}${pad(r.patches_pct.toFixed(1), 7)}${pad(r.rss_mb.toFixed(1), 8)}${pad(r.loop_p99_ms.toFixed(2), 9)}${pad(r.lat_p50_ms.toFixed(2), 9)}${pad(r.lat_p99_ms.toFixed(2), 9)}${pad(r.udp_rcvbuf_drops ?? "n/a", 10)}${pad(r.server_udp_drops ?? "n/a", 10)}${r.saturated ? `  saturated: ${r.saturated}` : ""}`,
   );
 }
 
