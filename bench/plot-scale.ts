@@ -1,7 +1,7 @@
 /**
  * Plots bench/scale.ts results as two SVG line charts (no dependency: the SVG is written here):
  *   <outDir>/scale-cpu.svg  clients vs. server CPU per delivered message (µs)
- *   <outDir>/scale-p99.svg  clients vs. client-observed input->echo latency p99 (ms), with the 50 ms line
+ *   <outDir>/scale-p99.svg  clients vs. client-observed input->echo latency p99 (ms, log scale), with the 50 ms line
  * one line per row (fastnet, ws-transport, fastnet-unreliable); a hollow marker is a saturated step.
  *
  * Usage: node --import tsx bench/plot-scale.ts <file> [outDir]
@@ -48,22 +48,29 @@ function niceMax(v: number): number {
 
 const esc = (s: string): string => s.replace(/&/g, "&amp;").replace(/</g, "&lt;");
 
-/** One line chart: x = clients, y = `value` of each point, per transport. */
-export function chart(points: Point[], title: string, yLabel: string, value: (p: Point) => number, threshold?: { y: number; label: string }): string {
+/**
+ * One line chart: x = clients, y = `value` of each point, per transport. With `log`, the y axis is
+ * logarithmic from 1 to the next power of ten (latencies span milliseconds to seconds).
+ */
+export function chart(points: Point[], title: string, yLabel: string, value: (p: Point) => number, threshold?: { y: number; label: string }, log = false): string {
   const series = [...new Set(points.map((p) => p.transport))];
   const xMax = niceMax(Math.max(...points.map((p) => p.clients)));
-  const yMax = niceMax(Math.max(...points.map(value).filter(Number.isFinite), threshold?.y ?? 0) * 1.05);
+  const top = Math.max(...points.map(value).filter(Number.isFinite), threshold?.y ?? 0);
+  const yMax = log ? 10 ** Math.max(1, Math.ceil(Math.log10(top))) : niceMax(top * 1.05);
+  const frac = (y: number): number => (log ? Math.log10(Math.max(1, Math.min(y, yMax))) / Math.log10(yMax) : Math.min(y, yMax) / yMax);
   const px = (x: number): number => M.left + (x / xMax) * (W - M.left - M.right);
-  const py = (y: number): number => H - M.bottom - (Math.min(y, yMax) / yMax) * (H - M.top - M.bottom);
+  const py = (y: number): number => H - M.bottom - frac(y) * (H - M.top - M.bottom);
+  const yTicks = log ? Array.from({ length: Math.log10(yMax) + 1 }, (_, i) => 10 ** i) : Array.from({ length: 6 }, (_, i) => (yMax * i) / 5);
   const out: string[] = [];
   out.push(`<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" viewBox="0 0 ${W} ${H}" font-family="sans-serif" font-size="12">`);
   out.push(`<rect width="${W}" height="${H}" fill="white"/>`);
   out.push(`<text x="${W / 2}" y="22" text-anchor="middle" font-size="14">${esc(title)}</text>`);
-  for (let i = 0; i <= 5; i++) {
-    const y = (yMax * i) / 5;
-    const x = (xMax * i) / 5;
+  for (const y of yTicks) {
     out.push(`<line x1="${M.left}" x2="${W - M.right}" y1="${py(y)}" y2="${py(y)}" stroke="#ddd"/>`);
     out.push(`<text x="${M.left - 6}" y="${py(y) + 4}" text-anchor="end">${+y.toPrecision(3)}</text>`);
+  }
+  for (let i = 0; i <= 5; i++) {
+    const x = (xMax * i) / 5;
     out.push(`<text x="${px(x)}" y="${H - M.bottom + 16}" text-anchor="middle">${Math.round(x)}</text>`);
   }
   out.push(`<line x1="${M.left}" x2="${M.left}" y1="${M.top}" y2="${H - M.bottom}" stroke="black"/>`);
@@ -87,7 +94,7 @@ export function chart(points: Point[], title: string, yLabel: string, value: (p:
     out.push(`<line x1="${lx}" x2="${lx + 24}" y1="${ly}" y2="${ly}" stroke="${color}" stroke-width="2"/>`);
     out.push(`<text x="${lx + 30}" y="${ly + 4}">${esc(name)}</text>`);
   });
-  out.push(`<text x="${W - M.right}" y="${H - 6}" text-anchor="end" fill="#555" font-size="10">hollow marker: saturated step (values above the axis are drawn at its top)</text>`);
+  out.push(`<text x="${W - M.right}" y="${H - 6}" text-anchor="end" fill="#555" font-size="10">hollow marker: saturated step </text>`);
   out.push(`</svg>`);
   return out.join("\n") + "\n";
 }
@@ -100,7 +107,7 @@ function main(): void {
   writeFileSync(join(outDir, "scale-cpu.svg"), chart(points, "Server CPU per delivered message (user+sys)", "µs per message", (p) => p.cpu_us_per_msg));
   writeFileSync(
     join(outDir, "scale-p99.svg"),
-    chart(points, "Input→echo latency p99, client-observed", "ms", (p) => p.lat_p99_ms, { y: 50, label: "50 ms" }),
+    chart(points, "Input→echo latency p99, client-observed", "ms (log scale)", (p) => p.lat_p99_ms, { y: 50, label: "50 ms" }, true),
   );
   console.log(`wrote ${join(outDir, "scale-cpu.svg")} and ${join(outDir, "scale-p99.svg")} (${points.length} points)`);
 }
