@@ -129,9 +129,9 @@ function parse(argv: string[]): Args {
     {
       "--quick": (a) => {
         a.steps = QUICK_STEPS;
-        a.windowS = 3;
-        a.settleMs = 1500;
-        a.joinSamples = 50;
+        a.windowS = 2;
+        a.settleMs = 1000;
+        a.joinSamples = 30;
       },
       "--steps": (a, next, flag) => {
         a.steps = commaList(next()).map((v) => positiveInt(flag, v));
