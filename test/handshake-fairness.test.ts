@@ -177,10 +177,12 @@ describe("handshake queue: fair sharing of pending handshakes between addresses"
       const before = floodHellos;
       assert.equal(await handshake(port, B), "accepted");
       const waited = floodHellosBeforeB - before;
-      // Its turn comes after the handshakes holding slots when it arrived and one more from the flood; the
-      // flood's handshakes that start on the other slots while its own TLS handshake runs may overtake it
-      // (another `limit - 1`). A first-come-first-served queue would make it wait for the whole flood.
-      assert.ok(waited <= 2 * limit, `the second address waited for ${waited} of the flood's hellos (limit ${2 * limit})`);
+      // Its turn comes after the handshakes holding slots when it arrived and one more from the flood.
+      // Counted from the client's side, more of the flood's hellos fall in: those that start while its
+      // upgrade travels to the server, and those on the other slots that finish TLS while its own TLS
+      // handshake runs; on a loaded machine a few more. 4 * limit leaves room for that and still fails
+      // a first-come-first-served queue by far: there it waits for the whole flood (about 145).
+      assert.ok(waited <= 4 * limit, `the second address waited for ${waited} of the flood's hellos (limit ${4 * limit})`);
     }
     assert.ok(hs.queuedCount > 0, "the flood was still queued when the other address was done");
     const outcomes = await flood;
