@@ -50,10 +50,24 @@ export interface HandshakeServerOptions {
   otherUpgrade?: UpgradeTaker;
   /** From the upgrade request to finish(); past it the connection is destroyed. */
   timeoutMs: number;
-  /** Handshakes in progress at once; over it the upgrade gets a 503. */
+  /** Handshakes in progress at once; over it an upgrade waits in the queue (or gets a 503 when that is full). */
   maxPending: number;
-  /** Handshakes in progress at once from one IP address; over it the upgrade gets a 503. */
+  /**
+   * Handshakes in progress at once from one IP address; over it an upgrade from that address waits in
+   * the queue (or gets a 503 when that is full). It keeps one address (many players behind one NAT, or
+   * a flood) to a bounded share of the pending handshakes.
+   */
   maxPendingPerAddress: number;
+  /**
+   * Upgrades that may wait for a pending slot, over all addresses (default DEFAULT_MAX_QUEUED; 0: none
+   * wait, every upgrade over a limit gets a 503 at once). Free slots go to the waiting addresses in
+   * turn, oldest upgrade first within an address, so a flood from one address cannot starve the others.
+   */
+  maxQueued?: number;
+  /** Upgrades from one IP address that may wait (default DEFAULT_MAX_QUEUED_PER_ADDRESS). */
+  maxQueuedPerAddress?: number;
+  /** Longest an upgrade waits in the queue before it gets a 503 (default: half of timeoutMs). */
+  maxQueueWaitMs?: number;
   /**
    * SHA-256 of a dev certificate to announce in the 101 response (header `Fastnet-Dev-Certificate`),
    * for clients holding a seat reservation without a fingerprint (one made on the server).
@@ -67,13 +81,21 @@ export type UpgradeTaker = (req: http.IncomingMessage, socket: Duplex, head: Buf
 /** Header of the 101 response naming the dev certificate's SHA-256 (hex). */
 export const DEV_CERTIFICATE_HEADER = "fastnet-dev-certificate";
 
+/** Default of HandshakeServerOptions.maxQueued. */
+export const DEFAULT_MAX_QUEUED = 2048;
+/**
+ * Default of HandshakeServerOptions.maxQueuedPerAddress: a burst of 500 joins from one address (a match
+ * start behind carrier-grade NAT) is queued whole, and a single address still fills at most half the queue.
+ */
+export const DEFAULT_MAX_QUEUED_PER_ADDRESS = 1024;
+
 /** Outcome counters. */
 export interface HandshakeStats {
   /** accept() calls. */
   accepted: number;
   /** reject() calls. */
   rejected: number;
-  /** Upgrades refused with 503 because a pending limit was reached. */
+  /** Upgrades refused with 503: over a pending limit with the queue full, or waited past maxQueueWaitMs. */
   busy: number;
   /** Handshakes destroyed for not finishing within timeoutMs. */
   timedOut: number;
@@ -147,6 +169,8 @@ export class PendingHandshake extends EventEmitter<{ timeout: []; close: [] }> {
  */
 export class HandshakeServer extends EventEmitter<{ handshake: [PendingHandshake] }> {
   readonly stats: HandshakeStats = { accepted: 0, rejected: 0, busy: 0, timedOut: 0, failed: 0 };
+  /** The queue's counters: upgrades that had to wait for a slot, and those of them that got a 503 for waiting too long. */
+  readonly queueStats = { queued: 0, expired: 0 };
   readonly path: string;
   /** @internal */
   readonly secureContext: tls.SecureContext;
@@ -161,6 +185,15 @@ export class HandshakeServer extends EventEmitter<{ handshake: [PendingHandshake
   /** Connections holding a pending slot (upgrade until finish/reject/death), by address. */
   private readonly slots = new Map<string, number>();
   private slotCount = 0;
+  /**
+   * Upgrades waiting for a slot, by address, oldest first. The Map's order is the turn order: the address
+   * served last moves to the end (see pump()).
+   */
+  private readonly queues = new Map<string, Waiting[]>();
+  private queued = 0;
+  private readonly maxQueued: number;
+  private readonly maxQueuedPerAddress: number;
+  private readonly maxQueueWaitMs: number;
   private closed = false;
   private readonly stray: StrayContext;
   private readonly otherUpgrade: UpgradeTaker | undefined;
@@ -180,6 +213,18 @@ export class HandshakeServer extends EventEmitter<{ handshake: [PendingHandshake
     this.timeoutMs = opts.timeoutMs;
     this.maxPending = opts.maxPending;
     this.maxPendingPerAddress = opts.maxPendingPerAddress;
+    for (const key of ["maxQueued", "maxQueuedPerAddress"] as const) {
+      const v = opts[key];
+      if (v !== undefined && !(Number.isInteger(v) && v >= 0)) {
+        throw new FastnetError("INVALID_OPTION", `${key} must be a non-negative integer, got ${String(v)}`);
+      }
+    }
+    if (opts.maxQueueWaitMs !== undefined && !(opts.maxQueueWaitMs > 0)) {
+      throw new FastnetError("INVALID_OPTION", `maxQueueWaitMs must be a positive number, got ${String(opts.maxQueueWaitMs)}`);
+    }
+    this.maxQueued = opts.maxQueued ?? DEFAULT_MAX_QUEUED;
+    this.maxQueuedPerAddress = opts.maxQueuedPerAddress ?? DEFAULT_MAX_QUEUED_PER_ADDRESS;
+    this.maxQueueWaitMs = opts.maxQueueWaitMs ?? opts.timeoutMs / 2;
     this.secureContext = tls.createSecureContext({ cert: opts.cert, key: opts.key, minVersion: "TLSv1.3" });
     this.stray = {
       path: this.path,
@@ -195,12 +240,19 @@ export class HandshakeServer extends EventEmitter<{ handshake: [PendingHandshake
     return this.slotCount;
   }
 
-  /** Stops watching upgrades and destroys every connection still open. */
+  /** Upgrades waiting in the queue for a pending slot. */
+  get queuedCount(): number {
+    return this.queued;
+  }
+
+  /** Stops watching upgrades and destroys every connection still open, queued ones included. */
   close(): void {
     if (this.closed) return;
     this.closed = true;
     this.server.off("upgrade", this.onUpgrade);
     this.server.off("request", this.onRequest);
+    for (const list of [...this.queues.values()]) for (const w of [...list]) this.unqueue(w).socket.destroy();
+    this.queues.clear();
     for (const conn of [...this.connections]) conn.destroy("server closed");
   }
 
@@ -222,21 +274,108 @@ export class HandshakeServer extends EventEmitter<{ handshake: [PendingHandshake
       socket.destroy();
       return;
     }
-    const fromAddress = this.slots.get(address) ?? 0;
-    if (this.slotCount >= this.maxPending || fromAddress >= this.maxPendingPerAddress) {
-      this.stats.busy++;
-      log("busy: refusing %s:%d (%d pending, %d from address)", address, port, this.slotCount, fromAddress);
-      socket.resume(); // drain whatever the client sent, so closing does not turn into a reset that eats the 503
-      socket.once("finish", () => socket.destroy());
-      socket.end("HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\nContent-Length: 0\r\n\r\n");
+    const headers = proxyHeadersOf(req.headers);
+    const list = this.queues.get(address);
+    // Within an address, first come first served: a newcomer does not overtake the upgrades already waiting.
+    if (!list && this.hasSlotFor(address)) {
+      this.begin(socket, address, port, headers, head);
       return;
     }
-    const conn = new Connection(this, socket, address, port, proxyHeadersOf(req.headers));
+    if (this.queued >= this.maxQueued || (list?.length ?? 0) >= this.maxQueuedPerAddress) {
+      this.refuseBusy(socket, address, port);
+      return;
+    }
+    this.enqueue({ socket, address, port, headers, head, timer: undefined, onClose: undefined });
+  };
+
+  /** True when `address` may start a handshake now: a slot is free overall and it is under its own limit. */
+  private hasSlotFor(address: string): boolean {
+    return this.slotCount < this.maxPending && (this.slots.get(address) ?? 0) < this.maxPendingPerAddress;
+  }
+
+  /** Takes a pending slot for `address` and starts the TLS handshake on `socket`. */
+  private begin(socket: Duplex, address: string, port: number, headers: Record<string, string>, head: Buffer): void {
+    const conn = new Connection(this, socket, address, port, headers);
     this.connections.add(conn);
-    this.slots.set(address, fromAddress + 1);
+    this.slots.set(address, (this.slots.get(address) ?? 0) + 1);
     this.slotCount++;
     conn.start(head);
-  };
+  }
+
+  /** Answers 503 and closes: the client's SERVER_BUSY (its retry, if any, is the client's business). */
+  private refuseBusy(socket: Duplex, address: string, port: number): void {
+    this.stats.busy++;
+    log("busy: refusing %s:%d (%d pending, %d from address, %d queued)", address, port, this.slotCount, this.slots.get(address) ?? 0, this.queued);
+    socket.resume(); // drain whatever the client sent, so closing does not turn into a reset that eats the 503
+    socket.once("finish", () => socket.destroy());
+    socket.end("HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\nContent-Length: 0\r\n\r\n");
+  }
+
+  /**
+   * Puts an upgrade in its address's queue until a slot frees (pump()), the client goes away, or
+   * maxQueueWaitMs passes (then a 503, so the client can retry instead of waiting out its timeout).
+   */
+  private enqueue(w: Waiting): void {
+    let list = this.queues.get(w.address);
+    if (!list) {
+      list = [];
+      this.queues.set(w.address, list);
+    }
+    list.push(w);
+    this.queued++;
+    this.queueStats.queued++;
+    w.onClose = () => {
+      this.unqueue(w);
+      log("queued upgrade from %s:%d went away", w.address, w.port);
+    };
+    w.socket.once("close", w.onClose);
+    w.timer = setTimeout(() => {
+      this.queueStats.expired++;
+      this.unqueue(w);
+      this.refuseBusy(w.socket, w.address, w.port);
+    }, this.maxQueueWaitMs);
+    log("queued %s:%d (%d pending, %d queued)", w.address, w.port, this.slotCount, this.queued);
+  }
+
+  /** Removes `w` from the queue (a no-op when it is not there) and drops its timer and listener. */
+  private unqueue(w: Waiting): Waiting {
+    clearTimeout(w.timer);
+    if (w.onClose) w.socket.off("close", w.onClose);
+    w.onClose = undefined;
+    const list = this.queues.get(w.address);
+    const i = list ? list.indexOf(w) : -1;
+    if (i < 0) return w;
+    list!.splice(i, 1);
+    this.queued--;
+    if (list!.length === 0) this.queues.delete(w.address);
+    return w;
+  }
+
+  /**
+   * Hands free slots to waiting upgrades: the addresses take turns (the one served moves to the back of
+   * the order), each under its own per-address limit, so one address's backlog delays another address
+   * by at most one handshake per turn.
+   */
+  private pump(): void {
+    if (this.closed) return;
+    while (this.queued > 0 && this.slotCount < this.maxPending) {
+      let next: Waiting | undefined;
+      for (const [address, list] of this.queues) {
+        if ((this.slots.get(address) ?? 0) >= this.maxPendingPerAddress) continue;
+        next = list[0];
+        break;
+      }
+      if (!next) return; // every waiting address is at its own limit
+      this.unqueue(next);
+      const list = this.queues.get(next.address);
+      if (list) {
+        // Its turn is used: to the back of the order.
+        this.queues.delete(next.address);
+        this.queues.set(next.address, list);
+      }
+      this.begin(next.socket, next.address, next.port, next.headers, next.head);
+    }
+  }
 
   /** A request without `Connection: Upgrade`: answered only when no one else handles requests (else node never answers it). */
   private readonly onRequest = (req: http.IncomingMessage, res: http.ServerResponse): void => {
@@ -257,6 +396,7 @@ export class HandshakeServer extends EventEmitter<{ handshake: [PendingHandshake
     if (n <= 1) this.slots.delete(conn.address);
     else this.slots.set(conn.address, n - 1);
     this.slotCount--;
+    this.pump();
   }
 
   /** @internal */
@@ -268,6 +408,17 @@ export class HandshakeServer extends EventEmitter<{ handshake: [PendingHandshake
   dispatch(pending: PendingHandshake): void {
     this.emit("handshake", pending);
   }
+}
+
+/** An upgrade waiting for a pending slot: what begin() needs, its wait timer and its close listener. */
+interface Waiting {
+  socket: Duplex;
+  address: string;
+  port: number;
+  headers: Record<string, string>;
+  head: Buffer;
+  timer: NodeJS.Timeout | undefined;
+  onClose: (() => void) | undefined;
 }
 
 /** One upgraded connection, from the 101 through TLS and the hello to its end. */

@@ -1,0 +1,74 @@
+/**
+ * Child process of bench/scale.ts and bench/join.ts: ONE Colyseus server (@colyseus/core `Server`, greet
+ * off) on one transport with the scale room (bench/support/scale-room.ts) defined as "scale", reporting
+ * where it listens over IPC. Started with fork() by the benchmark; never run by hand.
+ * Usage (argv): scale-server.ts <transport> <mode>   transport: fastnet | ws-transport;
+ *                                                     mode: reliable | unreliable (positions)
+ * Protocol (IPC): the shared one of bench/support/child-server.ts, plus {type:"sample", reset} answered
+ * with {type:"sample", ...ScaleServerSample}: the process's own CPU time (process.cpuUsage, µs), RSS, the
+ * event-loop delay p99 since the last reset (perf_hooks monitorEventLoopDelay) and the rooms' counters;
+ * with reset the delay histogram starts over after the reading.
+ */
+import { monitorEventLoopDelay } from "node:perf_hooks";
+import { WebSocketTransport } from "@colyseus/ws-transport";
+import { FastnetTransport } from "../../src/index.js";
+import type { HandshakeServer } from "../../src/node/handshake-server.js";
+import { runServerChild, takeIpc, type ParentMessage } from "./child-server.js";
+import { listenColyseus } from "./colyseus-child.js";
+import { scaleCounters, scaleRoom, type PositionMode } from "./scale-room.js";
+
+/** One reading of the server process. */
+export interface ScaleServerSample {
+  cpuUser: number;
+  cpuSystem: number;
+  rssMb: number;
+  /** Event-loop delay p99 since the last reset, ms (the sampling resolution subtracted). */
+  loopP99Ms: number;
+  inputs: number;
+  echoes: number;
+  rooms: number;
+  players: number;
+  /** Fastnet only: handshakes that had to wait in the queue, and 503s. */
+  handshakesQueued: number;
+  handshakesBusy: number;
+}
+
+export type ScaleParentMessage = ParentMessage | { type: "sample"; reset: boolean };
+export type ScaleChildMessage = { type: "sample" } & ScaleServerSample;
+
+const send = takeIpc<ScaleChildMessage>();
+const LOOP_RESOLUTION_MS = 2;
+
+runServerChild<ScaleParentMessage>("scale-server", "scale", send, async () => {
+  const [kind, mode] = process.argv.slice(2);
+  if (mode !== "reliable" && mode !== "unreliable") throw new Error(`unknown position mode ${String(mode)}`);
+  let transport: FastnetTransport | WebSocketTransport;
+  if (kind === "fastnet") transport = new FastnetTransport();
+  else if (kind === "ws-transport") transport = new WebSocketTransport();
+  else throw new Error(`unknown transport ${String(kind)}`);
+
+  const server = await listenColyseus(transport, "scale", scaleRoom(mode as PositionMode), send);
+  const loop = monitorEventLoopDelay({ resolution: LOOP_RESOLUTION_MS });
+  loop.enable();
+
+  return {
+    stop: () => server.gracefullyShutdown(false),
+    onMessage: (msg) => {
+      if (msg.type !== "sample") return;
+      const cpu = process.cpuUsage();
+      // The engine keeps its HandshakeServer private; the bench reads its counters anyway (read-only).
+      const hs = transport instanceof FastnetTransport ? (transport.engine as unknown as { handshakes: HandshakeServer | null }).handshakes : null;
+      send?.({
+        type: "sample",
+        cpuUser: cpu.user,
+        cpuSystem: cpu.system,
+        rssMb: process.memoryUsage.rss() / (1024 * 1024),
+        loopP99Ms: Math.max(0, loop.percentile(99) / 1e6 - LOOP_RESOLUTION_MS),
+        ...scaleCounters,
+        handshakesQueued: hs?.queueStats.queued ?? 0,
+        handshakesBusy: hs?.stats.busy ?? 0,
+      });
+      if (msg.reset) loop.reset();
+    },
+  };
+});
