@@ -333,7 +333,7 @@ describe("handshake over HTTP upgrade", function () {
   });
 
   it("works over IPv6 with the ::1 IP SAN, and counts each address separately", async () => {
-    const { server, hs } = await start({ maxPendingPerAddress: 1 });
+    const { server, hs } = await start({ maxPendingPerAddress: 1, maxQueued: 0 });
     // The same HTTP server also serves connections accepted on ::1.
     const v6 = net.createServer((s) => server.emit("connection", s));
     v6.listen(0, "::1");
@@ -434,7 +434,7 @@ describe("handshake over HTTP upgrade", function () {
   });
 
   it("answers 503 past maxPending and serves again once earlier handshakes finish", async () => {
-    const { hs, url } = await start({ maxPending: 2 });
+    const { hs, url } = await start({ maxPending: 2, maxQueued: 0 });
     const { pendings } = acceptAll(hs, false);
     const a = await connect(url);
     const b = await connect(url);
