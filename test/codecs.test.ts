@@ -11,7 +11,7 @@ import {
   AckFrame, FrameType, MAX_ACK_RANGES, MAX_CLOSE_REASON_BYTES, PATH_DATA_LENGTH,
   datagramFrameOverhead, encodeCloseReason, streamFrameOverhead, walkFrames,
   writeAckFrame, writeCloseFrame, writeDatagramFrame, writePathFrame, writeStreamFrameHeader,
-  type FrameVisitor,
+  type FrameFlags, type FrameVisitor,
 } from "../src/protocol/frames.js";
 import {
   CID_OFFSET, HEADER_MAX_LENGTH, MAX_PAYLOAD_LENGTH, MIN_PACKET_LENGTH, PacketType,
@@ -274,6 +274,7 @@ describe("codecs: packet header", function () {
 type Frame =
   | { t: "padding" }
   | { t: "ping" }
+  | { t: "immediateAck" }
   | { t: "ack"; ranges: [number, number][]; delayUs: number } // inclusive [smallest, largest], highest first
   | { t: "stream"; offset: number; data: Uint8Array }
   | { t: "datagram"; data: Uint8Array }
@@ -298,6 +299,7 @@ function recorder(): { frames: Frame[]; visitor: FrameVisitor } {
       onClose: (code, reason) => frames.push({ t: "close", code, reason }),
       onPathChallenge: (data) => frames.push({ t: "challenge", data: data.slice() }),
       onPathResponse: (data) => frames.push({ t: "response", data: data.slice() }),
+      onImmediateAck: () => frames.push({ t: "immediateAck" }),
     },
   };
 }
@@ -327,6 +329,7 @@ const closeReasonArb = fc.oneof(
 const frameArb: fc.Arbitrary<Frame> = fc.oneof(
   fc.constant({ t: "padding" as const }),
   fc.constant({ t: "ping" as const }),
+  fc.constant({ t: "immediateAck" as const }),
   fc.record({ offset: fc.oneof(fc.nat({ max: 5000 }), fc.nat({ max: 2 ** 50 })), data: fc.uint8Array({ maxLength: 300 }) }).map(
     (f) => ({ t: "stream" as const, ...f }),
   ),
@@ -354,6 +357,7 @@ function encodeFrames(frames: Frame[]): { bytes: Uint8Array; boundaries: number[
     switch (f.t) {
       case "padding": buf[off++] = FrameType.Padding; break;
       case "ping": buf[off++] = FrameType.Ping; break;
+      case "immediateAck": buf[off++] = FrameType.ImmediateAck; break;
       case "stream": {
         const at = writeStreamFrameHeader(buf, off, f.offset, f.data.length);
         assert.equal(at - off, streamFrameOverhead(f.offset, f.data.length));
@@ -383,7 +387,7 @@ function encodeFrames(frames: Frame[]): { bytes: Uint8Array; boundaries: number[
   return { bytes: buf.slice(0, off), boundaries };
 }
 
-const ELICITING = new Set(["ping", "stream", "datagram", "challenge", "response"]);
+const ELICITING = new Set(["ping", "immediateAck", "stream", "datagram", "challenge", "response"]);
 
 describe("codecs: frames", function () {
   it("ACK frames written from random RangeSets parse back to the highest ranges, highest first", function () {
@@ -432,11 +436,12 @@ describe("codecs: frames", function () {
       fc.property(fc.array(frameArb, { maxLength: 12 }), (frames) => {
         const { bytes } = encodeFrames(frames);
         const { frames: got, visitor } = recorder();
-        const flags = { ackEliciting: false };
+        const flags: FrameFlags = { ackEliciting: false };
         assert.equal(walkFrames(bytes, visitor, new AckFrame(), flags), true);
         const want = frames.filter((f) => f.t !== "padding");
         assert.deepEqual(got, want);
         assert.equal(flags.ackEliciting, frames.some((f) => ELICITING.has(f.t)));
+        assert.equal(flags.immediateAck, frames.some((f) => f.t === "immediateAck"));
         // Validation only (visitor null) agrees.
         assert.equal(walkFrames(bytes, null, new AckFrame(), { ackEliciting: false }), true);
       }),
@@ -458,8 +463,17 @@ describe("codecs: frames", function () {
     );
   });
 
+  it("IMMEDIATE_ACK is one byte, ack-eliciting, and sets the immediate-ACK flag; a PING does not", function () {
+    const flags: FrameFlags = { ackEliciting: false, immediateAck: false };
+    assert.equal(walkFrames(Uint8Array.of(FrameType.ImmediateAck), null, new AckFrame(), flags), true);
+    assert.deepEqual(flags, { ackEliciting: true, immediateAck: true });
+    assert.equal(walkFrames(Uint8Array.of(FrameType.Ping, FrameType.Padding), null, new AckFrame(), flags), true);
+    assert.deepEqual(flags, { ackEliciting: true, immediateAck: false }, "the flag is reset for each payload");
+    assert.equal(FrameType.ImmediateAck, 0x0a);
+  });
+
   it("unknown frame types are rejected, before or after valid frames", function () {
-    for (let type = 0x08; type <= 0xff; type++) {
+    for (let type = 0x0b; type <= 0xff; type++) {
       assert.equal(walkFrames(Uint8Array.of(type), null, new AckFrame(), { ackEliciting: false }), false);
       assert.equal(walkFrames(Uint8Array.of(FrameType.Ping, 0, type, 1, 2), null, new AckFrame(), { ackEliciting: false }), false);
     }

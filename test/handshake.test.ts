@@ -25,6 +25,7 @@ import {
   type PendingHandshake,
 } from "../src/node/handshake-server.js";
 import { FastnetError, type FastnetErrorCode } from "../src/protocol/errors.js";
+import { DEFAULT_SESSION_OPTIONS, transportParams } from "../src/protocol/options.js";
 import { CID_LENGTH, EXPORTER_LENGTH } from "../src/protocol/version.js";
 
 const PARAMS: TransportParams = { maxMessageSize: 512 * 1024, receiveBufferBytes: 1 << 20, idleTimeoutMs: 10_000 };
@@ -155,10 +156,24 @@ describe("handshake messages", () => {
       [{ ...hello, params: { ...PARAMS, maxMessageSize: 0 } }, /maxMessageSize must be an integer/],
       [{ ...hello, params: { ...PARAMS, idleTimeoutMs: 1.5 } }, /idleTimeoutMs/],
       [{ ...hello, params: { ...PARAMS, receiveBufferBytes: "1" } }, /receiveBufferBytes must be an integer .* got string/],
+      [{ ...hello, params: { ...PARAMS, immediateAck: 1 } }, /immediateAck must be a boolean, got number/],
+      [{ ...hello, params: { ...PARAMS, immediateAck: "true" } }, /immediateAck must be a boolean, got string/],
     ];
     for (const [v, re] of bad) {
       assert.throws(() => parseClientHello(v), (e: unknown) => e instanceof FastnetError && e.code === "HANDSHAKE_FAILED" && re.test(e.message), JSON.stringify(v));
     }
+  });
+
+  it("carries the optional immediateAck announcement in hello and accept params; absent stays absent", () => {
+    for (const immediateAck of [true, false]) {
+      const params = { ...PARAMS, immediateAck };
+      assert.deepEqual(parseClientHello({ ...hello, params }).params, params);
+      const accept = { v: 2, cid: randomBytes(CID_LENGTH).toString("base64"), udpPort: 4000, resetToken: randomBytes(16).toString("base64"), params };
+      assert.deepEqual(parseServerAccept(accept).params, params);
+    }
+    // A peer that predates the feature sends no field: nothing is invented for it (it must never get the frame).
+    assert.equal("immediateAck" in parseClientHello(hello).params, false);
+    assert.equal(transportParams(DEFAULT_SESSION_OPTIONS).immediateAck, true, "this implementation announces it");
   });
 
   it("validates accepts and rejects strictly", () => {
@@ -176,6 +191,7 @@ describe("handshake messages", () => {
       [{ ...accept, udpPort: 0 }, /udpPort/],
       [{ ...accept, udpPort: 65536 }, /udpPort/],
       [{ ...accept, udpHost: 5 }, /udpHost must be a string/],
+      [{ ...accept, params: { ...PARAMS, immediateAck: null } }, /immediateAck must be a boolean, got null/],
       [{ ...accept, cid: undefined }, /cid must be a string, got undefined/],
       [{ v: 2, error: 5 }, /error must be a string/],
       [{ v: 2, error: "x", code: "5" }, /code must be an integer/],

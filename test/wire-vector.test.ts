@@ -4,8 +4,8 @@ import { availableAeadBackends } from "../src/node/aead-select.js";
 import { CidAuthority, deriveCidKey } from "../src/protocol/cid.js";
 import { Connection } from "../src/protocol/connection.js";
 import { PacketCipher, derivePacketProtection, splitExportedSecrets } from "../src/protocol/key-schedule.js";
-import { newConnectionIdFrameSize, writeNewConnectionIdFrame } from "../src/protocol/frames.js";
-import { PacketType, writeHeader } from "../src/protocol/packet-header.js";
+import { AckFrame, newConnectionIdFrameSize, walkFrames, writeNewConnectionIdFrame } from "../src/protocol/frames.js";
+import { PacketType, parseHeader, writeHeader, type ParsedHeader } from "../src/protocol/packet-header.js";
 import { deriveResetKey, statelessResetToken } from "../src/protocol/stateless-reset.js";
 import { CID_LENGTH, EXPORTER_LABEL, PROTOCOL_VERSION, exporterContext } from "../src/protocol/version.js";
 
@@ -38,7 +38,33 @@ const expected = {
   s2cIv: "57e163c48b94f0a43ba81577",
   s2cNonce1: "57e163c48b94f0a43ba81576",
   ncidPacket: "400b2a1032547698bafce98cbe01f6ba5d7041d95e73010bfef3306fb7b240d3216a18482c200fb7353ca0bd1faea6437af97431d6298a9cffbedfab",
+  // §9.4: IMMEDIATE_ACK, then the STREAM frame of §9.2, client to server, packet number 1.
+  immediateAckFrames: "0a0300060568656c6c6f",
+  c2sNonce1: "0ede768e56417f72a35d3d0c",
+  immediateAckPacket: "400b2a1032547698bafce98cbe0147e55d32adf88cd8338bef01e4ab1c11cd14678a707fb766fea7",
 };
+
+/** Seals `frames` as a client Data packet with a 1-byte packet number `pn` under the vector's keys. */
+function sealClientPacket(backend: ReturnType<typeof availableAeadBackends>[number], pn: number, frames: Uint8Array): Uint8Array {
+  const cipher = new PacketCipher(backend, splitExportedSecrets(keyingMaterial).clientToServer);
+  const out = new Uint8Array(1 + CID_LENGTH + 1 + frames.length + 16);
+  const h = writeHeader(out, PacketType.Data, 0, unhex(expected.cid), pn, 1);
+  cipher.seal(out, h, pn, out.subarray(0, h), frames);
+  return out;
+}
+
+/** The largest packet number acknowledged by a server packet of the vector's session, or null without an ACK. */
+function ackedBy(backend: ReturnType<typeof availableAeadBackends>[number], packet: Uint8Array): number | null {
+  const h: ParsedHeader = { type: PacketType.Data, keyPhase: 0, pnLength: 1, truncatedPn: 0, headerLength: 0 };
+  assert.ok(parseHeader(packet, h));
+  const cipher = new PacketCipher(backend, splitExportedSecrets(keyingMaterial).serverToClient);
+  const frames = cipher.open(h.truncatedPn, packet.subarray(0, h.headerLength), packet.subarray(h.headerLength));
+  assert.ok(frames, "the server's packet opens under s2c");
+  let largest: number | null = null;
+  const ignore = (): void => {};
+  walkFrames(frames, { onPing: ignore, onAck: (a) => (largest ??= a.largest), onStream: ignore, onDatagram: ignore, onClose: ignore, onPathChallenge: ignore, onPathResponse: ignore }, new AckFrame(), { ackEliciting: false });
+  return largest;
+}
 
 /** The documented CID with `n` as its nonce: config octet, server id, nonce, then the tag (filled in by the authority). */
 function vectorCid(n = nonce): Uint8Array {
@@ -130,6 +156,26 @@ describe("wire test vector (docs/protocol.md §9)", () => {
       const h = writeHeader(out, PacketType.Data, 0, cid, 5, 1);
       cipher.seal(out, h, 5, out.subarray(0, h), payload);
       assert.equal(hex(out), expected.packet);
+    });
+
+    it(`seals the documented IMMEDIATE_ACK packet with the ${backend.name} backend; a server acknowledges it at once, the same packet without the frame after 25 ms`, () => {
+      const frames = unhex(expected.immediateAckFrames);
+      assert.equal(hex(new PacketCipher(backend, clientToServer).nonce(1)), expected.c2sNonce1);
+      assert.equal(hex(sealClientPacket(backend, 1, frames)), expected.immediateAckPacket);
+      for (const immediate of [true, false]) {
+        const server = new Connection({ role: "server", cid, keyingMaterial, aead: backend, now: 0, random: randomFillSync });
+        const client = new Connection({ role: "client", cid, keyingMaterial, aead: backend, now: 0, random: randomFillSync });
+        assert.equal(server.handleDatagram(client.pollTransmit(0)!, 0), 2); // the Bind, packet number 0
+        while (server.pollTransmit(0) !== null); // its answer (ACK, challenge, spare CIDs)
+        const packet = immediate ? unhex(expected.immediateAckPacket) : sealClientPacket(backend, 1, frames.subarray(1));
+        assert.equal(server.handleDatagram(packet, 10), 2);
+        const events = [server.pollEvent(), server.pollEvent()];
+        assert.equal(events[1]?.type === "message" && new TextDecoder().decode(events[1].data), "hello");
+        assert.equal(server.pollTimeout(), immediate ? 10 : 35, "the ACK is due at once with IMMEDIATE_ACK, after maxAckDelayMs without");
+        const reply = server.pollTransmit(immediate ? 10 : 35);
+        assert.ok(reply, "the server sends its ACK when due");
+        assert.equal(ackedBy(backend, reply), 1);
+      }
     });
 
     it(`a server connection on ${backend.name} opens the documented packet and delivers "hello"`, () => {

@@ -155,6 +155,11 @@ export function referenceFrames(p: Uint8Array): { ok: boolean; events: string[];
         events.push(`retire ${seq}`);
         break;
       }
+      case 0x0a:
+        // IMMEDIATE_ACK: no fields, ack-eliciting (§4).
+        eliciting = true;
+        events.push("immediate-ack");
+        break;
       default:
         return fail();
     }
@@ -172,6 +177,9 @@ class RecordingVisitor implements FrameVisitor {
   }
   onPing(): void {
     this.events.push("ping");
+  }
+  onImmediateAck(): void {
+    this.events.push("immediate-ack");
   }
   onAck(ack: AckFrame): void {
     check(ack.count >= 1 && ack.count <= MAX_ACK_RANGES + 1, `ACK with ${ack.count} ranges`);

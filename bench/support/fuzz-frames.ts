@@ -19,6 +19,7 @@ export type V = number | bigint;
 export type Frame =
   | { k: "padding"; n: number }
   | { k: "ping" }
+  | { k: "immediateAck" }
   | { k: "ack"; largest: V; delay: V; count: V | null; first: V; ranges: [V, V][] }
   | { k: "stream"; offset: V; len: V | null; data: Uint8Array }
   | { k: "datagram"; len: V | null; data: Uint8Array }
@@ -39,6 +40,9 @@ export function encodeFrames(frames: readonly Frame[], rng: Rng | null): Uint8Ar
         break;
       case "ping":
         w.byte(FrameType.Ping);
+        break;
+      case "immediateAck":
+        w.byte(FrameType.ImmediateAck);
         break;
       case "ack":
         w.byte(FrameType.Ack);
@@ -272,7 +276,7 @@ export function randomFrame(rng: Rng, view: PeerView, room: number): Frame {
   // server to client only, RETIRE_CONNECTION_ID client to server only), so those are rare too.
   const toServer = view.targetRole === "server";
   const wrongWay = view.calm ? 0.003 : 0.03;
-  switch (rng.weighted(toServer ? [3, 6, 16, 30, 10, 0.1, 6, 6, wrongWay, 0.5, 2] : [3, 6, 16, 30, 10, 0.1, 6, 6, 0.3, wrongWay, 2])) {
+  switch (rng.weighted(toServer ? [3, 6, 16, 30, 10, 0.1, 6, 6, wrongWay, 0.5, 2, 3] : [3, 6, 16, 30, 10, 0.1, 6, 6, 0.3, wrongWay, 2, 3])) {
     case 0:
       return { k: "padding", n: rng.range(1, rng.chance(0.8) ? 8 : Math.max(1, room)) };
     case 1:
@@ -303,8 +307,10 @@ export function randomFrame(rng: Rng, view: PeerView, room: number): Frame {
       const seq = others.length > 0 && rng.chance(view.calm ? 0.99 : 0.9) ? rng.pick(others) : rng.chance(0.5) ? rng.int(8) : interestingVarint(rng);
       return { k: "retireCid", seq };
     }
+    case 11:
+      return { k: "immediateAck" };
     default: {
-      const type = rng.chance(0.5) ? rng.range(0x0a, 0x3f) : rng.range(0x40, 0xff);
+      const type = rng.chance(0.5) ? rng.range(0x0b, 0x3f) : rng.range(0x40, 0xff);
       return { k: "raw", bytes: concat([Uint8Array.of(type), rng.bytes(rng.size(32))]) };
     }
   }
@@ -348,6 +354,7 @@ function approxSize(f: Frame): number {
     case "padding":
       return f.n;
     case "ping":
+    case "immediateAck":
       return 1;
     case "ack":
       return 8 + 4 * f.ranges.length;
@@ -387,6 +394,7 @@ function mutateField(rng: Rng, f: Frame): Frame {
   switch (f.k) {
     case "padding":
     case "ping":
+    case "immediateAck":
       return { k: "raw", bytes: Uint8Array.of(rng.int(256)) };
     case "ack": {
       const g = { ...f, ranges: f.ranges.map((r) => [...r] as [V, V]) };

@@ -38,6 +38,7 @@ function params(rng: Rng): Json {
     maxMessageSize: rng.pick([1, 1024, 524288, Number.MAX_SAFE_INTEGER]),
     receiveBufferBytes: rng.pick([1, 8192, 1048576]),
     idleTimeoutMs: rng.pick([1, 10000, 2 ** 31]),
+    ...(rng.chance(0.5) ? { immediateAck: rng.chance(0.8) } : {}),
   };
 }
 
@@ -99,7 +100,7 @@ function interesting(rng: Rng): Json {
   }
 }
 
-const KEYS = ["v", "path", "headers", "params", "cid", "udpPort", "udpHost", "resetToken", "error", "code", "__proto__", "constructor", "prototype", "toString", "maxMessageSize", "receiveBufferBytes", "idleTimeoutMs", ""];
+const KEYS = ["v", "path", "headers", "params", "cid", "udpPort", "udpHost", "resetToken", "error", "code", "__proto__", "constructor", "prototype", "toString", "maxMessageSize", "receiveBufferBytes", "idleTimeoutMs", "immediateAck", ""];
 
 /** One JSON-level change somewhere in `v` (mutated in place where it is a container); returns the root. */
 function mutateJson(rng: Rng, root: Json): Json {
@@ -272,8 +273,9 @@ function checkKeys(o: object, allowed: string[]): void {
   for (const k of Object.keys(o)) check(allowed.includes(k), `parsed message carries unknown field ${JSON.stringify(k)}`);
 }
 
-function checkParams(p: { maxMessageSize: number; receiveBufferBytes: number; idleTimeoutMs: number }): void {
-  checkKeys(p, ["maxMessageSize", "receiveBufferBytes", "idleTimeoutMs"]);
+function checkParams(p: { maxMessageSize: number; receiveBufferBytes: number; idleTimeoutMs: number; immediateAck?: boolean }): void {
+  checkKeys(p, ["maxMessageSize", "receiveBufferBytes", "idleTimeoutMs", "immediateAck"]);
+  check(p.immediateAck === undefined || typeof p.immediateAck === "boolean", "transport param immediateAck");
   for (const v of [p.maxMessageSize, p.receiveBufferBytes, p.idleTimeoutMs]) check(Number.isSafeInteger(v) && v >= 1, `transport param ${v}`);
 }
 

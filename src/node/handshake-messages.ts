@@ -171,14 +171,20 @@ function expectInteger(what: string, o: Record<string, unknown>, key: string, mi
   return v;
 }
 
-/** Validates TransportParams: positive safe integers. */
+/** Validates TransportParams: positive safe integers, and `immediateAck` a boolean when present. */
 export function parseTransportParams(v: unknown, what = "transport params"): TransportParams {
   const o = expectRecord(what, v);
-  return {
+  const params: TransportParams = {
     maxMessageSize: expectInteger(what, o, "maxMessageSize", 1, Number.MAX_SAFE_INTEGER),
     receiveBufferBytes: expectInteger(what, o, "receiveBufferBytes", 1, Number.MAX_SAFE_INTEGER),
     idleTimeoutMs: expectInteger(what, o, "idleTimeoutMs", 1, Number.MAX_SAFE_INTEGER),
   };
+  // Optional (docs/protocol.md §2.3): a peer that predates it sends nothing, and then never gets the frame.
+  if (o.immediateAck !== undefined) {
+    if (typeof o.immediateAck !== "boolean") invalid(what, `immediateAck must be a boolean, got ${describe(o.immediateAck)}`);
+    params.immediateAck = o.immediateAck;
+  }
+  return params;
 }
 
 /** Validates a decoded ClientHello; throws HANDSHAKE_FAILED naming the offending field. */

@@ -19,6 +19,7 @@ import {
   writeDatagramFrame,
   writePathFrame,
   writeStreamFrameHeader,
+  type FrameFlags,
   type FrameVisitor,
 } from "./frames.js";
 import { PacketCipher, splitExportedSecrets } from "./key-schedule.js";
@@ -165,8 +166,14 @@ const MAX_MESSAGES_PER_TURN = 2048;
 const MAX_STREAM_FRAMES_PER_PACKET = 16;
 /** Path validation gives up after max(3 PTO, this) (RFC 9000 §8.2.4). */
 const PATH_VALIDATION_MIN_MS = 200;
-/** Bounds of the wait for acknowledgements before a close goes out (see `close`). */
-const DRAIN_MIN_MS = 250;
+/**
+ * A draining close (see `close`) gives up on the peer, and sends CLOSE with data unacknowledged, when
+ * this many probe rounds in a row went unanswered (at the next probe timeout: with the doubling, 15
+ * PTOs after the last ack-eliciting packet), or when nothing was acknowledged for DRAIN_MAX_MS.
+ * Three rounds, not one: at 15% loss each way a round of two probes goes unanswered 8% of the time,
+ * and a live peer's messages must not be cut off by a close.
+ */
+const DRAIN_PROBE_ROUNDS = 3;
 const DRAIN_MAX_MS = 2000;
 /** Below this many bytes of anti-amplification budget no useful packet fits. */
 const MIN_AMPLIFICATION_BUDGET = 64;
@@ -212,7 +219,7 @@ export class Connection {
   private largestRecvTime = 0;
   private readonly header: ParsedHeader = { type: PacketType.Data, keyPhase: 0, pnLength: 1, truncatedPn: 0, headerLength: 0 };
   private readonly ackFrame = new AckFrame();
-  private readonly frameFlags = { ackEliciting: false };
+  private readonly frameFlags: FrameFlags = { ackEliciting: false, immediateAck: false };
   private readonly visitor: FrameVisitor;
   private now = 0;
 
@@ -289,6 +296,10 @@ export class Connection {
   /** A close waiting for the reliable stream to be acknowledged. */
   private drain: { code: number; reason: string; deadline: number } | null = null;
   private closePacketsLeft = 0;
+  /** The peer announced IMMEDIATE_ACK in the handshake: only then may it receive the frame. */
+  private readonly peerImmediateAck: boolean;
+  /** A draining close wants an IMMEDIATE_ACK out now, in a packet of its own if nothing else is sent. */
+  private immediateAckNeeded = false;
 
   private readonly events: ConnectionEvent[] = [];
   private eventHead = 0;
@@ -333,6 +344,7 @@ export class Connection {
     // a server can keep clients' messages small (as ws-transport's maxPayload does) and still send
     // large states.
     this.peerMaxMessage = peer.maxMessageSize;
+    this.peerImmediateAck = peer.immediateAck === true;
     // The client dialled the server's address itself; the server must wait for proof (RFC 9000 §8.1).
     this.addressValidated = this.role === "client";
     this.fallbackValidated = this.addressValidated;
@@ -536,8 +548,14 @@ export class Connection {
     checkCloseCode(code);
     if (this._state === "open" && this.streamOut.hasUnacked()) {
       // Deliver what was sent before the close (as a WebSocket close does): CLOSE follows once
-      // every reliable byte is acknowledged, or after a bounded wait if the peer is gone.
-      if (!this.drain) this.drain = { code, reason, deadline: this.now + this.drainWait() };
+      // every reliable byte is acknowledged, or after a bounded wait if the peer is gone. Every
+      // packet sent while draining asks for an immediate ACK (IMMEDIATE_ACK, if the peer knows it),
+      // and one goes out now even when all the data is already in flight: the CLOSE then follows
+      // about a round trip after the last data, not after the peer's ACK delay (maxAckDelayMs).
+      if (!this.drain) {
+        this.drain = { code, reason, deadline: this.now + DRAIN_MAX_MS };
+        this.immediateAckNeeded = this.peerImmediateAck;
+      }
       return;
     }
     this.closeInternal(code, reason, true);
@@ -654,6 +672,7 @@ export class Connection {
   abort(code: number = CloseCode.Abnormal, reason = ""): void {
     checkCloseCode(code);
     this.drain = null;
+    this.immediateAckNeeded = false;
     this.closeInternal(code, reason, true);
   }
 
@@ -662,15 +681,11 @@ export class Connection {
     return this.drain !== null || this._state === "closing";
   }
 
-  /** How long a draining close waits without progress before giving up on the peer. */
-  private drainWait(): number {
-    return Math.min(Math.max(3 * this.ptoBase(), DRAIN_MIN_MS), DRAIN_MAX_MS);
-  }
-
   private finishDrain(now: number): void {
     const d = this.drain;
     if (d && (!this.streamOut.hasUnacked() || now >= d.deadline)) {
       this.drain = null;
+      this.immediateAckNeeded = false;
       this.closeInternal(d.code, d.reason, true);
     }
   }
@@ -822,6 +837,7 @@ export class Connection {
       if (this.role === "server") this.challenge(now, Infinity, true);
     }
     const ackEliciting = this.frameFlags.ackEliciting;
+    const immediateAckAsked = this.frameFlags.immediateAck === true;
     this.cids.onPacket(cidIndex, newest);
     this.ackAppliedThisPacket = false;
     this.challengeInSeen = false;
@@ -837,8 +853,10 @@ export class Connection {
       this.ackElicitingUnacked++;
       // Out of order, or a hole below the newest: acknowledge at once so the peer detects loss fast.
       const gap = !newest || (this.received.size > 1 && this.received.starts[this.received.size - 1] === pn);
-      // A Bind is answered at once: the client's session opens on that answer.
-      const immediate = gap || h.type === PacketType.Bind || this.ackElicitingUnacked >= this.options.ackElicitingThreshold;
+      // A Bind is answered at once: the client's session opens on that answer. So is a packet with
+      // IMMEDIATE_ACK: a closing peer waits for this ACK before its CLOSE can leave.
+      const immediate =
+        gap || immediateAckAsked || h.type === PacketType.Bind || this.ackElicitingUnacked >= this.options.ackElicitingThreshold;
       if (immediate) this.ackDeadline = now;
       else if (this.ackDeadline === Infinity) this.ackDeadline = now + this.options.maxAckDelayMs;
     }
@@ -922,7 +940,7 @@ export class Connection {
     this.detectLoss(now);
     if (this.drain) {
       // Acknowledgements are progress: the wait restarts, so a live peer gets all the data.
-      if (anyAckEliciting) this.drain.deadline = now + this.drainWait();
+      if (anyAckEliciting) this.drain.deadline = now + DRAIN_MAX_MS;
       this.finishDrain(now);
     }
   }
@@ -1159,6 +1177,13 @@ export class Connection {
     if (now >= lossAt) {
       if (this.lossTime !== Infinity) {
         this.detectLoss(now);
+      } else if (this.drain && this.ptoCount >= DRAIN_PROBE_ROUNDS) {
+        // Round after round of probes asking for an immediate ACK went unanswered: the peer is gone.
+        const d = this.drain;
+        this.drain = null;
+        this.immediateAckNeeded = false;
+        this.closeInternal(d.code, d.reason, true);
+        return;
       } else if (!this.amplificationBlocked()) {
         // Probe timeout (RFC 9002 §6.2.4): send up to two ack-eliciting probes, retransmitting the oldest data.
         this.ptoCount++;
@@ -1201,6 +1226,7 @@ export class Connection {
     const wantsElicit =
       probe ||
       this.pingNeeded ||
+      this.immediateAckNeeded ||
       this.datagrams.length > 0 ||
       this.pathResponses.length > 0 ||
       this.challengeDue(now) ||
@@ -1222,8 +1248,9 @@ export class Connection {
         }
       }
       if (cwndBlocked || paced) {
-        // Path responses and pings are tiny and must not wait behind bulk data; they go alone.
-        if (this.pathResponses.length === 0 && !this.pingNeeded && !this.challengeDue(now)) {
+        // Path responses, pings and a drain's IMMEDIATE_ACK are tiny and must not wait behind bulk
+        // data; they go alone (the ACK the last one draws is what opens the window again).
+        if (this.pathResponses.length === 0 && !this.pingNeeded && !this.immediateAckNeeded && !this.challengeDue(now)) {
           return ackDue ? this.buildPacket(now, "ack") : null;
         }
         return this.buildPacket(now, "control");
@@ -1270,6 +1297,13 @@ export class Connection {
         }
       }
       if (kind !== "ack") {
+        if (this.drain && this.peerImmediateAck && kind !== "bind") {
+          // Every ack-eliciting packet of a drain (data, probes, control) asks for an immediate ACK;
+          // first, so that stream data cannot crowd it out. Never to a peer that did not announce it.
+          p[off++] = FrameType.ImmediateAck;
+          ackEliciting = true;
+          this.immediateAckNeeded = false;
+        }
         while (this.pathResponses.length > 0 && room - off >= 1 + PATH_DATA_LENGTH) {
           off = writePathFrame(p, off, FrameType.PathResponse, this.pathResponses.shift()!);
           ackEliciting = true;

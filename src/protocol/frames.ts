@@ -14,6 +14,8 @@ import { CID_LENGTH } from "./version.js";
  *   0x07 PATH_RESPONSE  8 bytes
  *   0x08 NEW_CONNECTION_ID     sequence, CID (CID_LENGTH bytes), stateless reset token (16 bytes); server to client
  *   0x09 RETIRE_CONNECTION_ID  sequence; client to server
+ *   0x0a IMMEDIATE_ACK  no fields: acknowledge this packet at once, not after the ACK delay; only to a
+ *                       peer that announced `immediateAck` in the handshake (docs/protocol.md §2.3)
  */
 export const FrameType = {
   Padding: 0x00,
@@ -26,6 +28,7 @@ export const FrameType = {
   PathResponse: 0x07,
   NewConnectionId: 0x08,
   RetireConnectionId: 0x09,
+  ImmediateAck: 0x0a,
 } as const;
 
 /** ACK frames list at most this many ranges beyond the first (33 in all); older ones are dropped first. */
@@ -48,6 +51,15 @@ export interface FrameVisitor {
   /** Optional so that visitors which only validate or count need not name every frame. */
   onNewConnectionId?(sequence: number, cid: Uint8Array, resetToken: Uint8Array): void;
   onRetireConnectionId?(sequence: number): void;
+  onImmediateAck?(): void;
+}
+
+/** What `walkFrames` reports about a whole payload. */
+export interface FrameFlags {
+  /** Some frame other than ACK, PADDING or CLOSE is present. */
+  ackEliciting: boolean;
+  /** An IMMEDIATE_ACK frame is present: the packet is to be acknowledged without delay. */
+  immediateAck?: boolean;
 }
 
 /** A decoded ACK frame; one instance is reused per connection. */
@@ -65,17 +77,18 @@ const textEncoder = new TextEncoder();
 /**
  * Walks the frames of a decrypted payload. With `visitor` null it only validates. Returns false on the
  * first malformed frame; callers validate first, then apply, so a bad packet changes nothing.
- * `ackEliciting.value` is set when any frame other than ACK, PADDING or CLOSE is present.
+ * `flags` says whether the payload is ack-eliciting and whether it asks for an immediate ACK.
  */
 export function walkFrames(
   p: Uint8Array,
   visitor: FrameVisitor | null,
   ack: AckFrame,
-  flags: { ackEliciting: boolean },
+  flags: FrameFlags,
 ): boolean {
   const cur = { pos: 0 };
   const end = p.length;
   flags.ackEliciting = false;
+  flags.immediateAck = false;
   while (cur.pos < end) {
     const type = p[cur.pos++]!;
     switch (type) {
@@ -162,6 +175,11 @@ export function walkFrames(
         visitor?.onRetireConnectionId?.(seq);
         break;
       }
+      case FrameType.ImmediateAck:
+        flags.ackEliciting = true;
+        flags.immediateAck = true;
+        visitor?.onImmediateAck?.();
+        break;
       default:
         return false;
     }

@@ -61,16 +61,24 @@ export const DEFAULT_SESSION_OPTIONS: Readonly<SessionOptions> = Object.freeze({
   unreachableGraceMs: 1500,
 });
 
-/** Limits a peer announces in the handshake: the part of SessionOptions the other side must know. */
+/**
+ * What a peer announces in the handshake: the part of SessionOptions the other side must know, and
+ * the optional protocol features it understands.
+ */
 export interface TransportParams {
   maxMessageSize: number;
   receiveBufferBytes: number;
   idleTimeoutMs: number;
+  /**
+   * The peer understands the IMMEDIATE_ACK frame (docs/protocol.md §4). Absent or false: it must never
+   * receive one (an implementation that predates the frame would drop the packet as malformed).
+   */
+  immediateAck?: boolean;
 }
 
-/** The TransportParams these options announce. */
+/** The TransportParams these options announce (this implementation understands IMMEDIATE_ACK). */
 export function transportParams(o: SessionOptions): TransportParams {
-  return { maxMessageSize: o.maxMessageSize, receiveBufferBytes: o.receiveBufferBytes, idleTimeoutMs: o.idleTimeoutMs };
+  return { maxMessageSize: o.maxMessageSize, receiveBufferBytes: o.receiveBufferBytes, idleTimeoutMs: o.idleTimeoutMs, immediateAck: true };
 }
 
 /** Options of the handshake and the endpoint, shared by server and client where they apply. */

@@ -14,7 +14,7 @@
 import type { AeadBackend } from "../../src/protocol/aead.js";
 import type { Allocator } from "../../src/protocol/allocator.js";
 import { Connection, type ConnectionEvent } from "../../src/protocol/connection.js";
-import type { SessionOptions } from "../../src/protocol/options.js";
+import { transportParams, type SessionOptions } from "../../src/protocol/options.js";
 import type { TransportParams } from "../../src/protocol/connection.js";
 import { CID_LENGTH } from "../../src/protocol/version.js";
 import { selectAeadBackend } from "../../src/node/aead-select.js";
@@ -138,8 +138,9 @@ export interface Pair {
   now: number;
 }
 
+/** What a side with options `o` announces in its handshake (limits and optional features). */
 function paramsOf(o: SessionOptions): TransportParams {
-  return { maxMessageSize: o.maxMessageSize, receiveBufferBytes: o.receiveBufferBytes, idleTimeoutMs: o.idleTimeoutMs };
+  return transportParams(o);
 }
 
 /** Two connections sharing keying material and CID, as a finished TLS handshake would leave them. */
