@@ -15,6 +15,7 @@ import {
 } from "../protocol/options.js";
 import { selectAeadBackend } from "./aead-select.js";
 import { parseFingerprint } from "./fingerprint.js";
+import { retryWhenBusy } from "./busy-retry.js";
 import { performHandshake } from "./handshake-client.js";
 import { FastnetSession, clock } from "./session.js";
 
@@ -200,7 +201,10 @@ export async function connect(url: string, options: ConnectOptions = {}): Promis
   const sessionOptions = resolveOptions(DEFAULT_SESSION_OPTIONS, options);
   const endpointOptions = resolveOptions(DEFAULT_ENDPOINT_OPTIONS, options);
   const aead = selectAeadBackend(endpointOptions.aead);
-  const hs = await performHandshake({
+  // A 503 (the server's handshake queue is full, or an upgrade waited too long in it) is retried with
+  // jittered, growing pauses within the handshake timeout: players behind one NAT address joining at
+  // once spread themselves out instead of failing.
+  const hs = await retryWhenBusy(() => performHandshake({
     url,
     path: options.handshakePath,
     hello: {
@@ -214,7 +218,7 @@ export async function connect(url: string, options: ConnectOptions = {}): Promis
     fingerprint: options.fingerprint !== undefined ? parseFingerprint(options.fingerprint) : undefined,
     pinAnnouncedFingerprint: options.pinAnnouncedFingerprint,
     timeoutMs: endpointOptions.handshakeTimeoutMs,
-  });
+  }), { budgetMs: endpointOptions.handshakeTimeoutMs });
   let socket: dgram.Socket | null = null;
   try {
     const host = isIP(hs.accept.udpHost) ? hs.accept.udpHost : (await lookup(hs.accept.udpHost)).address;

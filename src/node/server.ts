@@ -263,6 +263,8 @@ export class FastnetServer extends EventEmitter<{ session: [FastnetSession, Sess
       timeoutMs: this.endpointOptions.handshakeTimeoutMs,
       maxPending: this.endpointOptions.maxPendingHandshakes,
       maxPendingPerAddress: this.endpointOptions.maxPendingHandshakesPerAddress,
+      maxQueued: this.endpointOptions.maxQueuedHandshakes,
+      maxQueuedPerAddress: this.endpointOptions.maxQueuedHandshakesPerAddress,
       announceFingerprint: this._fingerprint ?? undefined,
     });
     // onHandshake catches what it expects; anything else is a bug to report, not an unhandled rejection.

@@ -91,6 +91,14 @@ export interface EndpointOptions {
   maxPendingHandshakes: number;
   /** Server: handshakes in progress at once from one source IP (default 16). */
   maxPendingHandshakesPerAddress: number;
+  /**
+   * Server: upgrades that may wait for a handshake slot when a pending limit is reached, over all
+   * sources (default 2048; 0: none wait, every upgrade over a limit gets a 503 at once). Slots go to
+   * waiting addresses in turn, so a flood from one address cannot starve the others.
+   */
+  maxQueuedHandshakes: number;
+  /** Server: upgrades from one source IP that may wait for a slot (default 1024). */
+  maxQueuedHandshakesPerAddress: number;
   /** Server: open sessions at once (default 10000). */
   maxSessions: number;
 }
@@ -100,8 +108,13 @@ export const DEFAULT_ENDPOINT_OPTIONS: Readonly<EndpointOptions> = Object.freeze
   handshakeTimeoutMs: 10_000,
   maxPendingHandshakes: 256,
   maxPendingHandshakesPerAddress: 16,
+  maxQueuedHandshakes: 2048,
+  maxQueuedHandshakesPerAddress: 1024,
   maxSessions: 10_000,
 });
+
+/** Number options for which 0 means "none" (no handshake waits in a queue) rather than a mistake. */
+const ZERO_ALLOWED: ReadonlySet<string> = new Set(["maxQueuedHandshakes", "maxQueuedHandshakesPerAddress"]);
 
 /** Merges user options over defaults, rejecting unknown keys' wrong types and non-positive numbers. */
 export function resolveOptions<T extends object>(defaults: Readonly<T>, given: Partial<T> | undefined): T {
@@ -112,8 +125,10 @@ export function resolveOptions<T extends object>(defaults: Readonly<T>, given: P
     if (v === undefined) continue;
     const d = defaults[key];
     if (typeof d === "number") {
-      if (typeof v !== "number" || !Number.isFinite(v) || v <= 0) {
-        throw new FastnetError("INVALID_OPTION", `option ${String(key)} must be a positive number, got ${String(v)}`);
+      const min0 = ZERO_ALLOWED.has(String(key));
+      if (typeof v !== "number" || !Number.isFinite(v) || v < 0 || (v === 0 && !min0)) {
+        const what = min0 ? "a number >= 0" : "a positive number";
+        throw new FastnetError("INVALID_OPTION", `option ${String(key)} must be ${what}, got ${String(v)}`);
       }
     } else if (typeof v !== typeof d) {
       throw new FastnetError("INVALID_OPTION", `option ${String(key)} must be a ${typeof d}, got ${typeof v}`);
