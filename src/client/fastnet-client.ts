@@ -1,10 +1,16 @@
 import { AsyncLocalStorage } from "node:async_hooks";
 import { Client, MatchMakeError, Room, ServerError, type ClientOptions, type EndpointSettings } from "@colyseus/sdk";
-import type { FastnetError, FastnetErrorCode } from "../protocol/errors.js";
+import { FastnetError, type FastnetErrorCode } from "../protocol/errors.js";
 import { connect, type ConnectOptions } from "../node/client.js";
 import { parseFingerprint } from "../node/fingerprint.js";
 import type { EndpointOptions, SessionOptions } from "../protocol/options.js";
-import { FastnetClientTransport, type ClientTransportContext } from "./client-transport.js";
+import {
+  DEFAULT_UDP_FALLBACK_MS,
+  FastnetClientTransport,
+  type ClientPath,
+  type ClientTransportContext,
+  type PathChoice,
+} from "./client-transport.js";
 import { createTlsFetch } from "./tls-fetch.js";
 
 /** Protocol byte of a Colyseus PING frame (latency probe). */
@@ -32,6 +38,28 @@ export interface FastnetClientOptions extends Omit<ClientOptions, "protocol">, P
   localPort?: number;
   /** Keep-alive intervals of silence before rebinding to a fresh local port by itself (default 3; 0: off). */
   autoRebindAfterKeepAlives?: number;
+  /**
+   * Which path room connections use (default "auto"):
+   * - "auto": fastnet over UDP; when the UDP bind gets no answer within `udpFallbackMs` (a network
+   *   that blocks UDP), or the fastnet upgrade does not go through, the same seat reservation is used
+   *   over the server's WebSocket path (no second matchmaking request). Every reconnection (the SDK's
+   *   automatic one included) chooses again, so a session whose UDP path dies for good keeps its seat
+   *   over WebSocket. A certificate that does not verify never falls back.
+   * - "udp": fastnet only; a blocked network fails the join with BIND_TIMEOUT after `bindTimeoutMs`.
+   * - "websocket": Colyseus' standard WebSocket path only (what a browser uses), UDP never tried.
+   *
+   * With an `http://` endpoint the WebSocket path is not encrypted (fastnet always is): use an
+   * `https://` endpoint, or "udp", where that matters. `transportOf(room).path` (or `pathOf(room)`)
+   * says which path a room is on.
+   */
+  path?: PathChoice;
+  /**
+   * "auto" only: milliseconds the UDP bind may go unanswered before the WebSocket path is used
+   * (default 1000; at most `bindTimeoutMs`). A join on a UDP-blocked network takes about this long
+   * more than one over WebSocket directly; too short a budget gives up on UDP over a slow or lossy
+   * path that would have worked.
+   */
+  udpFallbackMs?: number;
 }
 
 export interface LatencyOptions {
@@ -84,12 +112,18 @@ const joinContext = new AsyncLocalStorage<{ failure?: FastnetError }>();
  */
 export class FastnetClient extends Client {
   /** Options every room connection of this client uses. */
-  readonly fastnet: { options: ConnectOptions; pinDevCertificate: boolean };
+  readonly fastnet: { options: ConnectOptions; pinDevCertificate: boolean; path: PathChoice; udpFallbackMs: number };
   /** The last fingerprint a matchmaking response published (used by getLatency when none was given). */
   private lastFingerprint: Uint8Array | undefined;
 
   constructor(settings?: string | EndpointSettings, options: FastnetClientOptions = {}) {
-    const { tls, fingerprint, pinDevCertificate, localAddress, localPort, headers, urlBuilder, fetchFn, ...tuning } = options;
+    const { tls, fingerprint, pinDevCertificate, localAddress, localPort, headers, urlBuilder, fetchFn, path, udpFallbackMs, ...tuning } = options;
+    if (path !== undefined && path !== "auto" && path !== "udp" && path !== "websocket") {
+      throw new FastnetError("INVALID_OPTION", `option path must be "auto", "udp" or "websocket", got ${JSON.stringify(path)}`);
+    }
+    if (udpFallbackMs !== undefined && (typeof udpFallbackMs !== "number" || !Number.isFinite(udpFallbackMs) || udpFallbackMs <= 0)) {
+      throw new FastnetError("INVALID_OPTION", `option udpFallbackMs must be a positive number, got ${String(udpFallbackMs)}`);
+    }
     // The SDK's HTTP requests (matchmaking) verify https with the same tls settings as the session,
     // unless the application brings its own fetch.
     const tlsFetch = !fetchFn && tls && (tls.ca !== undefined || tls.rejectUnauthorized !== undefined || tls.servername !== undefined);
@@ -105,6 +139,8 @@ export class FastnetClient extends Client {
         localPort,
       },
       pinDevCertificate: pinDevCertificate ?? true,
+      path: path ?? "auto",
+      udpFallbackMs: udpFallbackMs ?? DEFAULT_UDP_FALLBACK_MS,
     };
   }
 
@@ -229,7 +265,11 @@ export class FastnetRoom<State = any> extends Room<any, State> {
 
   constructor(name: string, rootSchema: any, client: FastnetClient, onFingerprint: (fp: Uint8Array) => void) {
     super(name, rootSchema);
-    const ctx: ClientTransportContext = { options: client.fastnet.options };
+    const ctx: ClientTransportContext = {
+      options: client.fastnet.options,
+      path: client.fastnet.path,
+      udpFallbackMs: client.fastnet.udpFallbackMs,
+    };
     this.transportContext = ctx;
     this.pinDevCertificate = client.fastnet.pinDevCertificate;
     this.onFingerprint = onFingerprint;
@@ -268,10 +308,22 @@ export class FastnetRoom<State = any> extends Room<any, State> {
 
 /**
  * The fastnet transport of a room joined through FastnetClient, typed (the SDK types
- * `room.connection.transport` as its generic ITransport): `transportOf(room).getStats()`, `.rebind()`.
+ * `room.connection.transport` as its generic ITransport): `transportOf(room).getStats()`, `.rebind()`,
+ * `.path` ("udp" or "websocket").
  */
 export function transportOf(room: Room<any, any>): FastnetClientTransport {
   const t = (room.connection as { transport?: unknown } | undefined)?.transport;
   if (!(t instanceof FastnetClientTransport)) throw new TypeError("this room is not connected through FastnetClient");
   return t;
+}
+
+/**
+ * Which path a room joined through FastnetClient is on: "udp" (fastnet) or "websocket" (the fallback,
+ * or `path: "websocket"`). Throws a TypeError for a room not joined through FastnetClient, or one whose
+ * first connection has not opened yet.
+ */
+export function pathOf(room: Room<any, any>): ClientPath {
+  const path = transportOf(room).path;
+  if (!path) throw new TypeError("this room has not connected yet");
+  return path;
 }
