@@ -2,7 +2,7 @@ import createDebug from "debug";
 import { NO_STATUS_RECEIVED, closeReasonText, isCloseCode } from "../node/close-code.js";
 import { connect, type ConnectOptions, type FastnetClientSession, type RebindOptions } from "../node/client.js";
 import { FastnetError } from "../protocol/errors.js";
-import { DEFAULT_SESSION_OPTIONS } from "../protocol/options.js";
+import { DEFAULT_ENDPOINT_OPTIONS, DEFAULT_SESSION_OPTIONS } from "../protocol/options.js";
 import { SendBacklog } from "../node/send-backlog.js";
 import type { ConnectionStats } from "../protocol/stats.js";
 import { SdkWebSocketTransport, webSocketUrl } from "./websocket-transport.js";
@@ -83,6 +83,8 @@ export class FastnetClientTransport {
   private attempt = 0;
   private backlog: SendBacklog | null = null;
   private closedByUser = false;
+  /** Bounds the opening of the current WebSocket (cleared once it opens, fails, or is abandoned). */
+  private openTimer: NodeJS.Timeout | undefined;
   /** Why the last `connect` failed (cleared by the next one): what FastnetClient puts on join errors. */
   lastFailure: FastnetError | null = null;
 
@@ -179,7 +181,9 @@ export class FastnetClientTransport {
     this.closedByUser = false;
     this.lastFailure = null;
     this.udpFailure = null;
+    this.webSocket?.abandon();
     this.webSocket = null;
+    clearTimeout(this.openTimer);
     const attempt = ++this.attempt;
     const choice = this.context.path ?? "auto";
     if (choice === "websocket") this.connectWebSocket(url, headers, attempt);
@@ -251,11 +255,27 @@ export class FastnetClientTransport {
    */
   private connectWebSocket(url: string, headers: Record<string, string> | undefined, attempt: number): void {
     const current = () => attempt === this.attempt && this.webSocket === ws;
+    let opened = false;
     let heard = false;
+    // Node's WebSocket reports a failed TLS handshake or upgrade with an error event and never closes;
+    // an unanswered TCP connect waits on the OS. Both end here, as a close naming the cause.
+    const fail = (reason: string): void => {
+      clearTimeout(timer);
+      ws.abandon();
+      this.webSocket = null;
+      this.fire("onclose", this.webSocketFailure(url, ABNORMAL_CLOSURE, reason, true));
+    };
+    const openTimeoutMs = this.context.options.handshakeTimeoutMs ?? DEFAULT_ENDPOINT_OPTIONS.handshakeTimeoutMs;
+    const timer = setTimeout(() => {
+      if (current()) fail(`not open within ${openTimeoutMs} ms (handshakeTimeoutMs)`);
+    }, openTimeoutMs);
+    this.openTimer = timer;
     const ws = new SdkWebSocketTransport(
       {
         onopen: () => {
           if (!current()) return;
+          clearTimeout(timer);
+          opened = true;
           this.path = "websocket";
           this.fire("onopen", {});
         },
@@ -266,13 +286,17 @@ export class FastnetClientTransport {
         },
         onclose: (ev: { code?: number; reason?: string }) => {
           if (!current()) return;
+          clearTimeout(timer);
           this.webSocket = null;
           const code = typeof ev?.code === "number" ? ev.code : ABNORMAL_CLOSURE;
           const reason = typeof ev?.reason === "string" ? ev.reason : "";
-          this.fire("onclose", heard ? { code, reason } : this.webSocketFailure(url, code, reason));
+          this.fire("onclose", heard ? { code, reason } : this.webSocketFailure(url, code, reason, false));
         },
         onerror: (ev: { message?: string; error?: Error }) => {
-          if (current()) log("WebSocket error: %s", ev?.error?.message ?? ev?.message ?? "(no detail)");
+          if (!current()) return;
+          const message = ev?.error?.message ?? ev?.message ?? "";
+          log("WebSocket error: %s", message || "(no detail)");
+          if (!opened) fail(message || "error (no detail)");
         },
       },
       this.context.options.tls,
@@ -282,26 +306,31 @@ export class FastnetClientTransport {
       ws.connect(webSocketUrl(url), headers && typeof headers === "object" ? { ...headers } : undefined);
     } catch (err) {
       // An invalid URL or header: report it as a failed connection, as any other.
-      this.webSocket = null;
       queueMicrotask(() => {
-        if (attempt === this.attempt) this.fire("onclose", this.webSocketFailure(url, ABNORMAL_CLOSURE, (err as Error).message));
+        if (current()) fail((err as Error).message);
       });
     }
   }
 
   /**
-   * The close event of a WebSocket closed before its first message: its code, and a reason naming the cause on
-   * each path tried and what to do. After a UDP failure, `lastFailure` is that FastnetError with the
-   * combined message (so `FastnetJoinError.fastnetCode` says what stopped UDP).
+   * The close event of a WebSocket that ended before its first message: its code, and a reason naming
+   * the cause on each path tried and what to do. `local` says the failure was seen here (an error, a
+   * timeout) rather than a close the server sent, whose reason names its own cause. After a UDP
+   * failure, `lastFailure` is that FastnetError with the combined message (so
+   * `FastnetJoinError.fastnetCode` says what stopped UDP).
    */
-  private webSocketFailure(url: string, code: number, reason: string): { code: number; reason: string; fastnetCode?: string } {
+  private webSocketFailure(url: string, code: number, reason: string, local: boolean): { code: number; reason: string; fastnetCode?: string } {
     const target = webSocketUrl(url).replace(/\?.*$/, "");
-    const wsCause = `WebSocket to ${target} closed before the join (${code}${reason ? `: ${reason}` : ", no answer"})`;
+    const wsCause = local
+      ? `WebSocket to ${target} failed: ${reason}`
+      : `WebSocket to ${target} closed before the join (${code}${reason ? `: ${reason}` : ", no reason"})`;
     const udp = this.udpFailure;
     if (!udp) {
-      // The server's own refusal names its cause; a socket that never got an answer needs the hint.
-      if (reason) return { code, reason };
-      return { code, reason: `${wsCause}: check that the server is a FastnetTransport with its WebSocket path on (webSocket option), reachable over TCP` };
+      if (reason && !local) return { code, reason };
+      return {
+        code,
+        reason: `${wsCause}; check the endpoint, that the server's WebSocket path is on (webSocket option) and reachable, and its certificate (tls option)`,
+      };
     }
     const message =
       `both paths failed. UDP: ${udp.message}. ${wsCause}. ` +
@@ -348,6 +377,7 @@ export class FastnetClientTransport {
     } else {
       ws?.abandon();
       this.webSocket = null;
+      clearTimeout(this.openTimer);
       // Still connecting: abandon the attempt and report the close as a WebSocket would.
       this.attempt++;
       this.fire("onclose", { code: code ?? NO_STATUS_RECEIVED, reason: text });

@@ -21,10 +21,12 @@ export function webSocketUrl(url: string): string {
 }
 
 /**
- * The SDK's own WebSocketTransport (event wiring, close semantics, `isOpen`), for the WebSocket path.
- * One addition: a `wss://` connection with `tls` settings runs through `ws` with those settings
- * (node:https options), because the global WebSocket takes no trust anchors; the matchmaking requests
- * of the same FastnetClient verify with the same settings.
+ * The SDK's own WebSocketTransport (send, close semantics, `isOpen`), for the WebSocket path. Its
+ * socket is always `ws` (what the SDK itself uses in Node without a global WebSocket) rather than
+ * Node's global WebSocket, for two reasons: a failed connection then says why ("self-signed
+ * certificate", "Unexpected server response: 503", ECONNREFUSED) where the global one only reports
+ * "network error or non-101 status code" and never closes; and `wss://` verifies with the client's
+ * `tls` settings (trust anchors, servername), as its matchmaking requests and fastnet handshake do.
  */
 export class SdkWebSocketTransport extends WebSocketTransport {
   constructor(
@@ -35,14 +37,12 @@ export class SdkWebSocketTransport extends WebSocketTransport {
   }
 
   override connect(url: string, headers?: Record<string, string>): void {
-    if (!this.tls || !url.startsWith("wss:")) {
-      super.connect(url, headers);
-      return;
-    }
-    const { ca, rejectUnauthorized, servername } = this.tls;
+    const { ca, rejectUnauthorized, servername } = this.tls ?? {};
     // `ws` hands `servername` on to tls.connect (its types omit it).
-    const tlsOptions: NodeWebSocket.ClientOptions & { servername?: string } = { headers, ca, rejectUnauthorized, servername };
-    const ws = new NodeWebSocket(url, this.protocols, tlsOptions);
+    const options: NodeWebSocket.ClientOptions & { servername?: string } = url.startsWith("wss:")
+      ? { headers, ca, rejectUnauthorized, servername }
+      : { headers };
+    const ws = new NodeWebSocket(url, this.protocols, options);
     ws.binaryType = "arraybuffer";
     ws.onopen = (ev) => this.events.onopen?.(ev);
     ws.onmessage = (ev) => this.events.onmessage?.(ev);
