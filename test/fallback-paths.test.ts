@@ -133,6 +133,13 @@ describe("FastnetClient path option: forced WebSocket, forced UDP, auto on an op
     assert.equal(h.transport.webSocket!.stats.connections, 0);
   });
 
+  it('getLatency measures on the path rooms would use: the WebSocket probe with path: "websocket"', async () => {
+    const ms = await within(h.client({ path: "websocket" }).getLatency(), 5000, "WebSocket latency");
+    assert.ok(Number.isFinite(ms) && ms >= 0 && ms < 1000, `latency ${ms}`);
+    assert.equal(h.transport.webSocket!.stats.probes, 1);
+    assert.equal(h.transport.stats.sessionsOpened, 0);
+  });
+
   it("bad path and udpFallbackMs options are named errors", () => {
     assert.throws(() => new FastnetClient(h.endpoint, { path: "tcp" as never }), (e: unknown) => fastnetCodeOf(e) === "INVALID_OPTION" && /"auto", "udp" or "websocket"/.test((e as Error).message));
     for (const udpFallbackMs of [0, -1, Number.NaN]) {

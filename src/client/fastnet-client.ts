@@ -188,8 +188,27 @@ export class FastnetClient extends Client {
     }
   }
 
-  /** Round-trip time of a PING over a fresh fastnet session to this endpoint (a latency probe). */
-  override getLatency(options: LatencyOptions = {}): Promise<number> {
+  /**
+   * Round-trip time of a PING over a fresh connection to this endpoint (a latency probe), on the path
+   * rooms would use: fastnet; with `path: "websocket"` the SDK's WebSocket probe; under "auto" the
+   * WebSocket probe when the fastnet one fails (a UDP-blocked network).
+   */
+  override async getLatency(options: LatencyOptions = {}): Promise<number> {
+    if (this.fastnet.path === "websocket") return super.getLatency({ ...options, protocol: "ws" });
+    try {
+      return await this.fastnetLatency(options);
+    } catch (err) {
+      if (this.fastnet.path === "udp") throw err;
+      try {
+        return await super.getLatency({ ...options, protocol: "ws" });
+      } catch (wsErr) {
+        const why = (e: unknown) => (e instanceof Error ? e.message : String(e));
+        throw new ServerError(ABNORMAL_CLOSURE, `Failed to get latency on both paths: fastnet: ${why(err)}; WebSocket: ${why(wsErr)}`);
+      }
+    }
+  }
+
+  private fastnetLatency(options: LatencyOptions): Promise<number> {
     const pingCount = options.pingCount ?? 1;
     const timeout = options.timeout ?? 1500;
     const url = new URL(this["getHttpEndpoint"]());
