@@ -44,7 +44,13 @@ describe("FastnetClient falls back to WebSocket when UDP is dropped (network nam
   beforeEach(() => {
     ns = `fn-${randomBytes(4).toString("hex")}`;
     execFileSync("ip", ["netns", "add", ns]);
-    execFileSync("ip", ["-n", ns, "link", "set", "lo", "up"]);
+    try {
+      execFileSync("ip", ["-n", ns, "link", "set", "lo", "up"]);
+    } catch (err) {
+      execFileSync("ip", ["netns", "delete", ns]);
+      ns = "";
+      throw err;
+    }
   });
 
   afterEach(() => {
