@@ -64,6 +64,9 @@ describe("FastnetClient falls back to WebSocket when UDP is dropped (network nam
     assert.equal(r.udpFailure, "BIND_TIMEOUT");
     assert.ok(r.joinMs < 3000, `joined in ${Math.round(r.joinMs)} ms`);
     assert.deepEqual(r.play, { pong: 1, counter: 1 });
+    // getLatency() falls back too: a number, measured by the server's WebSocket probe.
+    assert.ok(Number.isFinite(r.latencyMs) && r.latencyMs >= 0 && r.latencyMs < 1000, `latency ${r.latencyMs}`);
+    assert.equal(r.webSocketProbes, 1);
     // The same seat: one join, over WebSocket; no fastnet session was ever opened on the server.
     assert.equal(r.webSocketJoins, 1);
     assert.equal(r.sessionsOpened, 0);

@@ -35,12 +35,15 @@ export type PathChoice = "auto" | ClientPath;
 export const DEFAULT_UDP_FALLBACK_MS = 1000;
 
 /**
- * Fastnet failures after which "auto" tries the WebSocket path: no UDP came back (BIND_TIMEOUT), or the
- * fastnet upgrade itself did not go through (HANDSHAKE_FAILED: e.g. a proxy that passes only WebSocket
- * upgrades). Never CERTIFICATE_REJECTED: a certificate that does not verify must not lead to a path
- * that an attacker who caused it might find weaker; nor SERVER_BUSY, the server's own answer.
+ * Whether "auto" tries the WebSocket path after a fastnet failure with this code: yes when no UDP came
+ * back (BIND_TIMEOUT), or the fastnet upgrade itself did not go through (HANDSHAKE_FAILED: e.g. a proxy
+ * that passes only WebSocket upgrades). Never after CERTIFICATE_REJECTED: a certificate that does not
+ * verify must not lead to a path that an attacker who caused it might find weaker; nor SERVER_BUSY,
+ * the server's own answer.
  */
-const FALLBACK_CODES: ReadonlySet<string> = new Set(["BIND_TIMEOUT", "HANDSHAKE_FAILED"]);
+export function fallsBackToWebSocket(code: string): boolean {
+  return code === "BIND_TIMEOUT" || code === "HANDSHAKE_FAILED";
+}
 
 /** While more than this waits unsent on the WebSocket, sendUnreliable drops (as congestion does on UDP). */
 const WEBSOCKET_UNRELIABLE_DROP_BYTES = 64 * 1024;
@@ -226,7 +229,7 @@ export class FastnetClientTransport {
       (err: Error) => {
         if (attempt !== this.attempt) return;
         log("connect to %s failed: %s", base, err.message);
-        if (fallback && err instanceof FastnetError && FALLBACK_CODES.has(err.code)) {
+        if (fallback && err instanceof FastnetError && fallsBackToWebSocket(err.code)) {
           log("UDP path failed (%s): trying WebSocket", err.code);
           this.udpFailure = err;
           this.connectWebSocket(url, headers, attempt);

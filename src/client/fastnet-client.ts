@@ -7,6 +7,7 @@ import type { EndpointOptions, SessionOptions } from "../protocol/options.js";
 import {
   DEFAULT_UDP_FALLBACK_MS,
   FastnetClientTransport,
+  fallsBackToWebSocket,
   type ClientPath,
   type ClientTransportContext,
   type PathChoice,
@@ -198,7 +199,9 @@ export class FastnetClient extends Client {
     try {
       return await this.fastnetLatency(options);
     } catch (err) {
-      if (this.fastnet.path === "udp") throw err;
+      // As for rooms: a certificate that does not verify (or a busy server) is an answer, not a blocked path.
+      const code = fastnetCodeOf(err);
+      if (this.fastnet.path === "udp" || (code !== undefined && !fallsBackToWebSocket(code))) throw err;
       try {
         return await super.getLatency({ ...options, protocol: "ws" });
       } catch (wsErr) {
@@ -249,7 +252,7 @@ export class FastnetClient extends Client {
           session.once("close", (code, reason) => settle(() => reject(fail(`connection closed (${code})${reason ? `: ${reason}` : ""}`))));
           session.send(Uint8Array.of(PROTOCOL_PING));
         },
-        (err: Error) => settle(() => reject(fail(err.message))),
+        (err: Error) => settle(() => reject(err instanceof FastnetError ? Object.assign(fail(err.message), { fastnetCode: err.code, cause: err }) : fail(err.message))),
       );
     });
   }

@@ -6,7 +6,7 @@
  * line `RESULT <json>` of what it measured (the test asserts), or `FAILED <stack>`, and exits.
  *
  * Scenarios:
- * - blocked-join: UDP dropped before the join; `path` "auto" (default budget).
+ * - blocked-join: UDP dropped before the join; `path` "auto" (default budget); then getLatency().
  * - udp-forced: UDP dropped before the join; `path: "udp"`, bindTimeoutMs 1500.
  * - both-blocked: UDP dropped and the server's WebSocket path off (`webSocket: false`); "auto".
  * - udp-dies: joined over UDP, then UDP dropped for good; the SDK's reconnection keeps the seat.
@@ -101,7 +101,11 @@ async function run(scenario: string): Promise<Record<string, unknown>> {
     const before = await play(room, 1);
 
     if (scenario === "blocked-join") {
+      // The latency probe follows: fastnet's goes unanswered, the WebSocket one measures.
+      const latencyMs = await within(client.getLatency({ timeout: 1000 }), 5000, "getLatency on a UDP-blocked network");
       return {
+        latencyMs,
+        webSocketProbes: h.transport.webSocket?.stats.probes ?? 0,
         joinMs,
         joinedPath,
         udpFailure: transport.udpFailure?.code ?? null,
