@@ -7,11 +7,12 @@ export {
   FastnetJoinError,
   FastnetRoom,
   fastnetCodeOf,
+  pathOf,
   transportOf,
   type FastnetClientOptions,
   type LatencyOptions,
 } from "./client/fastnet-client.js";
-export { FastnetClientTransport } from "./client/client-transport.js";
+export { FastnetClientTransport, type ClientPath, type PathChoice } from "./client/client-transport.js";
 export { connect, FastnetClientSession, type ConnectOptions } from "./node/client.js";
 export { FastnetSession, ReadyState, type SessionEvents } from "./node/session.js";
 export { FastnetError, type FastnetErrorCode } from "./protocol/errors.js";

@@ -78,7 +78,7 @@ describe("errors as SDK users receive them (docs/errors.md)", function () {
   it("BIND_TIMEOUT: the UDP port answers ICMP unreachable -> MatchMakeError 1006 at once", async () => {
     const port = await closedPort();
     h = await new ColyseusHarness().start({ plain: PlainRoom }, { publicPort: port });
-    const err = await rejectionOf(h.client().joinOrCreate("plain"), 10_000, "join to a closed UDP port");
+    const err = await rejectionOf(h.client({ path: "udp" }).joinOrCreate("plain"), 10_000, "join to a closed UDP port");
     assertJoinError(err, 1006, "BIND_TIMEOUT");
     assert.match(err.message, /UDP bind to 127\.0\.0\.1:\d+ failed: ECONNREFUSED/);
   });
@@ -86,7 +86,7 @@ describe("errors as SDK users receive them (docs/errors.md)", function () {
   it("BIND_TIMEOUT: the UDP port swallows everything -> MatchMakeError 1006 after bindTimeoutMs", async () => {
     hole = await blackHole();
     h = await new ColyseusHarness().start({ plain: PlainRoom }, { publicPort: hole.address().port });
-    const err = await rejectionOf(h.client({ bindTimeoutMs: 800 }).joinOrCreate("plain"), 10_000, "join to a black hole");
+    const err = await rejectionOf(h.client({ path: "udp", bindTimeoutMs: 800 }).joinOrCreate("plain"), 10_000, "join to a black hole");
     assertJoinError(err, 1006, "BIND_TIMEOUT");
     assert.match(err.message, /bind timeout/);
   });

@@ -95,7 +95,7 @@ describe("Colyseus over fastnet: unreachable UDP port", function () {
     const port = await closedPort();
     h = await new ColyseusHarness().start({ plain: PlainRoom }, { publicPort: port });
     const t0 = performance.now();
-    const err = await rejectionOf(h.client().joinOrCreate("plain"), 10_000, "join to a closed UDP port");
+    const err = await rejectionOf(h.client({ path: "udp" }).joinOrCreate("plain"), 10_000, "join to a closed UDP port");
     const took = performance.now() - t0;
     assert.match(err.message, new RegExp(`UDP bind to 127\\.0\\.0\\.1:${port} failed`));
     assert.ok(took < 3000, `rejected after ${took.toFixed(0)} ms`);
@@ -107,7 +107,7 @@ describe("Colyseus over fastnet: unreachable UDP port", function () {
     const port = hole.address().port;
     h = await new ColyseusHarness().start({ plain: PlainRoom }, { publicPort: port });
     const t0 = performance.now();
-    const err = await rejectionOf(h.client({ bindTimeoutMs: 1500 }).joinOrCreate("plain"), 10_000, "join to a black hole");
+    const err = await rejectionOf(h.client({ path: "udp", bindTimeoutMs: 1500 }).joinOrCreate("plain"), 10_000, "join to a black hole");
     const took = performance.now() - t0;
     assert.match(err.message, new RegExp(`UDP bind to 127\\.0\\.0\\.1:${port} failed`));
     assert.match(err.message, /bind timeout/);

@@ -77,7 +77,9 @@ describe("Colyseus over fastnet: reconnection after the UDP path was cut", funct
   });
 
   async function joinThroughRelay() {
-    const room = await h.join(h.client({ ...FAST, bindTimeoutMs: 700 }), "reconnect");
+    // path "udp": these tests are about the UDP path coming back (under "auto" the SDK would reconnect
+    // over WebSocket while it is cut; test/fallback-netns.test.ts covers that).
+    const room = await h.join(h.client({ ...FAST, bindTimeoutMs: 700, path: "udp" }), "reconnect");
     room.reconnection.minUptime = 0;
     room.reconnection.maxDelay = 300; // retry every few hundred ms rather than backing off to 5 s
     await waitFor(() => room.state?.label === "start", 5000, "the initial state");

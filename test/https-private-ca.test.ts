@@ -3,8 +3,7 @@
  * verify with it too (node's global fetch takes no CA and failed with "fetch failed").
  */
 import assert from "node:assert/strict";
-import { execFileSync } from "node:child_process";
-import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { mkdtemp, rm } from "node:fs/promises";
 import type http from "node:http";
 import https from "node:https";
 import { tmpdir } from "node:os";
@@ -13,24 +12,13 @@ import { Room, Server } from "@colyseus/core";
 import type { Room as SdkRoom } from "@colyseus/sdk";
 import { FastnetTransport } from "../src/index.js";
 import { FastnetClient } from "../src/client.js";
+import { privateCa } from "./support/private-ca.js";
 import { within } from "./support/wait.js";
 
 class EchoRoom extends Room {
   override onCreate(): void {
     this.onMessage("echo", (client, msg) => client.send("echo", msg));
   }
-}
-
-/** A private CA and a leaf for 127.0.0.1 signed by it, made with the openssl CLI in `dir`. */
-async function privateCa(dir: string): Promise<{ ca: string; cert: string; key: string }> {
-  const ossl = (...args: string[]): void => void execFileSync("openssl", args, { cwd: dir, stdio: "pipe" });
-  ossl("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout", "ca.key", "-out", "ca.pem",
-    "-subj", "/CN=fastnet test CA", "-days", "2", "-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign");
-  ossl("req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout", "leaf.key", "-out", "leaf.csr", "-subj", "/CN=127.0.0.1");
-  await writeFile(join(dir, "leaf.ext"), "subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth\nbasicConstraints=CA:FALSE\n");
-  ossl("x509", "-req", "-in", "leaf.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial", "-out", "leaf.pem", "-days", "2", "-extfile", "leaf.ext");
-  const read = (f: string) => readFile(join(dir, f), "utf8");
-  return { ca: await read("ca.pem"), cert: await read("leaf.pem"), key: await read("leaf.key") };
 }
 
 describe("https matchmaking with a private CA in FastnetClient's tls options", function () {

@@ -2,8 +2,10 @@ import createDebug from "debug";
 import { NO_STATUS_RECEIVED, closeReasonText, isCloseCode } from "../node/close-code.js";
 import { connect, type ConnectOptions, type FastnetClientSession, type RebindOptions } from "../node/client.js";
 import { FastnetError } from "../protocol/errors.js";
+import { DEFAULT_ENDPOINT_OPTIONS, DEFAULT_SESSION_OPTIONS } from "../protocol/options.js";
 import { SendBacklog } from "../node/send-backlog.js";
 import type { ConnectionStats } from "../protocol/stats.js";
+import { SdkWebSocketTransport, webSocketUrl } from "./websocket-transport.js";
 
 const log = createDebug("fastnet:sdk");
 
@@ -20,28 +22,72 @@ const ABNORMAL_CLOSURE = 1006;
 /** WebSocket's close code for a failed TLS handshake: not one the SDK retries. */
 const TLS_HANDSHAKE_FAILURE = 1015;
 
+/** The path a room connection runs over: encrypted UDP (fastnet), or Colyseus' standard WebSocket. */
+export type ClientPath = "udp" | "websocket";
+
+/**
+ * Which path FastnetClient connects over (its `path` option): "auto" tries UDP and falls back to
+ * WebSocket when the UDP bind gets no answer within `udpFallbackMs`; "udp" and "websocket" force one.
+ */
+export type PathChoice = "auto" | ClientPath;
+
+/** Default `udpFallbackMs`: how long "auto" waits for the UDP bind's answer before using WebSocket. */
+export const DEFAULT_UDP_FALLBACK_MS = 1000;
+
+/**
+ * Whether "auto" tries the WebSocket path after a fastnet failure with this code: yes when no UDP came
+ * back (BIND_TIMEOUT), or the fastnet upgrade itself did not go through (HANDSHAKE_FAILED: e.g. a proxy
+ * that passes only WebSocket upgrades). Never after CERTIFICATE_REJECTED: a certificate that does not
+ * verify must not lead to a path that an attacker who caused it might find weaker; nor SERVER_BUSY,
+ * the server's own answer.
+ */
+export function fallsBackToWebSocket(code: string): boolean {
+  return code === "BIND_TIMEOUT" || code === "HANDSHAKE_FAILED";
+}
+
+/** While more than this waits unsent on the WebSocket, sendUnreliable drops (as congestion does on UDP). */
+const WEBSOCKET_UNRELIABLE_DROP_BYTES = 64 * 1024;
+
 /** Where the transport takes per-connection facts from: the seat reservation's pin, the options. */
 export interface ClientTransportContext {
   /** Engine, TLS and socket options for every connection. */
   options: ConnectOptions;
   /** SHA-256 pin of the server's dev certificate, when the matchmaking response published one. */
   fingerprint?: Uint8Array;
+  /** Which path to use (default "auto"). */
+  path?: PathChoice;
+  /** "auto": milliseconds the UDP bind may go unanswered before the WebSocket path is used (default 1000). */
+  udpFallbackMs?: number;
 }
 
 /**
- * The SDK `ITransport` over a fastnet session. `connect` may be called again after a close (the SDK
- * reconnects on the same transport): each call runs a new handshake. One frame per `onmessage`.
+ * The SDK `ITransport` over a fastnet session, or over Colyseus' standard WebSocket path of the same
+ * server (the SDK's own WebSocketTransport) when UDP does not get through or `path` says so; `path`
+ * tells which. `connect` may be called again after a close (the SDK reconnects on the same transport):
+ * each call chooses the path anew, so a reconnection tries UDP first again under "auto". One frame per
+ * `onmessage`.
  */
 export class FastnetClientTransport {
   readonly events: TransportEvents;
   /** The URL given to the last `connect` (fastnet://host:port/processId/roomId?...). */
   url = "";
-  /** The current session, while connecting or open. */
+  /** The current fastnet session, while connecting or open (null on the WebSocket path). */
   session: FastnetClientSession | null = null;
+  /** The SDK WebSocket transport of the current connection, while connecting or open on the WebSocket path. */
+  webSocket: SdkWebSocketTransport | null = null;
+  /**
+   * The path of the current connection ("udp" or "websocket"), or of the last one once closed;
+   * null before the first connection opened.
+   */
+  path: ClientPath | null = null;
+  /** Why UDP was given up for the current WebSocket connection under "auto" (null otherwise). */
+  udpFailure: FastnetError | null = null;
   private readonly context: ClientTransportContext;
   private attempt = 0;
   private backlog: SendBacklog | null = null;
   private closedByUser = false;
+  /** Bounds the opening of the current WebSocket (cleared once it opens, fails, or is abandoned). */
+  private openTimer: NodeJS.Timeout | undefined;
   /** Why the last `connect` failed (cleared by the next one): what FastnetClient puts on join errors. */
   lastFailure: FastnetError | null = null;
 
@@ -51,10 +97,10 @@ export class FastnetClientTransport {
   }
 
   get isOpen(): boolean {
-    return this.session?.readyState === 1;
+    return this.session?.readyState === 1 || (this.webSocket?.isOpen ?? false);
   }
 
-  /** Statistics of the current session (RTT, packets, losses, drops, congestion window). */
+  /** Statistics of the current fastnet session (RTT, packets, losses, drops, congestion window); null on the WebSocket path. */
   getStats(): ConnectionStats | null {
     return this.session?.getStats() ?? null;
   }
@@ -64,7 +110,10 @@ export class FastnetClientTransport {
    * when the new path works. The server keeps the same session: the room sees nothing.
    */
   rebind(options: RebindOptions = {}): Promise<void> {
-    if (!this.session) return Promise.reject(new FastnetError("NOT_OPEN", "cannot rebind: not connected"));
+    if (!this.session) {
+      const why = this.webSocket ? "the room is connected over WebSocket, which has no UDP socket to move" : "not connected";
+      return Promise.reject(new FastnetError("NOT_OPEN", `cannot rebind: ${why}`));
+    }
     return this.session.rebind(options);
   }
 
@@ -74,6 +123,11 @@ export class FastnetClientTransport {
    * `maxMessageSize` (announced in the handshake): the connection carries on.
    */
   send(data: Buffer | Uint8Array): void {
+    if (this.webSocket) {
+      if (this.webSocket.isOpen) this.webSocket.send(data);
+      else log("send while not open: dropped %d bytes", data.length);
+      return;
+    }
     if (!this.isOpen || !this.backlog) {
       log("send while not open: dropped %d bytes", data.length);
       return;
@@ -92,9 +146,17 @@ export class FastnetClientTransport {
   /**
    * Unreliable datagram. Returns false when it was not sent: not open, dropped by congestion (counted
    * in getStats()), or larger than one datagram (`maxUnreliableSize`); the last also logs one
-   * console.warn per session, naming the size and the limit.
+   * console.warn per session, naming the size and the limit. On the WebSocket path it is sent over the
+   * socket (the room handles it as any message; the SDK does the same), unless more than 64 KiB wait
+   * unsent there: then it is dropped, as congestion drops it on UDP.
    */
   sendUnreliable(data: Buffer | Uint8Array): boolean {
+    const ws = this.webSocket;
+    if (ws) {
+      if (!ws.isOpen || ws.bufferedAmount > WEBSOCKET_UNRELIABLE_DROP_BYTES) return false;
+      ws.send(data);
+      return true;
+    }
     const s = this.session;
     if (!s || !this.isOpen) return false;
     if (data.length > s.maxUnreliableSize && !this.warnedUnreliable.has(s)) {
@@ -113,13 +175,25 @@ export class FastnetClientTransport {
   /**
    * Connects to `url`: `fastnet://host:port/<processId>/<roomId>?sessionId=..` (`fastnets://` when the
    * client was given an https endpoint; the handshake then still runs TLS 1.3 inside the upgrade).
-   * `headers` are the SDK's client headers, passed on to the server's auth context.
+   * `headers` are the SDK's client headers, passed on to the server's auth context. Under "auto", a
+   * UDP bind unanswered within `udpFallbackMs` (or a fastnet upgrade that did not go through) is given
+   * up, and the same URL (seat reservation or reconnection token) is used over WebSocket.
    */
   connect(url: string, headers?: Record<string, string>): void {
     this.url = url;
     this.closedByUser = false;
     this.lastFailure = null;
+    this.udpFailure = null;
+    this.webSocket?.abandon();
+    this.webSocket = null;
+    clearTimeout(this.openTimer);
     const attempt = ++this.attempt;
+    const choice = this.context.path ?? "auto";
+    if (choice === "websocket") this.connectWebSocket(url, headers, attempt);
+    else this.connectUdp(url, headers, attempt, choice === "auto");
+  }
+
+  private connectUdp(url: string, headers: Record<string, string> | undefined, attempt: number, fallback: boolean): void {
     const parsed = new URL(url);
     const base = `${parsed.protocol === "fastnets:" ? "https" : "http"}://${parsed.host}`;
     const options: ConnectOptions = {
@@ -128,13 +202,19 @@ export class FastnetClientTransport {
       headers: headers && typeof headers === "object" ? { ...headers } : undefined,
     };
     if (this.context.fingerprint && options.fingerprint === undefined) options.fingerprint = this.context.fingerprint;
+    // Under "auto" the bind waits only the fallback budget; the configured bindTimeoutMs is put back
+    // once bound, as later rebinds (migration) use it.
+    const bindTimeoutMs = options.bindTimeoutMs ?? DEFAULT_SESSION_OPTIONS.bindTimeoutMs;
+    if (fallback) options.bindTimeoutMs = Math.min(bindTimeoutMs, this.context.udpFallbackMs ?? DEFAULT_UDP_FALLBACK_MS);
     connect(base, options).then(
       (session) => {
         if (attempt !== this.attempt || this.closedByUser) {
           session.abort(1000, "superseded");
           return;
         }
+        session.connection.options.bindTimeoutMs = bindTimeoutMs;
         this.session = session;
+        this.path = "udp";
         // Beyond the send queue, sends wait (bounded) as on a WebSocket; a backlog that overflows closes
         // the connection with 1009 and the reason. (A message above the limit throws in send() first.)
         this.backlog = new SendBacklog(session, (err) => session.close(1009, `${err.code}: ${err.message}`));
@@ -149,6 +229,12 @@ export class FastnetClientTransport {
       (err: Error) => {
         if (attempt !== this.attempt) return;
         log("connect to %s failed: %s", base, err.message);
+        if (fallback && err instanceof FastnetError && fallsBackToWebSocket(err.code)) {
+          log("UDP path failed (%s): trying WebSocket", err.code);
+          this.udpFailure = err;
+          this.connectWebSocket(url, headers, attempt);
+          return;
+        }
         // The SDK turns a close before JOIN into the join's rejection (code, reason), and a close
         // after it into onDrop + reconnection: both want the cause in the reason.
         // A certificate that does not verify will not verify on a retry: 1015 (TLS handshake failure)
@@ -161,6 +247,99 @@ export class FastnetClientTransport {
         this.fire("onclose", { code, reason, fastnetCode: this.lastFailure?.code });
       },
     );
+  }
+
+  /**
+   * The same room URL over the server's WebSocket path, through the SDK's WebSocketTransport. Its
+   * events are relayed, not wired to the room directly: a WebSocket that fails to open reports an
+   * `error` event (no code) before its close, which the room would take for the join's answer. A
+   * WebSocket closed before its first message (never opened, or refused by the server) reports the
+   * cause in its close instead, naming the UDP failure too when this is a fallback.
+   */
+  private connectWebSocket(url: string, headers: Record<string, string> | undefined, attempt: number): void {
+    const current = () => attempt === this.attempt && this.webSocket === ws;
+    let opened = false;
+    let heard = false;
+    // Node's WebSocket reports a failed TLS handshake or upgrade with an error event and never closes;
+    // an unanswered TCP connect waits on the OS. Both end here, as a close naming the cause.
+    const fail = (reason: string): void => {
+      clearTimeout(timer);
+      ws.abandon();
+      this.webSocket = null;
+      this.fire("onclose", this.webSocketFailure(url, ABNORMAL_CLOSURE, reason, true));
+    };
+    const openTimeoutMs = this.context.options.handshakeTimeoutMs ?? DEFAULT_ENDPOINT_OPTIONS.handshakeTimeoutMs;
+    const timer = setTimeout(() => {
+      if (current()) fail(`not open within ${openTimeoutMs} ms (handshakeTimeoutMs)`);
+    }, openTimeoutMs);
+    this.openTimer = timer;
+    const ws = new SdkWebSocketTransport(
+      {
+        onopen: () => {
+          if (!current()) return;
+          clearTimeout(timer);
+          opened = true;
+          this.path = "websocket";
+          this.fire("onopen", {});
+        },
+        onmessage: (ev: { data: ArrayBuffer }) => {
+          if (!current()) return;
+          heard = true;
+          this.fire("onmessage", { data: ev.data });
+        },
+        onclose: (ev: { code?: number; reason?: string }) => {
+          if (!current()) return;
+          clearTimeout(timer);
+          this.webSocket = null;
+          const code = typeof ev?.code === "number" ? ev.code : ABNORMAL_CLOSURE;
+          const reason = typeof ev?.reason === "string" ? ev.reason : "";
+          this.fire("onclose", heard ? { code, reason } : this.webSocketFailure(url, code, reason, false));
+        },
+        onerror: (ev: { message?: string; error?: Error }) => {
+          if (!current()) return;
+          const message = ev?.error?.message ?? ev?.message ?? "";
+          log("WebSocket error: %s", message || "(no detail)");
+          if (!opened) fail(message || "error (no detail)");
+        },
+      },
+      this.context.options.tls,
+    );
+    this.webSocket = ws;
+    try {
+      ws.connect(webSocketUrl(url), headers && typeof headers === "object" ? { ...headers } : undefined);
+    } catch (err) {
+      // An invalid URL or header: report it as a failed connection, as any other.
+      queueMicrotask(() => {
+        if (current()) fail((err as Error).message);
+      });
+    }
+  }
+
+  /**
+   * The close event of a WebSocket that ended before its first message: its code, and a reason naming
+   * the cause on each path tried and what to do. `local` says the failure was seen here (an error, a
+   * timeout) rather than a close the server sent, whose reason names its own cause. After a UDP
+   * failure, `lastFailure` is that FastnetError with the combined message (so
+   * `FastnetJoinError.fastnetCode` says what stopped UDP).
+   */
+  private webSocketFailure(url: string, code: number, reason: string, local: boolean): { code: number; reason: string; fastnetCode?: string } {
+    const target = webSocketUrl(url).replace(/\?.*$/, "");
+    const wsCause = local
+      ? `WebSocket to ${target} failed: ${reason}`
+      : `WebSocket to ${target} closed before the join (${code}${reason ? `: ${reason}` : ", no reason"})`;
+    const udp = this.udpFailure;
+    if (!udp) {
+      if (reason && !local) return { code, reason };
+      return {
+        code,
+        reason: `${wsCause}; check the endpoint, that the server's WebSocket path is on (webSocket option) and reachable, and its certificate (tls option)`,
+      };
+    }
+    const message =
+      `both paths failed. UDP: ${udp.message}. ${wsCause}. ` +
+      `Open the server's UDP port (see docs/errors.md, BIND_TIMEOUT), or make its WebSocket path reachable (webSocket option, proxies passing WebSocket upgrades)`;
+    this.lastFailure = new FastnetError(udp.code, message, { cause: udp });
+    return { code: ABNORMAL_CLOSURE, reason: `${udp.code}: ${message}`, fastnetCode: udp.code };
   }
 
   /**
@@ -192,8 +371,16 @@ export class FastnetClientTransport {
       code = 1000;
     }
     const s = this.session;
+    const ws = this.webSocket;
     if (s) s.close(code ?? NO_STATUS_RECEIVED, text);
-    else {
+    else if (ws?.isOpen) {
+      // A WebSocket takes 1000 and 3000..4999 only; without a code it closes without a status (1005).
+      const allowed = code === undefined || code === 1000 || (code >= 3000 && code <= 4999);
+      ws.close(allowed ? code : 1000, text);
+    } else {
+      ws?.abandon();
+      this.webSocket = null;
+      clearTimeout(this.openTimer);
       // Still connecting: abandon the attempt and report the close as a WebSocket would.
       this.attempt++;
       this.fire("onclose", { code: code ?? NO_STATUS_RECEIVED, reason: text });

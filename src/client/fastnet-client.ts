@@ -1,10 +1,17 @@
 import { AsyncLocalStorage } from "node:async_hooks";
 import { Client, MatchMakeError, Room, ServerError, type ClientOptions, type EndpointSettings } from "@colyseus/sdk";
-import type { FastnetError, FastnetErrorCode } from "../protocol/errors.js";
+import { FastnetError, type FastnetErrorCode } from "../protocol/errors.js";
 import { connect, type ConnectOptions } from "../node/client.js";
 import { parseFingerprint } from "../node/fingerprint.js";
 import type { EndpointOptions, SessionOptions } from "../protocol/options.js";
-import { FastnetClientTransport, type ClientTransportContext } from "./client-transport.js";
+import {
+  DEFAULT_UDP_FALLBACK_MS,
+  FastnetClientTransport,
+  fallsBackToWebSocket,
+  type ClientPath,
+  type ClientTransportContext,
+  type PathChoice,
+} from "./client-transport.js";
 import { createTlsFetch } from "./tls-fetch.js";
 
 /** Protocol byte of a Colyseus PING frame (latency probe). */
@@ -32,6 +39,28 @@ export interface FastnetClientOptions extends Omit<ClientOptions, "protocol">, P
   localPort?: number;
   /** Keep-alive intervals of silence before rebinding to a fresh local port by itself (default 3; 0: off). */
   autoRebindAfterKeepAlives?: number;
+  /**
+   * Which path room connections use (default "auto"):
+   * - "auto": fastnet over UDP; when the UDP bind gets no answer within `udpFallbackMs` (a network
+   *   that blocks UDP), or the fastnet upgrade does not go through, the same seat reservation is used
+   *   over the server's WebSocket path (no second matchmaking request). Every reconnection (the SDK's
+   *   automatic one included) chooses again, so a session whose UDP path dies for good keeps its seat
+   *   over WebSocket. A certificate that does not verify never falls back.
+   * - "udp": fastnet only; a blocked network fails the join with BIND_TIMEOUT after `bindTimeoutMs`.
+   * - "websocket": Colyseus' standard WebSocket path only (what a browser uses), UDP never tried.
+   *
+   * With an `http://` endpoint the WebSocket path is not encrypted (fastnet always is): use an
+   * `https://` endpoint, or "udp", where that matters. `transportOf(room).path` (or `pathOf(room)`)
+   * says which path a room is on.
+   */
+  path?: PathChoice;
+  /**
+   * "auto" only: milliseconds the UDP bind may go unanswered before the WebSocket path is used
+   * (default 1000; at most `bindTimeoutMs`). A join on a UDP-blocked network takes about this long
+   * more than one over WebSocket directly; too short a budget gives up on UDP over a slow or lossy
+   * path that would have worked.
+   */
+  udpFallbackMs?: number;
 }
 
 export interface LatencyOptions {
@@ -84,12 +113,18 @@ const joinContext = new AsyncLocalStorage<{ failure?: FastnetError }>();
  */
 export class FastnetClient extends Client {
   /** Options every room connection of this client uses. */
-  readonly fastnet: { options: ConnectOptions; pinDevCertificate: boolean };
+  readonly fastnet: { options: ConnectOptions; pinDevCertificate: boolean; path: PathChoice; udpFallbackMs: number };
   /** The last fingerprint a matchmaking response published (used by getLatency when none was given). */
   private lastFingerprint: Uint8Array | undefined;
 
   constructor(settings?: string | EndpointSettings, options: FastnetClientOptions = {}) {
-    const { tls, fingerprint, pinDevCertificate, localAddress, localPort, headers, urlBuilder, fetchFn, ...tuning } = options;
+    const { tls, fingerprint, pinDevCertificate, localAddress, localPort, headers, urlBuilder, fetchFn, path, udpFallbackMs, ...tuning } = options;
+    if (path !== undefined && path !== "auto" && path !== "udp" && path !== "websocket") {
+      throw new FastnetError("INVALID_OPTION", `option path must be "auto", "udp" or "websocket", got ${JSON.stringify(path)}`);
+    }
+    if (udpFallbackMs !== undefined && (typeof udpFallbackMs !== "number" || !Number.isFinite(udpFallbackMs) || udpFallbackMs <= 0)) {
+      throw new FastnetError("INVALID_OPTION", `option udpFallbackMs must be a positive number, got ${String(udpFallbackMs)}`);
+    }
     // The SDK's HTTP requests (matchmaking) verify https with the same tls settings as the session,
     // unless the application brings its own fetch.
     const tlsFetch = !fetchFn && tls && (tls.ca !== undefined || tls.rejectUnauthorized !== undefined || tls.servername !== undefined);
@@ -105,6 +140,8 @@ export class FastnetClient extends Client {
         localPort,
       },
       pinDevCertificate: pinDevCertificate ?? true,
+      path: path ?? "auto",
+      udpFallbackMs: udpFallbackMs ?? DEFAULT_UDP_FALLBACK_MS,
     };
   }
 
@@ -152,8 +189,29 @@ export class FastnetClient extends Client {
     }
   }
 
-  /** Round-trip time of a PING over a fresh fastnet session to this endpoint (a latency probe). */
-  override getLatency(options: LatencyOptions = {}): Promise<number> {
+  /**
+   * Round-trip time of a PING over a fresh connection to this endpoint (a latency probe), on the path
+   * rooms would use: fastnet; with `path: "websocket"` the SDK's WebSocket probe; under "auto" the
+   * WebSocket probe when the fastnet one fails (a UDP-blocked network).
+   */
+  override async getLatency(options: LatencyOptions = {}): Promise<number> {
+    if (this.fastnet.path === "websocket") return super.getLatency({ ...options, protocol: "ws" });
+    try {
+      return await this.fastnetLatency(options);
+    } catch (err) {
+      // As for rooms: a certificate that does not verify (or a busy server) is an answer, not a blocked path.
+      const code = fastnetCodeOf(err);
+      if (this.fastnet.path === "udp" || (code !== undefined && !fallsBackToWebSocket(code))) throw err;
+      try {
+        return await super.getLatency({ ...options, protocol: "ws" });
+      } catch (wsErr) {
+        const why = (e: unknown) => (e instanceof Error ? e.message : String(e));
+        throw new ServerError(ABNORMAL_CLOSURE, `Failed to get latency on both paths: fastnet: ${why(err)}; WebSocket: ${why(wsErr)}`);
+      }
+    }
+  }
+
+  private fastnetLatency(options: LatencyOptions): Promise<number> {
     const pingCount = options.pingCount ?? 1;
     const timeout = options.timeout ?? 1500;
     const url = new URL(this["getHttpEndpoint"]());
@@ -194,7 +252,7 @@ export class FastnetClient extends Client {
           session.once("close", (code, reason) => settle(() => reject(fail(`connection closed (${code})${reason ? `: ${reason}` : ""}`))));
           session.send(Uint8Array.of(PROTOCOL_PING));
         },
-        (err: Error) => settle(() => reject(fail(err.message))),
+        (err: Error) => settle(() => reject(err instanceof FastnetError ? Object.assign(fail(err.message), { fastnetCode: err.code, cause: err }) : fail(err.message))),
       );
     });
   }
@@ -229,7 +287,11 @@ export class FastnetRoom<State = any> extends Room<any, State> {
 
   constructor(name: string, rootSchema: any, client: FastnetClient, onFingerprint: (fp: Uint8Array) => void) {
     super(name, rootSchema);
-    const ctx: ClientTransportContext = { options: client.fastnet.options };
+    const ctx: ClientTransportContext = {
+      options: client.fastnet.options,
+      path: client.fastnet.path,
+      udpFallbackMs: client.fastnet.udpFallbackMs,
+    };
     this.transportContext = ctx;
     this.pinDevCertificate = client.fastnet.pinDevCertificate;
     this.onFingerprint = onFingerprint;
@@ -268,10 +330,22 @@ export class FastnetRoom<State = any> extends Room<any, State> {
 
 /**
  * The fastnet transport of a room joined through FastnetClient, typed (the SDK types
- * `room.connection.transport` as its generic ITransport): `transportOf(room).getStats()`, `.rebind()`.
+ * `room.connection.transport` as its generic ITransport): `transportOf(room).getStats()`, `.rebind()`,
+ * `.path` ("udp" or "websocket").
  */
 export function transportOf(room: Room<any, any>): FastnetClientTransport {
   const t = (room.connection as { transport?: unknown } | undefined)?.transport;
   if (!(t instanceof FastnetClientTransport)) throw new TypeError("this room is not connected through FastnetClient");
   return t;
+}
+
+/**
+ * Which path a room joined through FastnetClient is on: "udp" (fastnet) or "websocket" (the fallback,
+ * or `path: "websocket"`). Throws a TypeError for a room not joined through FastnetClient, or one whose
+ * first connection has not opened yet.
+ */
+export function pathOf(room: Room<any, any>): ClientPath {
+  const path = transportOf(room).path;
+  if (!path) throw new TypeError("this room has not connected yet");
+  return path;
 }
