@@ -34,6 +34,7 @@
  *          [--no-joins] [--join-samples N]
  *   --json  last stdout line: {"bench":"scale","results":[{transport,clients,cpu_us_per_msg,rss_mb,
  *           loop_p99_ms,lat_p50_ms,lat_p99_ms,...}],"max_clients":{...},"joins":{...}}
+ * Env FASTNET_SCALE_CPU_PROF=<dir>: each server child writes a V8 CPU profile (--cpu-prof) into <dir>.
  * Exit code 0 when the run completed (whatever the verdicts), 1 on an error (a child that fails, a join
  * phase or an IPC answer that times out, the whole run over OVERALL_TIMEOUT_MS).
  */
@@ -280,7 +281,10 @@ function printRow(r: StepResult): void {
 }
 
 async function runRow(row: (typeof ROWS)[number], args: Args): Promise<StepResult[]> {
-  const server = await startScriptChild(SCALE_SERVER, `scale ${row.name}`, [row.transport, row.mode], START_TIMEOUT_MS);
+  // FASTNET_SCALE_CPU_PROF=<dir>: the server child writes a V8 CPU profile there when it exits (to find its costs).
+  const profDir = process.env.FASTNET_SCALE_CPU_PROF;
+  const profArgs = profDir ? ["--cpu-prof", `--cpu-prof-dir=${profDir}`] : [];
+  const server = await startScriptChild(SCALE_SERVER, `scale ${row.name}`, [row.transport, row.mode], START_TIMEOUT_MS, profArgs);
   const children: ServerChild[] = [];
   const out: StepResult[] = [];
   try {

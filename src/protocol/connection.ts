@@ -135,6 +135,18 @@ const TIME_THRESHOLD = 9 / 8;
 const GRANULARITY_MS = 1;
 const MAX_QUEUED_DATAGRAMS = 64;
 const MAX_PTO_BACKOFF = 6;
+/**
+ * Probe timeouts that must pass unanswered before silence about our data counts as a stall: an
+ * overloaded peer's round trip grows to seconds, and with it the probe timeout, so ten seconds can
+ * pass between two probes of ours without the peer doing anything wrong.
+ */
+const STALL_PROBE_ROUNDS = 2;
+/**
+ * Whatever the probes, the oldest unacknowledged byte may stay put at most this many stall timeouts
+ * while the peer is heard from (a peer that acknowledges everything but the oldest data, or a round
+ * trip inflated on purpose to slow the probes down).
+ */
+const STALL_OLDEST_FACTOR = 6;
 /** Stateless reset token length (RFC 9000 §10.3). */
 export const STATELESS_RESET_TOKEN_LENGTH = 16;
 /** Client packets are padded to this size: a shorter trigger could not draw a stateless reset. */
@@ -275,6 +287,8 @@ export class Connection {
   // Timers.
   /** When the oldest unacknowledged stream byte last moved (or data became outstanding): the stall clock. */
   private progressAt: number;
+  /** When an ACK last acknowledged an ack-eliciting packet for the first time: the peer is taking our packets. */
+  private ackedAt = -Infinity;
   private lastReceived: number;
   private readonly idleTimeoutMs: number;
   private readonly bindDeadline: number;
@@ -935,7 +949,10 @@ export class Connection {
       this.rtt.update(now - largestNewlyAcked.timeSent, ackDelay, this.options.maxAckDelayMs);
     }
     // An ACK never validates an address (see addressValidated).
-    if (anyAckEliciting) this.ptoCount = 0;
+    if (anyAckEliciting) {
+      this.ptoCount = 0;
+      this.ackedAt = now;
+    }
     if (this.streamOut.ackedOffset > floor) this.progressAt = now;
     this.detectLoss(now);
     if (this.drain) {
@@ -1105,14 +1122,19 @@ export class Connection {
   }
 
   /**
-   * When the stall timeout fires: reliable data is unacknowledged, the oldest byte has not moved for
-   * stallTimeoutMs, and the peer was heard from within the last half of that (it keeps sending but
-   * does not acknowledge). A peer that went silent is left to the idle timeout.
+   * When the stall timeout fires: reliable data is unacknowledged, and for stallTimeoutMs and at least
+   * STALL_PROBE_ROUNDS probe timeouts the peer acknowledged none of our packets (or, for
+   * STALL_OLDEST_FACTOR times that, not the oldest byte), while it was heard from within the last half
+   * of stallTimeoutMs (it keeps sending but does not acknowledge). A peer that went silent is left to
+   * the idle timeout. An overloaded peer (its receive buffer overflowing, its round trip grown to
+   * seconds) still acknowledges a packet now and then: it is slow, not hostile, and keeps its session.
    */
   private stallAt(): number {
     if (this._state !== "open" || !this.streamOut.hasUnacked()) return Infinity;
-    const at = this.progressAt + this.options.stallTimeoutMs;
-    return at <= this.lastReceived + this.options.stallTimeoutMs / 2 ? at : Infinity;
+    const stall = this.options.stallTimeoutMs;
+    const unanswered = this.ptoCount >= STALL_PROBE_ROUNDS ? Math.max(this.progressAt, this.ackedAt) + stall : Infinity;
+    const at = Math.min(unanswered, this.progressAt + STALL_OLDEST_FACTOR * stall);
+    return at <= this.lastReceived + stall / 2 ? at : Infinity;
   }
 
   private amplificationBlocked(): boolean {
@@ -1149,7 +1171,10 @@ export class Connection {
     if (now >= this.stallAt()) {
       // Not sent: the peer does not acknowledge, so it would not act on a CLOSE either; if it is
       // honest and only cut off, its own timers end the session (and a server's CID then draws resets).
-      this.closeInternal(CloseCode.Abnormal, `stalled: no acknowledgement of reliable data for ${now - this.progressAt} ms`, false);
+      const none = Math.round(now - Math.max(this.progressAt, this.ackedAt));
+      const oldest = Math.round(now - this.progressAt);
+      const why = none >= this.options.stallTimeoutMs ? `no acknowledgement of reliable data for ${none} ms` : `the oldest reliable data unacknowledged for ${oldest} ms`;
+      this.closeInternal(CloseCode.Abnormal, `stalled: ${why}`, false);
       return;
     }
     if (this.recvPrev && now >= this.recvPrevUntil) {
