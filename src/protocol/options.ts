@@ -17,9 +17,11 @@ export interface SessionOptions {
   /** Close the session after this much silence from the peer (default 10000). */
   idleTimeoutMs: number;
   /**
-   * Close the session (1006 "stalled") when reliable data waited this long without the peer
-   * acknowledging the oldest unacknowledged byte, while the peer keeps sending (a silent peer is the
-   * idle timeout's). Bounds how long a peer that never acknowledges pins the send queue (default 10000).
+   * Close the session (1006 "stalled") when, with reliable data outstanding, the peer acknowledged
+   * none of our packets for this long and two probe timeouts in a row, while it keeps sending (a silent
+   * peer is the idle timeout's); or when the oldest unacknowledged byte waited 6x this long. Bounds how
+   * long a peer that never acknowledges pins the send queue, without closing an overloaded peer whose
+   * acknowledgements are merely late (default 10000).
    */
   stallTimeoutMs: number;
   /** Client: give up binding the UDP path after this long (default 10000). */
