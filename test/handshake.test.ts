@@ -15,6 +15,7 @@ import {
   encodeHandshakeMessage,
   parseClientHello,
   parseServerAccept,
+  parseServerReject,
   parseServerResponse,
   type ClientHello,
   type TransportParams,
@@ -158,6 +159,10 @@ describe("handshake messages", () => {
       [{ ...hello, params: { ...PARAMS, receiveBufferBytes: "1" } }, /receiveBufferBytes must be an integer .* got string/],
       [{ ...hello, params: { ...PARAMS, immediateAck: 1 } }, /immediateAck must be a boolean, got number/],
       [{ ...hello, params: { ...PARAMS, immediateAck: "true" } }, /immediateAck must be a boolean, got string/],
+      [{ ...hello, params: { ...PARAMS, maxAckDelayMs: -1 } }, /maxAckDelayMs must be an integer in 0\.\.16383, got -1/],
+      [{ ...hello, params: { ...PARAMS, maxAckDelayMs: 16384 } }, /maxAckDelayMs must be an integer in 0\.\.16383, got 16384/],
+      [{ ...hello, params: { ...PARAMS, maxAckDelayMs: 2.5 } }, /maxAckDelayMs/],
+      [{ ...hello, params: { ...PARAMS, maxAckDelayMs: "25" } }, /maxAckDelayMs must be an integer .* got string/],
     ];
     for (const [v, re] of bad) {
       assert.throws(() => parseClientHello(v), (e: unknown) => e instanceof FastnetError && e.code === "HANDSHAKE_FAILED" && re.test(e.message), JSON.stringify(v));
@@ -174,6 +179,18 @@ describe("handshake messages", () => {
     // A peer that predates the feature sends no field: nothing is invented for it (it must never get the frame).
     assert.equal("immediateAck" in parseClientHello(hello).params, false);
     assert.equal(transportParams(DEFAULT_SESSION_OPTIONS).immediateAck, true, "this implementation announces it");
+  });
+
+  it("carries maxAckDelayMs in whole milliseconds, never less than the real delay; absent stays absent", () => {
+    for (const maxAckDelayMs of [0, 1, 25, 16383]) {
+      const params = { ...PARAMS, maxAckDelayMs };
+      assert.deepEqual(parseClientHello({ ...hello, params }).params, params);
+    }
+    const { maxAckDelayMs: _omit, ...older } = PARAMS;
+    assert.equal("maxAckDelayMs" in parseClientHello({ ...hello, params: older }).params, false);
+    assert.equal(transportParams(DEFAULT_SESSION_OPTIONS).maxAckDelayMs, 25);
+    assert.equal(transportParams({ ...DEFAULT_SESSION_OPTIONS, maxAckDelayMs: 2.2 }).maxAckDelayMs, 3, "rounded up");
+    assert.equal(transportParams({ ...DEFAULT_SESSION_OPTIONS, maxAckDelayMs: 60_000 }).maxAckDelayMs, 16383, "capped at the wire's limit");
   });
 
   it("validates accepts and rejects strictly", () => {
@@ -619,33 +636,54 @@ describe("handshake over HTTP upgrade", function () {
     assert.deepEqual(new Uint8Array(t.exportKeyingMaterial(64, "EXPERIMENTAL fastnet v2", Buffer.concat([Buffer.of(2), cid]))), serverKeys);
   });
 
-  it("drops an oversized or malformed hello without harm and serves the next client", async () => {
+  /** Everything the server sends on `t` until it closes, read as handshake messages. */
+  async function answersUntilClose(t: tls.TLSSocket, raw: net.Socket): Promise<unknown[]> {
+    const reader = new MessageReader();
+    const got: unknown[] = [];
+    t.on("data", (chunk: Buffer) => got.push(...reader.push(chunk)));
+    await once(raw, "close");
+    return got;
+  }
+
+  it("answers an oversized, malformed or other-version hello with a ServerReject naming the cause, and serves the next client", async () => {
     const { hs, port, url } = await start();
     acceptAll(hs);
-    const oversized = await manualTls(port);
-    oversized.t.write(Buffer.from([0x00, 0x01, 0x00, 0x00])); // 65536 bytes announced
-    oversized.t.resume();
-    await once(oversized.raw, "close"); // the server hung up
-    assert.equal(hs.stats.failed, 1);
-
-    const malformed = await manualTls(port);
-    malformed.t.write(encodeHandshakeMessage({ v: 2, path: 5, params: PARAMS } as unknown as ClientHello));
-    malformed.t.resume();
-    await once(malformed.raw, "close"); // the server hung up
-    assert.equal(hs.stats.failed, 2);
-
-    const twoHellos = await manualTls(port);
+    const refused = async (bytes: Buffer, cause: RegExp, failed: number): Promise<void> => {
+      const c = await manualTls(port);
+      const answers = answersUntilClose(c.t, c.raw);
+      c.t.write(bytes);
+      const got = await answers; // the server hung up after its answer
+      assert.equal(got.length, 1, "exactly one answer");
+      const reject = parseServerReject(got[0]);
+      assert.equal(reject.code, 1002);
+      assert.match(reject.error, cause);
+      assert.equal(hs.stats.failed, failed);
+    };
+    await refused(Buffer.from([0x00, 0x01, 0x00, 0x00]), /length 65536 exceeds 16384/, 1); // 65536 bytes announced
+    await refused(
+      encodeHandshakeMessage({ v: 2, path: 5, params: PARAMS } as unknown as ClientHello),
+      /invalid client hello: path must be a string, got number/,
+      2,
+    );
     const hello = encodeHandshakeMessage({ v: 2, path: "/", params: PARAMS });
-    twoHellos.t.write(Buffer.concat([hello, hello]));
-    twoHellos.t.resume();
-    await once(twoHellos.raw, "close"); // the server hung up
-    assert.equal(hs.stats.failed, 3);
+    await refused(Buffer.concat([hello, hello]), /more than one message/, 3);
+    await refused(
+      encodeHandshakeMessage({ v: 1, path: "/", params: PARAMS } as unknown as ClientHello),
+      /unsupported version 1, expected 2/,
+      4,
+    );
+    await refused(
+      encodeHandshakeMessage({ v: 2, path: "/", params: { ...PARAMS, idleTimeoutMs: 0 } }),
+      /idleTimeoutMs must be an integer in 1\.\./,
+      5,
+    );
+    assert.equal(hs.stats.rejected, 0, "refused hellos are failures, not application rejects");
 
     const silent = await manualTls(port);
     silent.t.end(); // TLS up, then the client leaves without a hello
     silent.t.resume();
     await once(silent.raw, "close"); // the server hung up
-    assert.equal(hs.stats.failed, 4);
+    assert.equal(hs.stats.failed, 6);
 
     assert.equal(hs.pendingCount, 0);
     const c = await connect(url);

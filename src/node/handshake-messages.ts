@@ -15,7 +15,7 @@ export const RESET_TOKEN_LENGTH = 16;
 
 const HEADER_BYTES = 4;
 
-import type { TransportParams } from "../protocol/options.js";
+import { MAX_ANNOUNCED_ACK_DELAY_MS, type TransportParams } from "../protocol/options.js";
 export type { TransportParams };
 
 /** First message of the client: what it wants to join and its limits. */
@@ -171,7 +171,10 @@ function expectInteger(what: string, o: Record<string, unknown>, key: string, mi
   return v;
 }
 
-/** Validates TransportParams: positive safe integers, and `immediateAck` a boolean when present. */
+/**
+ * Validates TransportParams: positive safe integers, `immediateAck` a boolean and `maxAckDelayMs` an
+ * integer in 0..16383 when present.
+ */
 export function parseTransportParams(v: unknown, what = "transport params"): TransportParams {
   const o = expectRecord(what, v);
   const params: TransportParams = {
@@ -184,6 +187,7 @@ export function parseTransportParams(v: unknown, what = "transport params"): Tra
     if (typeof o.immediateAck !== "boolean") invalid(what, `immediateAck must be a boolean, got ${describe(o.immediateAck)}`);
     params.immediateAck = o.immediateAck;
   }
+  if (o.maxAckDelayMs !== undefined) params.maxAckDelayMs = expectInteger(what, o, "maxAckDelayMs", 0, MAX_ANNOUNCED_ACK_DELAY_MS);
   return params;
 }
 

@@ -114,6 +114,9 @@ export interface AcceptParams {
 
 type ConnState = "tls" | "pending" | "accepted" | "ending" | "closed";
 
+/** The ServerReject code for a hello the server cannot read or serve: WebSocket's 1002, protocol error. */
+export const HELLO_REFUSED_CODE = 1002;
+
 /** How long a gracefully ending connection may linger before it is destroyed, if the peer never closes. */
 const LINGER_CAP_MS = 5000;
 
@@ -457,6 +460,8 @@ class Connection {
   }
 
   private onData(chunk: Buffer): void {
+    // After a ServerReject or finish(), whatever else comes is drained and dropped until the close.
+    if (this.state === "ending") return;
     if (this.state !== "tls") {
       // The client speaks once; anything after the hello is a protocol violation.
       this.destroy("unexpected data after the client hello");
@@ -470,7 +475,7 @@ class Connection {
       if (messages.length > 1) throw new Error("more than one message before the answer");
       hello = parseClientHello(messages[0]);
     } catch (err) {
-      this.destroy((err as Error).message);
+      this.refuseHello((err as Error).message);
       return;
     }
     this.state = "pending";
@@ -526,6 +531,20 @@ class Connection {
     this.outcome = true;
     this.owner.stats.rejected++;
     log("rejected %s:%d: %s", this.address, this.port, message);
+    this.endGracefully(encodeHandshakeMessage(msg));
+  }
+
+  /**
+   * Answers a hello that cannot be served (bad framing, bad fields, another version) with a
+   * ServerReject naming the cause, code 1002, then ends the connection (docs/protocol.md §2.3: the
+   * server always answers). Counted as a failure, not a reject.
+   */
+  private refuseHello(message: string): void {
+    this.owner.stats.failed++;
+    this.outcome = true;
+    this.state = "ending";
+    log("refused the hello of %s:%d: %s", this.address, this.port, message);
+    const msg: ServerReject = { v: PROTOCOL_VERSION, error: message, code: HELLO_REFUSED_CODE };
     this.endGracefully(encodeHandshakeMessage(msg));
   }
 

@@ -76,11 +76,29 @@ export interface TransportParams {
    * receive one (an implementation that predates the frame would drop the packet as malformed).
    */
   immediateAck?: boolean;
+  /**
+   * The longest the peer delays an acknowledgement (its `maxAckDelayMs`, docs/protocol.md §2.3, §5):
+   * the other side adds it to its probe timeout and caps the peer's reported ACK delay with it.
+   * Absent: 25 ms, the default of peers that predate the field.
+   */
+  maxAckDelayMs?: number;
 }
+
+/** A peer's maximum ACK delay when its handshake did not announce one (docs/protocol.md §2.3). */
+export const DEFAULT_PEER_MAX_ACK_DELAY_MS = 25;
+/** Largest maxAckDelayMs a handshake may announce (RFC 9000 §18.2 bounds max_ack_delay below 2^14 ms). */
+export const MAX_ANNOUNCED_ACK_DELAY_MS = 2 ** 14 - 1;
 
 /** The TransportParams these options announce (this implementation understands IMMEDIATE_ACK). */
 export function transportParams(o: SessionOptions): TransportParams {
-  return { maxMessageSize: o.maxMessageSize, receiveBufferBytes: o.receiveBufferBytes, idleTimeoutMs: o.idleTimeoutMs, immediateAck: true };
+  return {
+    maxMessageSize: o.maxMessageSize,
+    receiveBufferBytes: o.receiveBufferBytes,
+    idleTimeoutMs: o.idleTimeoutMs,
+    immediateAck: true,
+    // Whole milliseconds on the wire, never announcing less than the real delay.
+    maxAckDelayMs: Math.min(MAX_ANNOUNCED_ACK_DELAY_MS, Math.ceil(o.maxAckDelayMs)),
+  };
 }
 
 /** Options of the handshake and the endpoint, shared by server and client where they apply. */
