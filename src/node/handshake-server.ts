@@ -155,6 +155,14 @@ export class PendingHandshake extends EventEmitter<{ timeout: []; close: [] }> {
     return this.conn.accept(a);
   }
 
+  /**
+   * When accept() wrote the ServerAccept (performance.now()), undefined before. The time from then to
+   * the client's first authenticated Bind is the server's first RTT sample (docs/protocol.md §2.4).
+   */
+  get acceptedAt(): number | undefined {
+    return this.conn.acceptedAt;
+  }
+
   /** Sends a ServerReject and closes the connection. */
   reject(message: string, code?: number): void {
     this.conn.reject(message, code);
@@ -427,6 +435,7 @@ interface Waiting {
 /** One upgraded connection, from the 101 through TLS and the hello to its end. */
 class Connection {
   tls: tls.TLSSocket | undefined;
+  acceptedAt: number | undefined;
   private state: ConnState = "tls";
   private pending: PendingHandshake | undefined;
   private timer: NodeJS.Timeout | undefined;
@@ -517,6 +526,7 @@ class Connection {
       params,
     };
     t.write(encodeHandshakeMessage(msg));
+    this.acceptedAt = performance.now();
     this.state = "accepted";
     this.outcome = true;
     this.owner.stats.accepted++;
