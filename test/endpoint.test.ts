@@ -34,6 +34,8 @@ interface Harness {
   /** Events the driver got from the server session (path events must never be among them). */
   serverEvents: ConnectionEvent[];
   clientEvents: ConnectionEvent[];
+  /** The server's datagrams of the last `down`. */
+  sent: Uint8Array[];
 }
 
 /** An endpoint with one accepted session (handle "s1") and the client holding its keys; nothing sent yet. */
@@ -60,7 +62,7 @@ function setup(seed: number, config: Partial<EndpointConfig> = {}): Harness {
     resetToken: ep.resetToken(cid),
     initialRttMs: 10,
   });
-  return { ep, s, client, cid, now, rng, serverEvents: [], clientEvents: [] };
+  return { ep, s, client, cid, now, rng, serverEvents: [], clientEvents: [], sent: [] };
 }
 
 /** Everything the client has to send, arriving at the endpoint from `from` on local socket `local`. */
@@ -77,8 +79,10 @@ function up(h: Harness, from: PathAddress, local = "sock0"): Uint8Array[] {
 function down(h: Harness, deliver = true): number {
   for (let ev = h.s.pollEvent(); ev !== null; ev = h.s.pollEvent()) h.serverEvents.push(ev);
   let n = 0;
+  h.sent = [];
   for (let d = h.s.connection.pollTransmit(h.now); d !== null; d = h.s.connection.pollTransmit(h.now)) {
     n++;
+    h.sent.push(d);
     if (deliver) h.client.handleDatagram(d, h.now);
   }
   for (let ev = h.client.pollEvent(); ev !== null; ev = h.client.pollEvent()) h.clientEvents.push(ev);
@@ -235,6 +239,11 @@ describe("endpoint (sans-IO): migration through the session table", function () 
     assert.deepEqual(h.ep.sessionsAt(B), []);
     assert.equal(h.ep.stats.migrations, 0);
     assert.equal(h.ep.pollEvent(), null, "no migration event");
+    // A is proven: sending there is limited by congestion control again, not by 3x what B sent.
+    h.s.connection.send(new Uint8Array(20_000));
+    down(h);
+    const bytes = h.sent.reduce((n, d) => n + d.length, 0);
+    assert.ok(bytes > 5000, `${bytes} bytes sent to A right after the failure`);
     settle(h, A);
     assert.equal(h.s.connection.state, "open", "the session works on A again");
   });
@@ -273,6 +282,8 @@ describe("endpoint (sans-IO): migration through the session table", function () 
     assert.equal(h.ep.stats.migrations, 2);
     assert.deepEqual(h.ep.sessionsAt(C), [h.s]);
 
+    const cidAtC = hex(h.client.cid);
+    assert.ok(h.client.switchCid(), "the client moves to D with a spare CID");
     h.client.send(new TextEncoder().encode("3"));
     up(h, D);
     h.client.send(new TextEncoder().encode("4"));
@@ -281,6 +292,8 @@ describe("endpoint (sans-IO): migration through the session table", function () 
     assert.deepEqual(h.s.paths.current, C, "the session stays where it is");
     assert.equal(h.s.paths.candidates.size, 0, "no challenge for a refused move");
     down(h);
+    assert.ok(h.sent.length > 0);
+    for (const d of h.sent) assert.equal(hex(d.subarray(1, 1 + CID_LENGTH)), cidAtC, "C keeps seeing C's CID, never the one used from D");
     assert.deepEqual(messages(h.serverEvents), ["1", "2", "3", "4"], "packets from the refused address are still processed");
 
     h.now += 1000;
