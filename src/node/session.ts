@@ -153,10 +153,9 @@ export class FastnetSession extends EventEmitter<SessionEvents> {
     return this.connection.getStats();
   }
 
-  /** @internal Driver entry: one datagram from the socket. Returns the core's verdict. */
-  receive(datagram: Uint8Array, beforeReply?: (verdict: Received) => void, fromCurrentPath = true): Received {
-    const verdict = this.connection.handleDatagram(datagram, clock(), fromCurrentPath);
-    beforeReply?.(verdict);
+  /** @internal Client driver entry: one datagram from the socket. Returns the core's verdict. (A server session's datagrams go through its endpoint, then `drive()`.) */
+  receive(datagram: Uint8Array): Received {
+    const verdict = this.connection.handleDatagram(datagram, clock());
     this.flush();
     return verdict;
   }
