@@ -1,12 +1,13 @@
 import { randomFillSync } from "node:crypto";
 import type http from "node:http";
+import { generateDevCertificate, loadOrCreateDevCertificate } from "./dev-certificate.js";
 import type { PathAddress } from "../protocol/migration.js";
 import type { EndpointOptions, SessionOptions } from "../protocol/options.js";
 import type { UpgradeTaker } from "./handshake-server.js";
 import type { ClientHello } from "./handshake-messages.js";
 import type { FastnetSession } from "./session.js";
 
-/** The options and public types of FastnetServer (server.ts re-exports them). */
+/** The options and public types of FastnetServer (server.ts re-exports them), and what listen() derives from the options. */
 
 export interface FastnetServerOptions extends Partial<SessionOptions>, Partial<EndpointOptions> {
   /**
@@ -99,4 +100,25 @@ export function longLivedSecret(options: FastnetServerOptions): Uint8Array {
   const given = options.statelessResetKey ?? options.tls?.key;
   if (given !== undefined && given.length > 0) return typeof given === "string" ? new TextEncoder().encode(given) : Uint8Array.from(given);
   return randomFillSync(new Uint8Array(32));
+}
+
+/**
+ * The certificate listen() serves: the given `tls` one, else the dev certificate stored in
+ * `devCertificateDir` (made there on first use), else (`devCertificateDir: false`) a new in-memory one.
+ * `fingerprint` is what clients pin (null with `tls`); `stored` says where a stored one is.
+ */
+export async function serverCertificate(
+  options: FastnetServerOptions,
+): Promise<{ cert: string; key: string; fingerprint: Uint8Array | null; stored: DevCertificateInfo | null }> {
+  const cert = options.tls?.cert?.toString();
+  const key = options.tls?.key?.toString();
+  if (cert && key) return { cert, key, fingerprint: null, stored: null };
+  const dir = options.devCertificateDir ?? DEFAULT_DEV_CERTIFICATE_DIR;
+  if (dir === false) {
+    const dev = await generateDevCertificate();
+    return { cert: dev.cert, key: dev.key, fingerprint: dev.fingerprint, stored: null };
+  }
+  const dev = await loadOrCreateDevCertificate(dir);
+  const stored = { certPath: dev.certPath, keyPath: dev.keyPath, created: dev.created, validTo: dev.validTo };
+  return { cert: dev.cert, key: dev.key, fingerprint: dev.fingerprint, stored };
 }

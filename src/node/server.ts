@@ -10,11 +10,10 @@ import type { FastnetError } from "../protocol/errors.js";
 import type { MigrationManager } from "../protocol/migration.js";
 import { DEFAULT_ENDPOINT_OPTIONS, DEFAULT_SESSION_OPTIONS, resolveOptions, transportParams, type EndpointOptions, type SessionOptions } from "../protocol/options.js";
 import { selectAeadBackend } from "./aead-select.js";
-import { generateDevCertificate, loadOrCreateDevCertificate, type StoredDevCertificate } from "./dev-certificate.js";
 import { HandshakeServer, type PendingHandshake } from "./handshake-server.js";
 import {
-  DEFAULT_DEV_CERTIFICATE_DIR,
   longLivedSecret,
+  serverCertificate,
   type DevCertificateInfo,
   type FastnetServerOptions,
   type MigrationEvent,
@@ -46,8 +45,8 @@ type ServerSession = EndpointSession<FastnetSession, dgram.Socket>;
  */
 export class FastnetServer extends EventEmitter<{ session: [FastnetSession, SessionInfo]; migration: [MigrationEvent]; error: [Error] }> {
   readonly http: http.Server;
-  /** @internal The sans-IO endpoint: session table, CIDs, stateless resets, migration. */
-  readonly endpoint: Endpoint<FastnetSession, dgram.Socket>;
+  /** The sans-IO endpoint: session table, CIDs, stateless resets, migration. */
+  private readonly endpoint: Endpoint<FastnetSession, dgram.Socket>;
   private readonly options: FastnetServerOptions;
   private readonly sessionOptions: SessionOptions;
   private readonly endpointOptions: EndpointOptions;
@@ -158,10 +157,16 @@ export class FastnetServer extends EventEmitter<{ session: [FastnetSession, Sess
     }
   }
 
+  /** Tells users what the endpoint did: validated migrations become 'migration' events. */
   private emitEndpointEvents(): void {
     for (let ev = this.endpoint.pollEvent(); ev !== null; ev = this.endpoint.pollEvent()) {
       log("session %s migrated %s:%d -> %s:%d", cidToHex(ev.session.connection.cid), ev.from.address, ev.from.port, ev.to.address, ev.to.port);
-      this.emit("migration", { session: ev.session, from: ev.from, to: ev.to });
+      try {
+        this.emit("migration", { session: ev.session, from: ev.from, to: ev.to });
+      } catch (err) {
+        // A listener's bug: said out loud, and neither the other events nor the receive path stop.
+        this.reportError(err instanceof Error ? err : new Error(String(err)));
+      }
     }
   }
 
@@ -273,22 +278,14 @@ export class FastnetServer extends EventEmitter<{ session: [FastnetSession, Sess
    * free TCP port, and UDP then takes the same number unless `udpPort` says otherwise.
    */
   async listen(port = 0, host?: string): Promise<void> {
-    let cert = this.options.tls?.cert?.toString();
-    let key = this.options.tls?.key?.toString();
-    if (!cert || !key) {
-      const dir = this.options.devCertificateDir ?? DEFAULT_DEV_CERTIFICATE_DIR;
-      const dev = dir === false ? await generateDevCertificate() : await loadOrCreateDevCertificate(dir);
-      cert = dev.cert;
-      key = dev.key;
-      this._fingerprint = dev.fingerprint;
-      if (dir !== false) {
-        const stored = dev as StoredDevCertificate;
-        this._devCertificate = { certPath: stored.certPath, keyPath: stored.keyPath, created: stored.created, validTo: stored.validTo };
-        log("dev certificate %s %s", stored.created ? "created in" : "reused from", stored.certPath);
-        // The stored key outlives the process like a given tls.key does: reset tokens and CID tags
-        // derived from it let clients of the previous run learn at once that their session is gone.
-        if (this.options.statelessResetKey === undefined) this.endpoint.rekey(new TextEncoder().encode(key));
-      }
+    const { cert, key, fingerprint, stored } = await serverCertificate(this.options);
+    this._fingerprint = fingerprint;
+    this._devCertificate = stored;
+    if (stored) {
+      log("dev certificate %s %s", stored.created ? "created in" : "reused from", stored.certPath);
+      // The stored key outlives the process like a given tls.key does: reset tokens and CID tags
+      // derived from it let clients of the previous run learn at once that their session is gone.
+      if (this.options.statelessResetKey === undefined) this.endpoint.rekey(new TextEncoder().encode(key));
     }
     this.handshakes = new HandshakeServer({
       server: this.http,
