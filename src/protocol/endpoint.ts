@@ -2,7 +2,7 @@ import { CidAuthority, deriveCidKey } from "./cid.js";
 import type { CidIssuer, IssuedCid } from "./cid-set.js";
 import { Connection, Received, type ConnectionConfig, type ConnectionEvent } from "./connection.js";
 import { DEFAULT_MIGRATION_OPTIONS, SessionPaths, sameAddress, type MigrationOptions, type PathAddress } from "./migration.js";
-import { resolveOptions } from "./options.js";
+import { DEFAULT_ENDPOINT_OPTIONS, resolveOptions } from "./options.js";
 import { CID_OFFSET, PacketType, parseHeader, type ParsedHeader } from "./packet-header.js";
 import { SessionTable } from "./session-table.js";
 import { MIN_RESET_LENGTH, RateLimiter, buildStatelessReset, deriveResetKey, statelessResetToken } from "./stateless-reset.js";
@@ -164,7 +164,7 @@ export class Endpoint<H = unknown, L = unknown> {
     this.resetKey = deriveResetKey(config.secret);
     this.cids = new CidAuthority(deriveCidKey(config.secret), config.serverId);
     this.resets = new RateLimiter(config.statelessResetsPerSecond ?? 100, config.now);
-    this.table = new SessionTable(config.maxSessions ?? 10_000, resolveOptions(DEFAULT_MIGRATION_OPTIONS, config.migration));
+    this.table = new SessionTable(config.maxSessions ?? DEFAULT_ENDPOINT_OPTIONS.maxSessions, resolveOptions(DEFAULT_MIGRATION_OPTIONS, config.migration));
   }
 
   /**
