@@ -1,6 +1,6 @@
 import { EventEmitter } from "node:events";
 import { performance } from "node:perf_hooks";
-import type { Connection, Received } from "../protocol/connection.js";
+import type { Connection, ConnectionEvent, Received } from "../protocol/connection.js";
 import type { ConnectionStats } from "../protocol/stats.js";
 
 /** WebSocket-like ready states, as Colyseus compares them. */
@@ -17,9 +17,6 @@ export interface SessionEvents {
   close: [code: number, reason: string, remote: boolean];
   /** The send queue has room again after `requestDrain()` (half of sendQueueBytes is free). */
   drain: [];
-  /** @internal A path challenge was answered / went unanswered (the endpoint handles migration). */
-  pathValidated: [data: Uint8Array];
-  pathFailed: [data: Uint8Array];
   /**
    * A listener of `event` threw `error`. The session carried on: the other listeners ran, and its
    * packets and timers went out as usual (a handler's bug must not wedge the connection). Without a
@@ -34,6 +31,11 @@ export interface SessionIo {
   send(datagram: Uint8Array): void;
   /** Called once after the session closed, so the endpoint can forget it. */
   closed(session: FastnetSession): void;
+  /**
+   * Where the session reads its connection's events (default: the connection). A server session reads
+   * them through its endpoint, which handles the path events itself (see EndpointSession.pollEvent).
+   */
+  events?: { pollEvent(): ConnectionEvent | null };
 }
 
 /** Current time for the core, in milliseconds on a monotonic clock. */
@@ -44,8 +46,13 @@ export const clock = (): number => performance.now();
  * datagrams, runs its one timer and turns its events into EventEmitter events.
  */
 export class FastnetSession extends EventEmitter<SessionEvents> {
+  /**
+   * @internal The sans-IO state machine this session drives. Not part of the public API: drivers and
+   * tests reach it here; applications use the session's methods, events and getStats().
+   */
   readonly connection: Connection;
   private readonly io: SessionIo;
+  private readonly eventSource: { pollEvent(): ConnectionEvent | null };
   private timer: NodeJS.Timeout | null = null;
   private timerAt = Infinity;
   private flushQueued = false;
@@ -60,6 +67,7 @@ export class FastnetSession extends EventEmitter<SessionEvents> {
     super();
     this.connection = connection;
     this.io = io;
+    this.eventSource = io.events ?? connection;
   }
 
   /** 0 while binding, 1 open, 2 closing, 3 closed. */
@@ -145,15 +153,14 @@ export class FastnetSession extends EventEmitter<SessionEvents> {
     return this.connection.getStats();
   }
 
-  /** @internal Driver entry: one datagram from the socket. Returns the core's verdict. */
-  receive(datagram: Uint8Array, beforeReply?: (verdict: Received) => void, fromCurrentPath = true): Received {
-    const verdict = this.connection.handleDatagram(datagram, clock(), fromCurrentPath);
-    beforeReply?.(verdict);
+  /** @internal Client driver entry: one datagram from the socket. Returns the core's verdict. (A server session's datagrams go through its endpoint, then `drive()`.) */
+  receive(datagram: Uint8Array): Received {
+    const verdict = this.connection.handleDatagram(datagram, clock());
     this.flush();
     return verdict;
   }
 
-  /** @internal Sends what the core has and rearms the timer; used after any input. */
+  /** @internal Delivers the core's events, sends what it has and rearms the timer; used after any input. */
   drive(): void {
     this.flush();
   }
@@ -191,7 +198,7 @@ export class FastnetSession extends EventEmitter<SessionEvents> {
 
   private dispatchEvents(): void {
     let ev;
-    while ((ev = this.connection.pollEvent()) !== null) {
+    while ((ev = this.eventSource.pollEvent()) !== null) {
       switch (ev.type) {
         case "open":
           this.dispatch("open");
@@ -204,12 +211,8 @@ export class FastnetSession extends EventEmitter<SessionEvents> {
         case "close":
           this.end(ev.code, ev.reason, ev.remote);
           return;
-        case "pathValidated":
-          this.dispatch("pathValidated", ev.data);
-          break;
-        case "pathFailed":
-          this.dispatch("pathFailed", ev.data);
-          break;
+        // pathValidated, pathFailed: a server session's endpoint consumed them before they got here;
+        // a client never challenges, so has none.
       }
     }
   }
