@@ -21,6 +21,8 @@
  *   age p50/p99       state age: arrival time - the server's stamp, for every player whose stamp advanced
  *                     in a state change (includes the wait from the stamp, just before the patch, to the send)
  *   stale max         the longest time any client went without a fresher position of any player
+ *   loop p99/max      event-loop delay of this process (the clients) in the window: a stalled client
+ *                     process (the machine busy with other work) delays every arrival it times
  *   drop %            what the nftables counters dropped of the UDP/TCP packets, warm-up to drain (a check)
  * Blackout: after the loss levels, per transport: 100 % drop for BLACKOUT_MS, then 0 %; time from the end
  * of the blackout to each client's first pong (any ping) and first state stamped after the end.
@@ -40,15 +42,19 @@
  * Exit code 0 when the run completed (lost pings are a result, reported), 1 on an error.
  */
 import { cpus } from "node:os";
+import { monitorEventLoopDelay } from "node:perf_hooks";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { cpuModel } from "./support/affinity.js";
 import { startScriptChild, type ServerChild } from "./support/children.js";
 import { LossPlayers, type LossTransport } from "./support/loss-clients.js";
+import type { LossEngineStats } from "./support/loss-engine-stats.js";
 import { assertInNamespace, LossRule, NETNS_ENV, runInNamespace } from "./support/loss-netns.js";
-import { printBlackout, printResults, type BlackoutResult, type LevelResult } from "./support/loss-report.js";
+import { printBlackout, printEngine, printResults, type BlackoutResult, type LevelResult } from "./support/loss-report.js";
 import { monoMs, PLAYERS, TICK_MS } from "./support/loss-room.js";
 import { runBench } from "./support/run-bench.js";
+import { ask } from "./support/scale-ipc.js";
+import type { LossServerChildMessage } from "./support/loss-server.js";
 import { percentile } from "./support/stats.js";
 
 const SELF = fileURLToPath(import.meta.url);
@@ -63,6 +69,9 @@ const DRAIN_MAX_MS = 10_000;
 const START_TIMEOUT_MS = 30_000;
 const JOIN_TIMEOUT_MS = 10_000;
 const STOP_TIMEOUT_MS = 5_000;
+const STATS_TIMEOUT_MS = 5_000;
+/** Event-loop delay sampling of this (the clients') process in a window. */
+const LOOP_RESOLUTION_MS = 2;
 
 interface Args {
   json: boolean;
@@ -111,6 +120,15 @@ function overallMs(a: Args): number {
 
 const positionsOf = (t: LossTransport): "unreliable" | "reliable" => (t === "fastnet" ? "unreliable" : "reliable");
 
+/** fastnet: both sides' engine counters of this phase's sessions (client from the SDK rooms, server over IPC); null for ws-transport. */
+async function engineStats(server: ServerChild, players: LossPlayers): Promise<{ client: LossEngineStats; server: LossEngineStats } | null> {
+  const client = players.engineStats();
+  const answer = await ask<LossServerChildMessage>(server, { type: "stats" }, "stats", STATS_TIMEOUT_MS);
+  if (!client) return null;
+  const { type: _, ...srv } = answer;
+  return { client, server: srv };
+}
+
 /** One (transport, loss level): join at 0 %, set the loss, warm up, measure a window, drain, back to 0 %, leave. */
 async function runLevel(server: ServerChild, transport: LossTransport, pct: number, rule: LossRule, a: Args): Promise<LevelResult> {
   rule.set(0);
@@ -120,14 +138,18 @@ async function runLevel(server: ServerChild, transport: LossTransport, pct: numb
     await sleep(a.settleMs);
     rule.set(pct);
     await sleep(a.warmMs);
+    const loop = monitorEventLoopDelay({ resolution: LOOP_RESOLUTION_MS });
+    loop.enable();
     players.beginWindow();
     await sleep(a.seconds * 1000);
     players.endWindow();
+    loop.disable();
     players.stopPings();
     await players.drain(DRAIN_MAX_MS);
     const counters = rule.counters();
     rule.set(0);
     const s = players.stats();
+    const engine = await engineStats(server, players);
     return {
       transport,
       loss_pct: pct,
@@ -141,8 +163,11 @@ async function runLevel(server: ServerChild, transport: LossTransport, pct: numb
       positions: positionsOf(transport),
       pings: s.sent,
       state_samples: s.ages.length,
+      client_loop_p99_ms: r2(Math.max(0, loop.percentile(99) / 1e6 - LOOP_RESOLUTION_MS)),
+      client_loop_max_ms: r2(Math.max(0, loop.max / 1e6 - LOOP_RESOLUTION_MS)),
       drop_pct: counters.packets > 0 ? r2((counters.dropped / counters.packets) * 100) : NaN,
       failures: [...players.failures],
+      engine,
     };
   } finally {
     rule.set(0);
@@ -170,6 +195,7 @@ async function runBlackout(server: ServerChild, transport: LossTransport, rule: 
     players.stopPings();
     await players.drain(DRAIN_MAX_MS);
     const s = players.stats();
+    const engine = await engineStats(server, players);
     const rec = players.recovery();
     const sorted = (v: number[]): number[] => v.map((x) => (Number.isNaN(x) ? Infinity : x)).sort((x, y) => x - y);
     const pong = sorted(rec.pong);
@@ -187,6 +213,7 @@ async function runBlackout(server: ServerChild, transport: LossTransport, rule: 
       rel_lost: s.lost,
       stale_max_ms: r2(s.staleMax),
       failures: [...players.failures],
+      engine,
     };
   } finally {
     rule.set(0);
@@ -234,6 +261,7 @@ async function inside(a: Args, ns: string): Promise<void> {
     console.log(`network namespace ${ns}, nftables random drop of UDP and TCP on the input hook of lo (both directions); ${a.seconds} s window per row`);
     console.log(`node ${process.version}, ${cpus().length} CPUs, ${cpuModel()}`);
     printResults(results);
+    printEngine(results, blackout);
     if (a.blackout) printBlackout(blackout);
     if (a.json) console.log(JSON.stringify({ bench: "loss", results, blackout }));
   } finally {

@@ -1,7 +1,8 @@
 /**
  * Plots bench/loss.ts results as an SVG line chart (no dependency: the SVG is written here, as in
  * bench/plot-scale.ts): loss % vs. reliable ping->pong round trip p99 (ms), one line per transport, each
- * point labelled with its value; fastnet's `@unreliable` state age p99 as a dashed line beside them.
+ * point labelled with its value; the state age p99 of each transport (fastnet `@unreliable`, ws-transport
+ * reliable positions) as a dashed line beside them.
  *
  * Usage: node --import tsx bench/plot-loss.ts <file> [out.svg]
  *   <file>    the output of `npm run bench:loss -- --json` (its last {"bench":"loss",...} line) or that JSON alone
@@ -27,7 +28,7 @@ interface Series {
 
 const W = 640;
 const H = 400;
-const M = { left: 70, right: 20, top: 40, bottom: 90 };
+const M = { left: 70, right: 45, top: 40, bottom: 90 };
 
 /** The loss results in `text`: its last line that parses as {"bench":"loss",...}. */
 function readResults(text: string): Row[] {
@@ -78,7 +79,7 @@ function chart(series: Series[], title: string): string {
     out.push(`<polyline fill="none" stroke="${s.color}" stroke-width="2"${s.dash ? ` stroke-dasharray="${s.dash}"` : ""} points="${pts.map((p) => `${px(p.x).toFixed(1)},${py(p.y).toFixed(1)}`).join(" ")}"/>`);
     for (const p of pts) {
       out.push(`<circle cx="${px(p.x).toFixed(1)}" cy="${py(p.y).toFixed(1)}" r="4" fill="${s.color}"><title>${esc(`${s.name} at ${p.x} %: ${p.y} ms`)}</title></circle>`);
-      out.push(`<text x="${(px(p.x) + 6).toFixed(1)}" y="${(py(p.y) - 6).toFixed(1)}" fill="${s.color}" font-size="10">${+p.y.toPrecision(3)}</text>`);
+      if (!s.dash) out.push(`<text x="${(px(p.x) + 6).toFixed(1)}" y="${(py(p.y) - 6).toFixed(1)}" fill="${s.color}" font-size="10">${+p.y.toPrecision(3)}</text>`);
     }
     const lx = M.left + (i % 2) * 280;
     const ly = H - 38 + Math.floor(i / 2) * 18;

@@ -15,7 +15,8 @@
  * until their pong or the end of drain().
  */
 import { Client, type Room } from "@colyseus/sdk";
-import { FastnetClient } from "../../src/client.js";
+import { FastnetClient, transportOf } from "../../src/client.js";
+import { addEngineStats, emptyEngineStats, type LossEngineStats } from "./loss-engine-stats.js";
 import { LOSS_ROOM, monoMs, PLAYERS, TICK_MS } from "./loss-room.js";
 import { withTimeout } from "./rtt-clients.js";
 
@@ -189,6 +190,17 @@ export class LossPlayers {
 
   get recovered(): boolean {
     return this.players.every((p) => !Number.isNaN(p.firstPong) && !Number.isNaN(p.firstState));
+  }
+
+  /** fastnet: the clients' engine counters summed (null for ws-transport). */
+  engineStats(): LossEngineStats | null {
+    if (this.transport !== "fastnet") return null;
+    const total = emptyEngineStats();
+    for (const p of this.players) {
+      const s = transportOf(p.room).getStats();
+      if (s) addEngineStats(total, s);
+    }
+    return total;
   }
 
   /** Leaves every room (bounded); safe to call twice. */
