@@ -131,12 +131,12 @@ async function engineStats(server: ServerChild, players: LossPlayers): Promise<{
 
 /** One (transport, loss level): join at 0 %, set the loss, warm up, measure a window, drain, back to 0 %, leave. */
 async function runLevel(server: ServerChild, transport: LossTransport, pct: number, rule: LossRule, a: Args): Promise<LevelResult> {
-  rule.set(0);
+  await rule.set(0);
   const players = await LossPlayers.join(transport, server.info.port, JOIN_TIMEOUT_MS);
   try {
     players.startPings();
     await sleep(a.settleMs);
-    rule.set(pct);
+    await rule.set(pct);
     await sleep(a.warmMs);
     const loop = monitorEventLoopDelay({ resolution: LOOP_RESOLUTION_MS });
     loop.enable();
@@ -146,8 +146,8 @@ async function runLevel(server: ServerChild, transport: LossTransport, pct: numb
     loop.disable();
     players.stopPings();
     await players.drain(DRAIN_MAX_MS);
-    const counters = rule.counters();
-    rule.set(0);
+    const counters = await rule.counters();
+    await rule.set(0);
     const s = players.stats();
     const engine = await engineStats(server, players);
     return {
@@ -170,23 +170,23 @@ async function runLevel(server: ServerChild, transport: LossTransport, pct: numb
       engine,
     };
   } finally {
-    rule.set(0);
+    await rule.set(0);
     await players.leave();
   }
 }
 
 /** The blackout: 0 % for a while, 100 % for BLACKOUT_MS, then 0 %; how long until every client hears again. */
 async function runBlackout(server: ServerChild, transport: LossTransport, rule: LossRule, a: Args): Promise<BlackoutResult> {
-  rule.set(0);
+  await rule.set(0);
   const players = await LossPlayers.join(transport, server.info.port, JOIN_TIMEOUT_MS);
   try {
     players.startPings();
     await sleep(a.settleMs + a.warmMs);
     players.beginWindow();
     await sleep(a.settleMs);
-    rule.set(100);
+    await rule.set(100);
     await sleep(BLACKOUT_MS);
-    rule.set(0);
+    await rule.set(0);
     const end = monoMs();
     players.markFrom(end);
     while (!players.recovered && monoMs() - end < RECOVERY_MAX_MS) await sleep(10);
@@ -216,14 +216,14 @@ async function runBlackout(server: ServerChild, transport: LossTransport, rule: 
       engine,
     };
   } finally {
-    rule.set(0);
+    await rule.set(0);
     await players.leave();
   }
 }
 
 /** The benchmark proper, inside the namespace. */
 async function inside(a: Args, ns: string): Promise<void> {
-  const rule = new LossRule();
+  const rule = await LossRule.create();
   const servers = new Map<LossTransport, ServerChild>();
   try {
     for (const t of TRANSPORTS) {
@@ -266,7 +266,7 @@ async function inside(a: Args, ns: string): Promise<void> {
     if (a.json) console.log(JSON.stringify({ bench: "loss", results, blackout }));
   } finally {
     for (const s of servers.values()) await s.stop(STOP_TIMEOUT_MS);
-    rule.delete();
+    await rule.delete();
   }
 }
 

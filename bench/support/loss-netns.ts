@@ -15,7 +15,7 @@
  * round trip is dropped with probability N/1000. The IPC between the benchmark and its children is a
  * Unix socket pair, not affected.
  */
-import { execFileSync, spawn } from "node:child_process";
+import { execFile, execFileSync, spawn } from "node:child_process";
 import { constants } from "node:os";
 import { fileURLToPath } from "node:url";
 
@@ -26,6 +26,17 @@ const SIGNAL_GRACE_MS = 5_000;
 const TABLE = "loss";
 
 const run = (cmd: string, args: string[], input?: string): string => execFileSync(cmd, args, { input, encoding: "utf8", stdio: ["pipe", "pipe", "pipe"] });
+
+/** `nft` without blocking this process's event loop (the clients keep running while a rule changes). */
+function nft(args: string[], input?: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const child = execFile("nft", args, { encoding: "utf8" }, (err, stdout, stderr) => {
+      if (err) reject(new Error(`nft ${args.join(" ")}: ${stderr.trim() || err.message}`));
+      else resolve(stdout);
+    });
+    child.stdin?.end(input ?? "");
+  });
+}
 
 /** Why the benchmark cannot make a namespace here (not root, no `ip`, no `nft`), or null. */
 export function namespaceUnavailable(): string | null {
@@ -146,12 +157,18 @@ export function assertInNamespace(ns: string | undefined): asserts ns is string 
   if (here !== ns) throw new Error(`bench/loss.ts: expected to run in the namespace ${ns}, but this process is in "${here || "the initial namespace"}"`);
 }
 
-/** The random drop of the namespace (nftables, input hook, UDP and TCP alike); 0 % until set. */
+/**
+ * The random drop of the namespace (nftables, input hook, UDP and TCP alike); 0 % until set. Every
+ * change runs `nft` asynchronously: a change is in force when its promise resolves.
+ */
 export class LossRule {
   private pct = 0;
 
-  constructor() {
-    run("nft", ["-f", "-"], `table inet ${TABLE} {\n chain input {\n  type filter hook input priority 0; policy accept;\n }\n}\n`);
+  private constructor() {}
+
+  static async create(): Promise<LossRule> {
+    await nft(["-f", "-"], `table inet ${TABLE} {\n chain input {\n  type filter hook input priority 0; policy accept;\n }\n}\n`);
+    return new LossRule();
   }
 
   get percent(): number {
@@ -159,37 +176,28 @@ export class LossRule {
   }
 
   /** Drops `pct` % (0..100, in steps of 0.1) of the UDP and TCP packets arriving on loopback. */
-  set(pct: number): void {
+  async set(pct: number): Promise<void> {
     if (!(pct >= 0 && pct <= 100)) throw new Error(`loss must be 0..100 %, got ${pct}`);
     const permille = Math.round(pct * 10);
     // The first rule counts every UDP/TCP packet, the second the ones it drops (flushing resets both).
     let rules = `flush chain inet ${TABLE} input\nadd rule inet ${TABLE} input iifname "lo" meta l4proto { udp, tcp } counter\n`;
     if (permille >= 1000) rules += `add rule inet ${TABLE} input iifname "lo" meta l4proto { udp, tcp } counter drop\n`;
     else if (permille > 0) rules += `add rule inet ${TABLE} input iifname "lo" meta l4proto { udp, tcp } numgen random mod 1000 < ${permille} counter drop\n`;
-    run("nft", ["-f", "-"], rules);
+    await nft(["-f", "-"], rules);
     this.pct = pct;
   }
 
   /** UDP/TCP packets that arrived on loopback since the last set(), and how many of them were dropped. */
-  counters(): { packets: number; dropped: number } {
-    const json = JSON.parse(run("nft", ["-j", "list", "chain", "inet", TABLE, "input"])) as { nftables: { rule?: { expr: Record<string, unknown>[] } }[] };
+  async counters(): Promise<{ packets: number; dropped: number }> {
+    const json = JSON.parse(await nft(["-j", "list", "chain", "inet", TABLE, "input"])) as { nftables: { rule?: { expr: Record<string, unknown>[] } }[] };
     const counts = json.nftables
       .filter((e) => e.rule)
       .map((e) => (e.rule!.expr.find((x) => "counter" in x)?.counter as { packets: number } | undefined)?.packets ?? 0);
     return { packets: counts[0] ?? 0, dropped: counts[1] ?? 0 };
   }
 
-  /** The rules now in force (for the log). */
-  describe(): string {
-    return run("nft", ["list", "chain", "inet", TABLE, "input"]).replace(/\s+/g, " ").trim();
-  }
-
   /** Removes the table (the namespace's deletion would too). */
-  delete(): void {
-    try {
-      run("nft", ["delete", "table", "inet", TABLE]);
-    } catch {
-      // already gone
-    }
+  async delete(): Promise<void> {
+    await nft(["delete", "table", "inet", TABLE]).catch(() => undefined);
   }
 }
