@@ -21,8 +21,8 @@
  *   age p50/p99       state age: arrival time - the server's stamp, for every player whose stamp advanced
  *                     in a state change (includes the wait from the stamp, just before the patch, to the send)
  *   stale max         the longest time any client went without a fresher position of any player
- *   loop p99/max      event-loop delay of this process (the clients) in the window: a stalled client
- *                     process (the machine busy with other work) delays every arrival it times
+ *   loop p99/max      event-loop delay in the window of this process (the clients) and of the server
+ *                     child: a stalled process (the machine busy with other work) delays what it handles
  *   drop %            what the nftables counters dropped of the UDP/TCP packets, warm-up to drain (a check)
  * Blackout: after the loss levels, per transport: 100 % drop for BLACKOUT_MS, then 0 %; time from the end
  * of the blackout to each client's first pong (any ping) and first state stamped after the end.
@@ -120,13 +120,14 @@ function overallMs(a: Args): number {
 
 const positionsOf = (t: LossTransport): "unreliable" | "reliable" => (t === "fastnet" ? "unreliable" : "reliable");
 
-/** fastnet: both sides' engine counters of this phase's sessions (client from the SDK rooms, server over IPC); null for ws-transport. */
-async function engineStats(server: ServerChild, players: LossPlayers): Promise<{ client: LossEngineStats; server: LossEngineStats } | null> {
+/**
+ * The server child's event-loop delay since its last answer, and (fastnet) both sides' engine counters of
+ * this phase's sessions: the clients' from the SDK rooms, the server's over IPC (null for ws-transport).
+ */
+async function serverStats(server: ServerChild, players: LossPlayers): Promise<{ loopP99Ms: number; loopMaxMs: number; engine: { client: LossEngineStats; server: LossEngineStats } | null }> {
   const client = players.engineStats();
-  const answer = await ask<LossServerChildMessage>(server, { type: "stats" }, "stats", STATS_TIMEOUT_MS);
-  if (!client) return null;
-  const { type: _, ...srv } = answer;
-  return { client, server: srv };
+  const { type: _, loopP99Ms, loopMaxMs, ...srv } = await ask<LossServerChildMessage>(server, { type: "stats" }, "stats", STATS_TIMEOUT_MS);
+  return { loopP99Ms, loopMaxMs, engine: client ? { client, server: srv } : null };
 }
 
 /** One (transport, loss level): join at 0 %, set the loss, warm up, measure a window, drain, back to 0 %, leave. */
@@ -138,18 +139,20 @@ async function runLevel(server: ServerChild, transport: LossTransport, pct: numb
     await sleep(a.settleMs);
     await rule.set(pct);
     await sleep(a.warmMs);
+    await serverStats(server, players); // starts the server's loop-delay window (and its session list) afresh
     const loop = monitorEventLoopDelay({ resolution: LOOP_RESOLUTION_MS });
     loop.enable();
     players.beginWindow();
     await sleep(a.seconds * 1000);
     players.endWindow();
     loop.disable();
+    const srvLoop = await serverStats(server, players);
     players.stopPings();
     await players.drain(DRAIN_MAX_MS);
     const counters = await rule.counters();
     await rule.set(0);
     const s = players.stats();
-    const engine = await engineStats(server, players);
+    const { engine } = await serverStats(server, players);
     return {
       transport,
       loss_pct: pct,
@@ -165,6 +168,8 @@ async function runLevel(server: ServerChild, transport: LossTransport, pct: numb
       state_samples: s.ages.length,
       client_loop_p99_ms: r2(Math.max(0, loop.percentile(99) / 1e6 - LOOP_RESOLUTION_MS)),
       client_loop_max_ms: r2(Math.max(0, loop.max / 1e6 - LOOP_RESOLUTION_MS)),
+      server_loop_p99_ms: r2(srvLoop.loopP99Ms),
+      server_loop_max_ms: r2(srvLoop.loopMaxMs),
       drop_pct: counters.packets > 0 ? r2((counters.dropped / counters.packets) * 100) : NaN,
       failures: [...players.failures],
       engine,
@@ -195,7 +200,7 @@ async function runBlackout(server: ServerChild, transport: LossTransport, rule: 
     players.stopPings();
     await players.drain(DRAIN_MAX_MS);
     const s = players.stats();
-    const engine = await engineStats(server, players);
+    const { engine } = await serverStats(server, players);
     const rec = players.recovery();
     const sorted = (v: number[]): number[] => v.map((x) => (Number.isNaN(x) ? Infinity : x)).sort((x, y) => x - y);
     const pong = sorted(rec.pong);

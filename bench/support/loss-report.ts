@@ -24,6 +24,9 @@ export interface LevelResult {
   /** Event-loop delay of the clients' process in the window (the resolution subtracted), ms. */
   client_loop_p99_ms: number;
   client_loop_max_ms: number;
+  /** The same of the server child, over the window. */
+  server_loop_p99_ms: number;
+  server_loop_max_ms: number;
   /** The nftables counters: % of the UDP/TCP packets dropped from warm-up to drain. */
   drop_pct: number;
   /** Drops, reconnections, leaves or errors of a room during the phase. */
@@ -53,10 +56,10 @@ const ratio = (ws: number | null, fn: number | null): string => (ws !== null && 
 
 export function printResults(results: LevelResult[]): void {
   console.log(`state columns: fastnet = @unreliable positions (datagrams); ws-transport = RELIABLE positions (Colyseus never sends @unreliable to WebSocket clients)`);
-  console.log(`times in ms; lost = pings of the window never answered; loop = event-loop delay of the clients' process; drop % = packets the nftables rule dropped (counters)`);
+  console.log(`times in ms; lost = pings of the window never answered; c loop / s loop = event-loop delay p99/max of the clients' process / the server child; drop % = packets the nftables rule dropped (counters)`);
   console.log(
     `${"loss".padEnd(6)}${"transport".padEnd(14)}${pad("pings", 7)}${pad("lost", 6)}${pad("rel p50", 9)}${pad("rel p99", 9)}${pad("rel max", 9)}` +
-      `${pad("age p50", 9)}${pad("age p99", 9)}${pad("stale max", 10)}${pad("loop p99", 9)}${pad("loop max", 9)}${pad("drop %", 8)}`,
+      `${pad("age p50", 9)}${pad("age p99", 9)}${pad("stale max", 10)}${pad("c loop", 11)}${pad("s loop", 11)}${pad("drop %", 8)}`,
   );
   const levels = [...new Set(results.map((r) => r.loss_pct))];
   for (const pct of levels) {
@@ -64,7 +67,7 @@ export function printResults(results: LevelResult[]): void {
     for (const [i, r] of rows.entries()) {
       console.log(
         `${(i === 0 ? `${pct} %` : "").padEnd(6)}${r.transport.padEnd(14)}${pad(r.pings, 7)}${pad(r.rel_lost, 6)}${pad(f(r.rel_p50_ms), 9)}${pad(f(r.rel_p99_ms), 9)}${pad(f(r.rel_max_ms), 9)}` +
-          `${pad(f(r.state_age_p50_ms), 9)}${pad(f(r.state_age_p99_ms), 9)}${pad(f(r.stale_max_ms), 10)}${pad(f(r.client_loop_p99_ms), 9)}${pad(f(r.client_loop_max_ms), 9)}${pad(f(r.drop_pct), 8)}` +
+          `${pad(f(r.state_age_p50_ms), 9)}${pad(f(r.state_age_p99_ms), 9)}${pad(f(r.stale_max_ms), 10)}${pad(`${f(r.client_loop_p99_ms)}/${f(r.client_loop_max_ms)}`, 11)}${pad(`${f(r.server_loop_p99_ms)}/${f(r.server_loop_max_ms)}`, 11)}${pad(f(r.drop_pct), 8)}` +
           (r.failures.length ? `  ${r.failures.join("; ")}` : ""),
       );
     }
