@@ -34,6 +34,8 @@ function nft(args: string[], input?: string): Promise<string> {
       if (err) reject(new Error(`nft ${args.join(" ")}: ${stderr.trim() || err.message}`));
       else resolve(stdout);
     });
+    // nft may exit without reading stdin (a list): a write error there is no error of the command.
+    child.stdin?.on("error", () => undefined);
     child.stdin?.end(input ?? "");
   });
 }
