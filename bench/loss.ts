@@ -139,7 +139,7 @@ async function runLevel(server: ServerChild, transport: LossTransport, pct: numb
     await sleep(a.settleMs);
     await rule.set(pct);
     await sleep(a.warmMs);
-    await serverStats(server, players); // starts the server's loop-delay window (and its session list) afresh
+    await serverStats(server, players); // starts the server child's loop-delay window afresh
     const loop = monitorEventLoopDelay({ resolution: LOOP_RESOLUTION_MS });
     loop.enable();
     players.beginWindow();
