@@ -93,6 +93,38 @@ export class PacketBuilder {
   }
 
   /**
+   * What an open connection should send now: null for nothing, "overflow" when so many packets are
+   * unacknowledged that the peer must be breaking the protocol (the connection closes). A probe
+   * timeout's probes go first, past congestion control; so do the small control frames.
+   */
+  nextKind(now: number): PacketKind | "overflow" | null {
+    const recovery = this.recovery;
+    const ackDue = this.acks.due(now);
+    const probe = recovery.probesPending > 0;
+    const wantsElicit =
+      probe ||
+      this.pingNeeded ||
+      this.closing.immediateAckNeeded ||
+      this.datagrams.length > 0 ||
+      this.path.responsesQueued > 0 ||
+      this.path.challengeDue(now) ||
+      this.cids.framesDue(recovery.largestAcked) ||
+      this.streamOut.hasData(this.peerWindow);
+    if (!wantsElicit) return ackDue ? "ack" : null;
+    if (recovery.overflowing) return "overflow";
+    if (!probe && recovery.sendBlocked(now)) {
+      // Path responses, pings and a drain's IMMEDIATE_ACK are tiny and must not wait behind bulk
+      // data; they go alone (the ACK the last one draws is what opens the window again).
+      if (this.path.responsesQueued === 0 && !this.pingNeeded && !this.closing.immediateAckNeeded && !this.path.challengeDue(now)) {
+        return ackDue ? "ack" : null;
+      }
+      return "control";
+    }
+    if (probe) recovery.probesPending--;
+    return probe ? "probe" : "data";
+  }
+
+  /**
    * Builds the next packet of `kind` into a new buffer (from `alloc`), or null when nothing fits or
    * the anti-amplification budget is spent. Records it in the packet keys, the path's budget and, if
    * ack-eliciting, in recovery.
