@@ -238,7 +238,7 @@ export abstract class ConnectionCore {
       return Received.Dropped;
     }
     const newest = this.acks.onReceived(pn, now);
-    this.keys.onAccepted(pn, now, this.recovery.ptoBase());
+    if (this.keys.openedWithNext) this.keys.onAccepted(pn, now, this.recovery.ptoBase());
     this.counters.packetsReceived++;
     this.counters.bytesReceived += buf.length;
     // Only what arrives from the address we send to earns anti-amplification budget for it.

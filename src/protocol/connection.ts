@@ -15,8 +15,8 @@ export { maxHeldBytes } from "./held-bytes.js";
 /**
  * One end of a session: the sans-IO state machine. Datagrams and the time go in through
  * `handleDatagram` and `handleTimeout`; datagrams to send come out of `pollTransmit`, the next deadline
- * out of `pollTimeout`, and application events out of `pollEvent`. No I/O, no clock, no global randomness.
- * Its state and receive path are in ConnectionCore (connection-core.ts).
+ * out of `pollTimeout`, and application events out of `pollEvent`. No I/O, no clock, no global randomness;
+ * the state and the receive path are in ConnectionCore (connection-core.ts).
  */
 export class Connection extends ConnectionCore {
   get state(): ConnectionState {
@@ -76,7 +76,6 @@ export class Connection extends ConnectionCore {
   keepPreviousCid(): void {
     this.cids.undoSwitch();
   }
-
 
   // ---------------------------------------------------------------- application API
 
@@ -392,6 +391,7 @@ export class Connection extends ConnectionCore {
     return kind === null ? null : this.buildPacket(now, kind);
   }
 
+  /** Every packet counts toward the key update interval (keyUpdateIntervalPackets). */
   private buildPacket(now: number, kind: PacketKind): Uint8Array | null {
     const pn = this.builder.nextPn;
     const out = this.builder.build(now, kind);

@@ -66,6 +66,11 @@ export class PacketKeys {
     return cipher === null ? null : cipher.open(pn, aad, sealed);
   }
 
+  /** The last `open` used the next generation's key: accepting that packet completes the peer's update. */
+  get openedWithNext(): boolean {
+    return this.rotatePending;
+  }
+
   /** The packet the last `open` returned was accepted; `pto` is the current probe timeout. */
   onAccepted(pn: number, now: number, pto: number): void {
     if (this.rotatePending) this.rotateRecv(pn, now, pto);
