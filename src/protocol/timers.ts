@@ -21,10 +21,18 @@ export interface TimerOptions {
 
 /**
  * The session's liveness clocks: idle and bind timeouts, keep-alive, the stall timeout and the
- * unreachable-hint grace period. With the deadlines the other parts own (ACK delay in AckTracker,
- * loss detection, PTO and pacing in Recovery, path challenges in PathValidator, the old receive key
- * in PacketKeys, the drain in Closing) these make up every timer of a Connection; `pollTimeout` takes
- * the earliest of them. Nothing here reads a clock: the times are passed in.
+ * unreachable-hint grace period. Nothing here reads a clock: the times are passed in.
+ *
+ * Every timer of a Connection, and where its deadline lives (`pollTimeout` takes the earliest,
+ * `handleTimeout` runs the due ones in this order):
+ *   bind timeout, idle timeout, unreachable grace and probes, stall   Timers
+ *   previous receive key discarded (3 PTO after a key update)        PacketKeys.discardAt
+ *   next delivery turn of parked messages (due at once)               StreamReceiver.hasParked
+ *   draining close gives up                                           Closing.drain.deadline
+ *   path challenge resent / given up                                  PathValidator.nextTimeout
+ *   pacer, loss detection (time threshold), probe timeout             Recovery
+ *   keep-alive PING                                                   Timers.keepAliveAt
+ *   delayed ACK (sent by pollTransmit, not handleTimeout)             AckTracker.deadline
  */
 export class Timers {
   /** When the last authenticated packet arrived. */
