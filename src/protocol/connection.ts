@@ -280,8 +280,7 @@ export class Connection extends ConnectionCore {
     let t = timers.idleAt;
     if (this._state === "binding") {
       if (this.role === "client") t = Math.min(t, timers.bindDeadline);
-      t = Math.min(t, recovery.lossDeadline());
-      return t;
+      return Math.min(t, recovery.lossDeadline());
     }
     // A deadline whose packet cannot leave (anti-amplification) or is already due would spin the
     // driver: report it only when acting on it can send something (RFC 9002 §6.2.2.1). A probe
