@@ -174,4 +174,42 @@ describe("PacketBuilder", () => {
     assert.equal(h.keyPhase, 1);
     assert.equal(pkt[h.headerLength - 1], 0, "packet number 0");
   });
+
+  describe("nextKind", () => {
+    it("nothing to send: null; only an ACK due: ack", () => {
+      const s = setup("server");
+      assert.equal(s.builder.nextKind(0), null);
+      s.acks.onReceived(0, 0);
+      s.acks.onAckEliciting(0, true, false, 0, 10, 25);
+      assert.equal(s.builder.nextKind(24), null, "the ACK may still wait");
+      assert.equal(s.builder.nextKind(25), "ack");
+    });
+
+    it("data while the window has room; when it is full only control frames go, past it", () => {
+      const s = setup("server");
+      s.streamOut.push(new Uint8Array(100));
+      assert.equal(s.builder.nextKind(0), "data");
+      for (let pn = 0; s.recovery.cc.bytesInFlight < s.recovery.cc.cwnd; pn++) s.recovery.onSent(pn, 0, 1200, null, -1, false, null);
+      assert.equal(s.builder.nextKind(0), null, "blocked data waits");
+      s.builder.pingNeeded = true;
+      assert.equal(s.builder.nextKind(0), "control");
+    });
+
+    it("a probe timeout's probes bypass the window, one per call", () => {
+      const s = setup("server");
+      for (let pn = 0; s.recovery.cc.bytesInFlight < s.recovery.cc.cwnd; pn++) s.recovery.onSent(pn, 0, 1200, null, -1, false, null);
+      s.recovery.onProbeTimeout();
+      assert.equal(s.builder.nextKind(0), "probe");
+      assert.equal(s.builder.nextKind(0), "probe");
+      assert.equal(s.recovery.probesPending, 0);
+      assert.equal(s.builder.nextKind(0), null);
+    });
+
+    it("too many unacknowledged packets: overflow (the peer breaks the protocol)", () => {
+      const s = setup("server");
+      for (let pn = 0; pn < 1024; pn++) s.recovery.onSent(pn, 0, 1, null, -1, false, null);
+      s.builder.pingNeeded = true;
+      assert.equal(s.builder.nextKind(0), "overflow");
+    });
+  });
 });
