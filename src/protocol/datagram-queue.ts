@@ -1,6 +1,6 @@
 import type { Allocator } from "./allocator.js";
-import { datagramFrameOverhead, writeDatagramFrame } from "./frames.js";
 import { OBJECT_CHARGE } from "./events.js";
+import { datagramFrameOverhead, writeDatagramFrame } from "./frames.js";
 import { MAX_PAYLOAD_LENGTH } from "./packet-header.js";
 
 export const MAX_QUEUED_DATAGRAMS = 64;
