@@ -164,7 +164,8 @@ export class PacketBuilder {
           this.closing.immediateAckNeeded = false;
         }
         let o = this.path.writeResponses(p, off, room);
-        o = this.path.writeChallenges(p, o, room, now, this.recovery.ptoBase());
+        // Challenges are rare: no PTO computed for a packet without one.
+        if (this.path.challenges.length > 0) o = this.path.writeChallenges(p, o, room, now, this.recovery.ptoBase());
         if (o > off) ackEliciting = true;
         off = o;
         if (kind !== "bind" && kind !== "control" && this.cids.framesDue(this.recovery.largestAcked)) {
