@@ -1,0 +1,223 @@
+import { NewReno, Pacer } from "./congestion.js";
+import type { AckFrame } from "./frames.js";
+import { RttEstimator } from "./rtt-estimator.js";
+import { MAX_DATAGRAM_SIZE } from "./version.js";
+
+/** What we remember of an ack-eliciting packet until it is acknowledged or declared lost. */
+export interface SentPacket {
+  pn: number;
+  timeSent: number;
+  size: number;
+  /** Flat [start, end) pairs of stream bytes carried. */
+  stream: number[] | null;
+  /** Largest packet number acknowledged by the ACK frame it carried, or -1. */
+  ackLargest: number;
+  /** Sent while the window was not in use: its ACK says nothing about capacity (RFC 9002 §7.8). */
+  appLimited: boolean;
+  /** Sequence numbers of the NEW_CONNECTION_ID (server) or RETIRE_CONNECTION_ID (client) frames carried. */
+  cids: number[] | null;
+}
+
+/** What the frames of a sent packet mean once its fate is known (the stream, CID and key state). */
+export interface SentPacketHandler {
+  onAcked(p: SentPacket): void;
+  onLost(p: SentPacket): void;
+  /** A probe timeout: resend `p`'s data (the oldest outstanding) without declaring it lost. */
+  onProbe(p: SentPacket): void;
+}
+
+/** Packet-number threshold and time threshold for loss (RFC 9002 §6.1). */
+const PACKET_THRESHOLD = 3;
+const TIME_THRESHOLD = 9 / 8;
+export const GRANULARITY_MS = 1;
+const MAX_PTO_BACKOFF = 6;
+/**
+ * Sent-packet records (ack-eliciting packets not yet acknowledged or lost) at most. Data and datagrams
+ * stop at MAX_SENT_PACKETS - SENT_CONTROL_SLACK, as if the congestion window were full: 960 full packets
+ * are about the 1 MiB default receive window, and 960 small game packets are many seconds of traffic.
+ * Only packets that bypass congestion control (PING, PATH_RESPONSE, probes) use the slack; a peer
+ * that leaves them all unacknowledged breaks the protocol (RFC 9000 §13.2.1) and is closed.
+ */
+export const MAX_SENT_PACKETS = 1024;
+const SENT_CONTROL_SLACK = 64;
+/**
+ * What `heldBytes` charges for a sent-packet record (object, plus its ranges at 16 bytes a pair).
+ * Rough V8 sizes, rounded up: the point is a bound a test can compare with, not a heap profile.
+ */
+export const SENT_RECORD_CHARGE = 96;
+
+/**
+ * The send side of reliability (RFC 9002): sent-packet records, RTT, loss detection, probe timeouts,
+ * congestion control and pacing. What a packet carried is the handler's business; this only decides
+ * when it was delivered or lost. Sans-IO: times are passed in.
+ */
+export class Recovery {
+  /** Outstanding ack-eliciting packets, oldest first. */
+  readonly sent: SentPacket[] = [];
+  readonly rtt: RttEstimator;
+  readonly cc: NewReno;
+  private readonly pacer: Pacer;
+  /** When the pacer lets the next full packet go (Infinity: it does not hold one back). */
+  pacerWait = Infinity;
+  /** Largest of our packet numbers the peer acknowledged, or -1. */
+  largestAcked = -1;
+  /** Probe timeouts in a row without an ACK of anything new (the PTO backoff exponent). */
+  ptoCount = 0;
+  /** Probes a probe timeout still wants sent (they bypass congestion control). */
+  probesPending = 0;
+  /** When the earliest outstanding packet counts as lost by the time threshold (Infinity: none). */
+  lossTime = Infinity;
+  lastAckElicitingSent = -Infinity;
+  probeTimeouts = 0;
+  packetsLost = 0;
+
+  constructor(
+    initialRttMs: number,
+    initialWindowPackets: number,
+    private readonly maxAckDelayMs: number,
+    private readonly handler: SentPacketHandler,
+  ) {
+    this.rtt = new RttEstimator(initialRttMs);
+    this.cc = new NewReno(MAX_DATAGRAM_SIZE, initialWindowPackets);
+    this.pacer = new Pacer(initialWindowPackets * MAX_DATAGRAM_SIZE);
+  }
+
+  /** Probe timeout before backoff (RFC 9002 §6.2.1). */
+  ptoBase(): number {
+    return this.rtt.pto(this.maxAckDelayMs, GRANULARITY_MS);
+  }
+
+  /** Records an ack-eliciting packet just sent. `appLimited`: it carried no stream data. */
+  onSent(pn: number, now: number, size: number, stream: number[] | null, ackLargest: number, appLimited: boolean, cids: number[] | null): void {
+    this.sent.push({ pn, timeSent: now, size, stream, ackLargest, appLimited: appLimited && this.cc.bytesInFlight < this.cc.cwnd / 2, cids });
+    this.cc.onSent(size);
+    this.pacer.onSent(size);
+    this.lastAckElicitingSent = now;
+  }
+
+  /**
+   * Applies an ACK frame (its largest already checked against what was sent); returns whether it
+   * newly acknowledged any packet. Call `detectLoss` after it.
+   */
+  onAck(ack: AckFrame, now: number): boolean {
+    const ackDelay = ack.delayUs / 1000;
+    let largestNewlyAcked: SentPacket | null = null;
+    let anyAckEliciting = false;
+    let r = ack.count - 1; // ranges come highest first; walk them lowest first
+    const sent = this.sent;
+    let w = 0; // compacts `sent` in place: no array per ACK
+    for (let i = 0; i < sent.length; i++) {
+      const p = sent[i]!;
+      while (r >= 0 && ack.largestOf[r]! < p.pn) r--;
+      if (r >= 0 && ack.smallest[r]! <= p.pn) {
+        // newly acknowledged
+        anyAckEliciting = true;
+        if (p.pn === ack.largest) largestNewlyAcked = p;
+        this.cc.onAcked(p.size, p.timeSent, p.appLimited);
+        this.handler.onAcked(p);
+      } else {
+        sent[w++] = p;
+      }
+    }
+    sent.length = w;
+    if (ack.largest > this.largestAcked) this.largestAcked = ack.largest;
+    if (largestNewlyAcked && anyAckEliciting) {
+      this.rtt.update(now - largestNewlyAcked.timeSent, ackDelay, this.maxAckDelayMs);
+    }
+    if (anyAckEliciting) this.ptoCount = 0;
+    return anyAckEliciting;
+  }
+
+  /** Declares lost what the packet or time threshold says is, and arms `lossTime` for the rest. */
+  detectLoss(now: number): void {
+    this.lossTime = Infinity;
+    if (this.largestAcked < 0) return;
+    const lossDelay = Math.max(TIME_THRESHOLD * Math.max(this.rtt.latest, this.rtt.smoothed), GRANULARITY_MS);
+    let largestLostSent = -Infinity;
+    let firstLostSent = Infinity;
+    let lostCount = 0;
+    const sent = this.sent;
+    let w = 0;
+    for (let i = 0; i < sent.length; i++) {
+      const p = sent[i]!;
+      if (p.pn > this.largestAcked) {
+        sent[w++] = p;
+        continue;
+      }
+      // One expression for both the test and the timer, so float rounding cannot leave a timer due forever.
+      const lossAt = p.timeSent + lossDelay;
+      if (lossAt <= now || this.largestAcked - p.pn >= PACKET_THRESHOLD) {
+        lostCount++;
+        this.cc.onRemoved(p.size);
+        this.handler.onLost(p);
+        if (p.timeSent > largestLostSent) largestLostSent = p.timeSent;
+        if (p.timeSent < firstLostSent) firstLostSent = p.timeSent;
+      } else {
+        sent[w++] = p;
+        this.lossTime = Math.min(this.lossTime, lossAt);
+      }
+    }
+    sent.length = w;
+    if (lostCount > 0) {
+      this.packetsLost += lostCount;
+      // Persistent congestion (RFC 9002 §7.6), approximated: losses spanning 3 PTOs with nothing left in flight before them.
+      const persistent = this.rtt.hasSample && largestLostSent - firstLostSent > 3 * this.ptoBase() && w === 0;
+      this.cc.onLost(largestLostSent, now, persistent);
+    }
+  }
+
+  /** When the loss-detection timer fires: the time threshold, else the backed-off probe timeout. */
+  lossDeadline(): number {
+    if (this.lossTime !== Infinity) return this.lossTime;
+    if (this.sent.length === 0) return Infinity;
+    const backoff = 1 << Math.min(this.ptoCount, MAX_PTO_BACKOFF);
+    return this.lastAckElicitingSent + this.ptoBase() * backoff;
+  }
+
+  /** Probe timeout (RFC 9002 §6.2.4): up to two ack-eliciting probes, retransmitting the oldest data. */
+  onProbeTimeout(): void {
+    this.ptoCount++;
+    this.probeTimeouts++;
+    this.probesPending = 2;
+    const oldest = this.sent[0];
+    if (oldest) this.handler.onProbe(oldest);
+  }
+
+  /** So many packets are unacknowledged that the peer must be ignoring ACK duties (see MAX_SENT_PACKETS). */
+  get overflowing(): boolean {
+    return this.sent.length >= MAX_SENT_PACKETS;
+  }
+
+  /**
+   * Whether data must wait: the window is full, the records are near their limit, or the pacer holds
+   * the next full packet back (then `pacerWait` says until when).
+   */
+  sendBlocked(now: number): boolean {
+    if (this.cc.bytesInFlight >= this.cc.cwnd || this.sent.length >= MAX_SENT_PACKETS - SENT_CONTROL_SLACK) return true;
+    const wait = this.pacer.delayUntil(now, MAX_DATAGRAM_SIZE, this.cc.cwnd, this.rtt.smoothed);
+    if (wait <= 0) return false;
+    this.pacerWait = wait;
+    return true;
+  }
+
+  /** The pacer's wait is over once `now` reaches it. */
+  expirePacer(now: number): void {
+    if (now >= this.pacerWait) this.pacerWait = Infinity;
+  }
+
+  /** A new network path (RFC 9000 §9.4): congestion control and RTT start over; bytes in flight stay. */
+  resetForNewPath(): void {
+    this.cc.reset();
+    this.rtt.resetTo(this.rtt.smoothed);
+  }
+
+  /** See ConnectionStats.heldBytes: the records and the ranges they list. */
+  heldBytes(): number {
+    let ranges = 0;
+    for (const p of this.sent) {
+      if (p.stream) ranges += p.stream.length;
+      if (p.cids) ranges += p.cids.length;
+    }
+    return this.sent.length * SENT_RECORD_CHARGE + ranges * 8;
+  }
+}
