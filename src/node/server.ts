@@ -217,6 +217,7 @@ export class FastnetServer extends EventEmitter<{ session: [FastnetSession, Sess
       now: clock(),
       alloc: Buffer.allocUnsafe,
       peerParams: p.hello.params,
+      acceptedAt: p.acceptedAt,
       options: this.sessionOptions,
     })!; // admitted just above, with nothing asynchronous since
     let pending: PendingHandshake | null = p;

@@ -6,8 +6,8 @@ import { AEAD_INTEGRITY_LIMIT, CloseCode, Received, STATELESS_RESET_TOKEN_LENGTH
 import { DatagramQueue } from "./datagram-queue.js";
 import { EventQueue, MAX_MESSAGES_PER_TURN } from "./events.js";
 import { AckFrame, walkFrames, type FrameFlags, type FrameVisitor } from "./frames.js";
-import { DEFAULT_SESSION_OPTIONS, resolveOptions, transportParams, type SessionOptions } from "./options.js";
-import { PacketBuilder } from "./packet-builder.js";
+import { DEFAULT_PEER_MAX_ACK_DELAY_MS, DEFAULT_SESSION_OPTIONS, resolveOptions, transportParams, type SessionOptions } from "./options.js";
+import { MIN_CLIENT_PACKET_LENGTH, PacketBuilder } from "./packet-builder.js";
 import { CID_OFFSET, PacketType, parseHeader, type ParsedHeader } from "./packet-header.js";
 import { PacketKeys } from "./packet-keys.js";
 import { PathValidator } from "./path-validation.js";
@@ -57,6 +57,7 @@ export abstract class ConnectionCore {
   private readonly visitor: FrameVisitor;
   private ackAppliedThisPacket = false;
   protected bindSent = false;
+  private readonly acceptedAt: number | undefined;
   protected statelessResets = 0;
   protected unreachableHints = 0;
   protected readonly counters = { packetsReceived: 0, bytesReceived: 0, messagesSent: 0, messagesReceived: 0, datagramsReceived: 0, ackFramesIgnored: 0 };
@@ -85,7 +86,10 @@ export abstract class ConnectionCore {
     this.cids = new ConnectionIds(this.role, config.cid, resetToken, config.cidIssuer ?? null);
     // What a sent packet's fate means for the stream, the CIDs, the ACK ranges and the key update.
     const streamOut = this.streamOut;
-    this.recovery = new Recovery(config.initialRttMs && config.initialRttMs > 0 ? config.initialRttMs : o.initialRttMs, o.initialWindowPackets, o.maxAckDelayMs, {
+    this.acceptedAt = config.acceptedAt;
+    // The peer's ACK delay, not ours, bounds how late its acknowledgements come (PTO, RTT samples).
+    const peerAckDelay = config.peerParams ? (peer.maxAckDelayMs ?? DEFAULT_PEER_MAX_ACK_DELAY_MS) : o.maxAckDelayMs;
+    this.recovery = new Recovery(config.initialRttMs && config.initialRttMs > 0 ? config.initialRttMs : o.initialRttMs, o.initialWindowPackets, peerAckDelay, {
       onAcked: (p: SentPacket) => {
         if (p.stream) for (let i = 0; i < p.stream.length; i += 2) streamOut.onAcked(p.stream[i]!, p.stream[i + 1]!);
         if (p.ackLargest >= 0) this.acks.onAckAcked(p.ackLargest);
@@ -197,7 +201,8 @@ export abstract class ConnectionCore {
       return Received.Dropped;
     }
     const h = this.header;
-    if (!parseHeader(buf, h)) {
+    // A server also refuses client packets too short to draw a stateless reset (protocol.md §3.1, §8b).
+    if (!parseHeader(buf, h) || (this.role === "server" && buf.length < MIN_CLIENT_PACKET_LENGTH)) {
       this.dropped.malformed++;
       return Received.Dropped;
     }
@@ -248,8 +253,13 @@ export abstract class ConnectionCore {
       this._state = "open";
       this.events.push({ type: "open" });
       this.timers.progressAt = now; // data queued while binding waited for the path, not for the peer
-      // The client's address is proven only by an answer to this (sent with our first reply).
-      if (this.role === "server") this.path.challenge(now, Infinity, true);
+      if (this.role === "server") {
+        // First RTT estimate: ServerAccept written → Bind authenticated (one TCP and one UDP leg).
+        // Never above the default: a client that dawdles before its Bind only keeps the default.
+        if (this.acceptedAt !== undefined && now > this.acceptedAt) this.recovery.rtt.resetTo(Math.min(now - this.acceptedAt, this.options.initialRttMs));
+        // The client's address is proven only by an answer to this (sent with our first reply).
+        this.path.challenge(now, Infinity, true);
+      }
     }
     const ackEliciting = this.frameFlags.ackEliciting;
     const immediateAckAsked = this.frameFlags.immediateAck === true;

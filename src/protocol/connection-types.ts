@@ -54,6 +54,11 @@ export interface ConnectionConfig {
   random: (out: Uint8Array) => void;
   /** The handshake's RTT measurement, used instead of the 333 ms default. */
   initialRttMs?: number;
+  /**
+   * Server: when the ServerAccept was written (same clock as `now`). The time from then to the first
+   * authenticated Bind is the server's first RTT estimate (docs/protocol.md §2.4), instead of 333 ms.
+   */
+  acceptedAt?: number;
   /** What the peer announced; defaults to our own options. */
   peerParams?: TransportParams;
   options?: Partial<SessionOptions>;
