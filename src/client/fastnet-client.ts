@@ -1,5 +1,5 @@
 import { AsyncLocalStorage } from "node:async_hooks";
-import { Client, MatchMakeError, Room, ServerError, type ClientOptions, type EndpointSettings } from "@colyseus/sdk";
+import { Client, MatchMakeError, Protocol, Room, ServerError, type ClientOptions, type EndpointSettings } from "@colyseus/sdk";
 import { FastnetError, type FastnetErrorCode } from "../protocol/errors.js";
 import { connect, type ConnectOptions } from "../node/client.js";
 import { parseFingerprint } from "../node/fingerprint.js";
@@ -14,8 +14,8 @@ import {
 } from "./client-transport.js";
 import { createTlsFetch } from "./tls-fetch.js";
 
-/** Protocol byte of a Colyseus PING frame (latency probe). */
-const PROTOCOL_PING = 9;
+/** Protocol byte of a Colyseus PING frame (latency probe; the server answers any frame with a PING). */
+const PROTOCOL_PING = Protocol.PING;
 /** Close code for a failed latency measurement, as the SDK uses. */
 const ABNORMAL_CLOSURE = 1006;
 
