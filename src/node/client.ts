@@ -195,7 +195,9 @@ export class FastnetClientSession extends FastnetSession {
 /**
  * Opens a session: TLS 1.3 handshake over an HTTP Upgrade to `url` ("http://host:port"), then the UDP
  * bind. Resolves once the server answered over UDP. Rejects with a FastnetError naming the cause:
- * CERTIFICATE_REJECTED, HANDSHAKE_FAILED, HANDSHAKE_TIMEOUT, SERVER_BUSY, BIND_TIMEOUT.
+ * CERTIFICATE_REJECTED, HANDSHAKE_FAILED, HANDSHAKE_TIMEOUT, SERVER_BUSY (a 503, or a full server,
+ * after the retries), SERVER_UNREACHABLE (the network reported the UDP port closed), BIND_TIMEOUT (no
+ * answer over UDP), INVALID_OPTION (an unknown or invalid option).
  */
 export async function connect(url: string, options: ConnectOptions = {}): Promise<FastnetClientSession> {
   const sessionOptions = resolveOptions(DEFAULT_SESSION_OPTIONS, options);
@@ -252,11 +254,13 @@ export async function connect(url: string, options: ConnectOptions = {}): Promis
     session.holdDelivery();
     const bound = new Promise<void>((resolve, reject) => {
       const onError = (err: NodeJS.ErrnoException): void => {
-        // A connected UDP socket reports ICMP port unreachable as ECONNREFUSED: fail fast and say so.
+        // A connected UDP socket reports ICMP port (or host, network) unreachable as ECONNREFUSED
+        // (EHOSTUNREACH, ENETUNREACH): fail fast and say so, with its own code rather than a timeout.
         cleanup();
         session.connection.close(1006, "udp unreachable");
         session.drive();
-        reject(new FastnetError("BIND_TIMEOUT", `UDP bind to ${host}:${hs.accept.udpPort} failed: ${err.code ?? err.message}`, { cause: err }));
+        const code = err.code !== undefined && UNREACHABLE_ERRNO.has(err.code) ? "SERVER_UNREACHABLE" : "BIND_TIMEOUT";
+        reject(new FastnetError(code, `UDP bind to ${host}:${hs.accept.udpPort} failed: ${err.code ?? err.message}`, { cause: err }));
       };
       const onOpen = (): void => {
         cleanup();
@@ -264,7 +268,8 @@ export async function connect(url: string, options: ConnectOptions = {}): Promis
       };
       const onClose = (code: number, reason: string): void => {
         cleanup();
-        reject(new FastnetError("BIND_TIMEOUT", `UDP bind to ${host}:${hs.accept.udpPort} failed: ${reason} (code ${code})`));
+        const named = /^SERVER_UNREACHABLE\b/.test(reason) ? "SERVER_UNREACHABLE" : "BIND_TIMEOUT";
+        reject(new FastnetError(named, `UDP bind to ${host}:${hs.accept.udpPort} failed: ${reason} (code ${code})`));
       };
       const cleanup = (): void => {
         s.off("error", onError);
@@ -292,6 +297,9 @@ export async function connect(url: string, options: ConnectOptions = {}): Promis
     throw err;
   }
 }
+
+/** Errors a connected UDP socket reports for an ICMP unreachable: the join fails with SERVER_UNREACHABLE. */
+const UNREACHABLE_ERRNO = new Set(["ECONNREFUSED", "EHOSTUNREACH", "ENETUNREACH"]);
 
 /** A UDP socket connected to the server, so sends need no address lookup and ICMP errors surface. */
 async function openSocket(host: string, port: number, localAddress?: string, localPort?: number): Promise<dgram.Socket> {

@@ -22,6 +22,8 @@ import {
 import { DEFAULT_HANDSHAKE_PATH, DEV_CERTIFICATE_HEADER, FASTNET_UPGRADE } from "./handshake-server.js";
 
 const log = createDebug("fastnet:handshake");
+/** The ServerReject code of a full server (and the HTTP status of a busy one). */
+const SERVICE_UNAVAILABLE = 503;
 
 export interface HandshakeOptions {
   /** Server base URL, "http://host:port" (or https: the upgrade then runs over TLS too); a path in it is prefixed to `path`. */
@@ -305,7 +307,10 @@ export async function performHandshake(o: HandshakeOptions): Promise<ClientHands
         }
         if ("error" in answer) {
           const code = answer.code !== undefined ? ` (code ${answer.code})` : "";
-          fail(new FastnetError("HANDSHAKE_FAILED", `server rejected the handshake: ${answer.error}${code}`));
+          // 503: the server is full (maxSessions): SERVER_BUSY, retried as an HTTP 503 is, never a
+          // reason to try another path.
+          const named = answer.code === SERVICE_UNAVAILABLE ? "SERVER_BUSY" : "HANDSHAKE_FAILED";
+          fail(new FastnetError(named, `server rejected the handshake: ${answer.error}${code}`));
           return;
         }
         const rttMs = performance.now() - sentAt;
