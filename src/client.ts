@@ -16,5 +16,6 @@ export { FastnetClientTransport, type ClientPath, type PathChoice } from "./clie
 export { connect, FastnetClientSession, type ConnectOptions } from "./node/client.js";
 export { FastnetSession, ReadyState, type SessionEvents } from "./node/session.js";
 export { FastnetError, type FastnetErrorCode } from "./protocol/errors.js";
+export { FastnetOptionError } from "./node/option-keys.js";
 export { CloseCode } from "./protocol/connection.js";
 export type { ConnectionStats } from "./protocol/stats.js";

@@ -13,6 +13,7 @@ export { generateDevCertificate, loadOrCreateDevCertificate, type DevCertificate
 export { certificateFingerprint, formatFingerprint, parseFingerprint } from "./node/fingerprint.js";
 export { availableAeadBackends, selectAeadBackend } from "./node/aead-select.js";
 export { FastnetError, type FastnetErrorCode } from "./protocol/errors.js";
+export { FastnetOptionError } from "./node/option-keys.js";
 export { CloseCode, type TransportParams } from "./protocol/connection.js";
 export { DEFAULT_SESSION_OPTIONS, DEFAULT_ENDPOINT_OPTIONS, type SessionOptions, type EndpointOptions } from "./protocol/options.js";
 export type { ConnectionStats, DropCounters } from "./protocol/stats.js";

@@ -16,6 +16,7 @@ import {
 import { selectAeadBackend } from "./aead-select.js";
 import { parseFingerprint } from "./fingerprint.js";
 import { retryWhenBusy } from "./busy-retry.js";
+import { ENGINE_OPTION_KEYS, checkOptionKeys, keysOf } from "./option-keys.js";
 import { performHandshake } from "./handshake-client.js";
 import { FastnetSession, clock } from "./session.js";
 
@@ -43,6 +44,22 @@ export interface ConnectOptions extends Partial<SessionOptions>, Partial<Endpoin
    */
   autoRebindAfterKeepAlives?: number;
 }
+
+/** Every key connect() takes: a key not in this list throws FastnetOptionError (src/node/option-keys.ts). */
+export const CONNECT_OPTION_KEYS: readonly string[] = Object.freeze([
+  ...ENGINE_OPTION_KEYS,
+  ...keysOf<Omit<ConnectOptions, keyof SessionOptions | keyof EndpointOptions>>({
+    path: true,
+    headers: true,
+    tls: true,
+    fingerprint: true,
+    pinAnnouncedFingerprint: true,
+    localAddress: true,
+    localPort: true,
+    handshakePath: true,
+    autoRebindAfterKeepAlives: true,
+  }),
+]);
 
 const DEFAULT_AUTO_REBIND_AFTER = 3;
 
@@ -200,6 +217,7 @@ export class FastnetClientSession extends FastnetSession {
  * answer over UDP), INVALID_OPTION (an unknown or invalid option).
  */
 export async function connect(url: string, options: ConnectOptions = {}): Promise<FastnetClientSession> {
+  checkOptionKeys(options, CONNECT_OPTION_KEYS, "connect() options");
   const sessionOptions = resolveOptions(DEFAULT_SESSION_OPTIONS, options);
   const endpointOptions = resolveOptions(DEFAULT_ENDPOINT_OPTIONS, options);
   const aead = selectAeadBackend(endpointOptions.aead);

@@ -17,7 +17,9 @@ import {
 import createDebug from "debug";
 import { formatFingerprint } from "../node/fingerprint.js";
 import { FastnetError } from "../protocol/errors.js";
+import { ENGINE_OPTION_KEYS, checkOptionKeys, keysOf } from "../node/option-keys.js";
 import { isProxyHeader } from "../node/proxy-headers.js";
+import type { EndpointOptions, SessionOptions } from "../protocol/options.js";
 import { FastnetServer, type EndpointStats, type FastnetServerOptions, type SessionInfo } from "../node/server.js";
 import type { FastnetSession } from "../node/session.js";
 import { FastnetServerClient, type LatencySetting } from "./server-client.js";
@@ -56,6 +58,43 @@ export type FastnetTransportOptions = Omit<FastnetServerOptions, "verifyHello" |
   webSocket?: boolean | WebSocketOptions;
 };
 
+/**
+ * Every key `new FastnetTransport()` takes: a key not in this list throws FastnetOptionError. The
+ * compiler keeps it equal to FastnetTransportOptions (a key added to FastnetServerOptions must be
+ * added here), as the engine takes these options from here.
+ */
+const TRANSPORT_OPTION_KEYS: ReadonlySet<string> = new Set([
+  ...ENGINE_OPTION_KEYS,
+  ...keysOf<Omit<FastnetTransportOptions, keyof SessionOptions | keyof EndpointOptions>>({
+    tls: true,
+    devCertificateDir: true,
+    server: true,
+    udpPort: true,
+    udpHost: true,
+    publicAddress: true,
+    publicPort: true,
+    serverId: true,
+    handshakePath: true,
+    webSocketRefusal: true,
+    statelessResetKey: true,
+    statelessResetsPerSecond: true,
+    maxCandidatePaths: true,
+    maxMigrations: true,
+    migrationWindowMs: true,
+    webSocket: true,
+  }),
+]);
+
+/** Every key of the `webSocket` option's object. */
+const WEBSOCKET_OPTION_KEYS = keysOf<WebSocketOptions>({
+  maxPayload: true,
+  maxBufferedBytes: true,
+  unreliableDropBytes: true,
+  pingIntervalMs: true,
+  pingMaxRetries: true,
+  maxConnections: true,
+});
+
 /** An address on the transport's events. */
 export interface PeerAddress {
   address: string;
@@ -88,6 +127,8 @@ export class FastnetTransport extends Transport {
 
   constructor(options: FastnetTransportOptions = {}) {
     super();
+    checkOptionKeys(options, TRANSPORT_OPTION_KEYS, "FastnetTransport options");
+    if (typeof options.webSocket === "object") checkOptionKeys(options.webSocket, WEBSOCKET_OPTION_KEYS, "FastnetTransport's webSocket option");
     const { webSocket = true, ...engineOptions } = options;
     this.webSocket =
       webSocket === false
