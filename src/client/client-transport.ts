@@ -4,6 +4,7 @@ import { connect, type ConnectOptions, type FastnetClientSession, type RebindOpt
 import { FastnetError } from "../protocol/errors.js";
 import { DEFAULT_ENDPOINT_OPTIONS, DEFAULT_SESSION_OPTIONS } from "../protocol/options.js";
 import { SendBacklog } from "../node/send-backlog.js";
+import { ReadyState } from "../node/session.js";
 import type { ConnectionStats } from "../protocol/stats.js";
 import { SdkWebSocketTransport, webSocketUrl } from "./websocket-transport.js";
 
@@ -98,7 +99,7 @@ export class FastnetClientTransport {
   }
 
   get isOpen(): boolean {
-    return this.session?.readyState === 1 || (this.webSocket?.isOpen ?? false);
+    return this.session?.readyState === ReadyState.OPEN || (this.webSocket?.isOpen ?? false);
   }
 
   /** Statistics of the current fastnet session (RTT, packets, losses, drops, congestion window); null on the WebSocket path. */

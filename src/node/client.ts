@@ -18,7 +18,7 @@ import { parseFingerprint } from "./fingerprint.js";
 import { retryWhenBusy } from "./busy-retry.js";
 import { ENGINE_OPTION_KEYS, checkOptionKeys, keysOf } from "./option-keys.js";
 import { performHandshake } from "./handshake-client.js";
-import { FastnetSession, clock } from "./session.js";
+import { FastnetSession, ReadyState, clock } from "./session.js";
 
 const log = createDebug("fastnet:client");
 
@@ -113,7 +113,7 @@ export class FastnetClientSession extends FastnetSession {
       // A connected UDP socket reports ICMP port unreachable as ECONNREFUSED: the server process may be
       // gone. Only a hint (ICMP is not authenticated): the core probes and closes with
       // SERVER_UNREACHABLE only if no authenticated packet follows within unreachableGraceMs.
-      if (err.code === "ECONNREFUSED" && this.readyState === 1) {
+      if (err.code === "ECONNREFUSED" && this.readyState === ReadyState.OPEN) {
         this.connection.onUnreachableHint(clock());
         this.drive();
       }
@@ -127,7 +127,7 @@ export class FastnetClientSession extends FastnetSession {
    * `bindTimeoutMs`.
    */
   rebind(options: RebindOptions = {}): Promise<void> {
-    if (this.readyState !== 1) return Promise.reject(new FastnetError("NOT_OPEN", "cannot rebind: session is not open"));
+    if (this.readyState !== ReadyState.OPEN) return Promise.reject(new FastnetError("NOT_OPEN", "cannot rebind: session is not open"));
     const run = this.doRebind(options).finally(() => {
       if (this.rebinding === run) this.rebinding = null;
     });
@@ -142,7 +142,7 @@ export class FastnetClientSession extends FastnetSession {
     // the previous move's path worked: rebinds in quick succession wait that long for one (bounded).
     if (this.connection.spareCids === 0) await this.waitForSpareCid();
     const next = await openSocket(this.remoteAddress, this.remotePort, this.localAddress, options.localPort);
-    if (this.readyState !== 1) {
+    if (this.readyState !== ReadyState.OPEN) {
       next.close();
       throw new FastnetError("NOT_OPEN", "cannot rebind: session closed meanwhile");
     }
@@ -199,7 +199,7 @@ export class FastnetClientSession extends FastnetSession {
 
   /** Heals a dead NAT mapping: after `autoRebindAfter` keep-alive intervals of silence, rebind once. */
   protected override onTimerTick(now: number): void {
-    if (this.autoRebindAfter <= 0 || this.rebinding || this.readyState !== 1) return;
+    if (this.autoRebindAfter <= 0 || this.rebinding || this.readyState !== ReadyState.OPEN) return;
     const since = this.connection.lastReceivedAt;
     if (since <= this.lastAutoRebindAt) return; // one try per silence
     if (now - since < this.autoRebindAfter * this.connection.options.keepAliveMs) return;

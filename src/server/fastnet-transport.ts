@@ -21,7 +21,7 @@ import { ENGINE_OPTION_KEYS, checkOptionKeys, keysOf } from "../node/option-keys
 import { isProxyHeader } from "../node/proxy-headers.js";
 import type { EndpointOptions, SessionOptions } from "../protocol/options.js";
 import { FastnetServer, type EndpointStats, type FastnetServerOptions, type SessionInfo } from "../node/server.js";
-import type { FastnetSession } from "../node/session.js";
+import { ReadyState, type FastnetSession } from "../node/session.js";
 import { FastnetServerClient, type LatencySetting } from "./server-client.js";
 import type { WebSocketRoomClient } from "./websocket-client.js";
 import { WebSocketPath, type WebSocketOptions } from "./websocket-path.js";
@@ -273,7 +273,7 @@ export class FastnetTransport extends Transport {
       // Latency probe: echo every PING, close after a second.
       const timer = setTimeout(() => session.close(CloseCode.NORMAL_CLOSURE), PROBE_LIFETIME_MS);
       session.on("message", () => {
-        if (session.readyState !== 1) return;
+        if (session.readyState !== ReadyState.OPEN) return;
         try {
           session.send(Uint8Array.of(Protocol.PING));
         } catch {
@@ -311,7 +311,7 @@ export class FastnetTransport extends Transport {
       this.refuse(client, e, reconnectionToken !== null);
       return;
     }
-    if (session.readyState > 1) return; // gone during the join: the room already saw its 'close'
+    if (session.readyState > ReadyState.OPEN) return; // gone during the join: the room already saw its 'close'
     // Accepted: from now on `sessionId` names this client (a later reconnection replaces the entry).
     this.fastnetClients.set(sessionId, client);
     this.bySession.set(session, client);
@@ -329,7 +329,7 @@ export class FastnetTransport extends Transport {
   private takeOverStale(sessionId: string, reconnectionToken: string): ServerError | undefined {
     const fastnet = this.fastnetClients.get(sessionId);
     const webSocket = this.webSocket?.clients.get(sessionId);
-    const live = fastnet && fastnet.readyState <= 1 ? fastnet : webSocket && webSocket.readyState <= 1 ? webSocket : undefined;
+    const live = fastnet && fastnet.readyState <= ReadyState.OPEN ? fastnet : webSocket && webSocket.readyState <= ReadyState.OPEN ? webSocket : undefined;
     if (!live) return undefined;
     if (!sameToken(reconnectionToken, live.reconnectionToken)) {
       log("refusing a reconnection to live client %s: bad reconnection token", sessionId);

@@ -97,7 +97,7 @@ export class WebSocketRoomClient extends WebSocketClient {
     // The own socket, not `ref`: a frame delayed (simulated latency) from before a reconnection must not
     // reach the new connection, ahead of its JOIN_ROOM.
     const ws = this.socket;
-    if (ws.readyState !== 1) {
+    if (ws.readyState !== ws.OPEN) {
       cb?.(new Error(`WebSocket is not open (readyState ${ws.readyState})`));
       return;
     }
