@@ -15,9 +15,9 @@ import {
 } from "../protocol/options.js";
 import { selectAeadBackend } from "./aead-select.js";
 import { parseFingerprint } from "./fingerprint.js";
-import { retryWhenBusy } from "./busy-retry.js";
+import { isServerBusy, retryWhenBusy } from "./busy-retry.js";
 import { ENGINE_OPTION_KEYS, checkOptionKeys, keysOf } from "./option-keys.js";
-import { performHandshake } from "./handshake-client.js";
+import { isFullServerReject, performHandshake } from "./handshake-client.js";
 import { FastnetSession, ReadyState, clock } from "./session.js";
 
 const log = createDebug("fastnet:client");
@@ -238,7 +238,7 @@ export async function connect(url: string, options: ConnectOptions = {}): Promis
     fingerprint: options.fingerprint !== undefined ? parseFingerprint(options.fingerprint) : undefined,
     pinAnnouncedFingerprint: options.pinAnnouncedFingerprint,
     timeoutMs: endpointOptions.handshakeTimeoutMs,
-  }), { budgetMs: endpointOptions.handshakeTimeoutMs });
+  }), { budgetMs: endpointOptions.handshakeTimeoutMs, isBusy: (err) => isServerBusy(err) && !isFullServerReject(err) });
   let socket: dgram.Socket | null = null;
   try {
     const host = isIP(hs.accept.udpHost) ? hs.accept.udpHost : (await lookup(hs.accept.udpHost)).address;
