@@ -159,8 +159,9 @@ export class FastnetServerClient implements Client, ClientPrivate {
     this.raw(getMessageBytes[Protocol.ERROR](code, message), undefined, cb);
   }
 
-  get readyState(): number {
-    return this.successor?.readyState ?? this.ownSession.readyState;
+  /** The live connection's state (`ReadyState.OPEN` while open), followed across a reconnection. */
+  get readyState(): ReadyState {
+    return (this.successor?.readyState as ReadyState | undefined) ?? this.ownSession.readyState;
   }
 
   /**
@@ -190,7 +191,7 @@ export class FastnetServerClient implements Client, ClientPrivate {
     this.leave(code, data);
   }
 
-  toJSON(): { sessionId: string; readyState: number } {
+  toJSON(): { sessionId: string; readyState: ReadyState } {
     return { sessionId: this.sessionId, readyState: this.readyState };
   }
 }
