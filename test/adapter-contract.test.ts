@@ -50,18 +50,30 @@ const VERIFIED: Record<string, string> = {
  * version it was verified with and `usedBy` (where colyseus-fastnet relies on it).
  */
 function contract(pkg: string, internal: string, usedBy: string, check: () => void | Promise<void>): void {
-  it(`${pkg}: ${internal}`, async () => {
-    try {
-      await check();
-    } catch (err) {
-      const why = err instanceof Error ? err.message : String(err);
-      throw new Error(
-        `ADAPTER CONTRACT BROKEN: ${pkg}@${installedVersion(pkg)} changed the internal "${internal}" ` +
-          `(verified with ${pkg}@${VERIFIED[pkg]}); colyseus-fastnet relies on it in ${usedBy}. Detail: ${why}`,
-        { cause: err },
-      );
-    }
-  });
+  it(`${pkg}: ${internal}`, () => runContract(pkg, internal, usedBy, check));
+}
+
+async function runContract(pkg: string, internal: string, usedBy: string, check: () => void | Promise<void>): Promise<void> {
+  try {
+    await check();
+  } catch (err) {
+    const why = err instanceof Error ? err.message : String(err);
+    throw new Error(
+      `ADAPTER CONTRACT BROKEN: ${pkg}@${installedVersion(pkg)} changed the internal "${internal}" ` +
+        `(verified with ${pkg}@${VERIFIED[pkg]}); colyseus-fastnet relies on it in ${usedBy}. Detail: ${why}`,
+      { cause: err },
+    );
+  }
+}
+
+/** The getHttpEndpoint check, shared with the self-test below. */
+function checkGetHttpEndpoint(): void {
+  const get = (c: sdk.Client) => (c as unknown as { getHttpEndpoint(segments?: string): string }).getHttpEndpoint();
+  assert.equal(typeof (sdk.Client.prototype as any).getHttpEndpoint, "function", "getHttpEndpoint exists");
+  const u = new URL(get(new sdk.Client("https://example.com:2568/base")));
+  assert.equal(`${u.protocol}//${u.host}`, "https://example.com:2568");
+  const v = new URL(get(new FastnetClient("http://127.0.0.1:2567")));
+  assert.equal(`${v.protocol}//${v.host}`, "http://127.0.0.1:2567");
 }
 
 /** An SDK transport that records what it is asked to do, and never touches the network. */
@@ -267,13 +279,24 @@ describe("adapter contract: Colyseus internals colyseus-fastnet depends on", fun
       },
     );
 
-    contract(SDK, "Client.getHttpEndpoint() (protected) returns http(s)://host:port/path", "src/client/fastnet-client.ts fastnetLatency", () => {
-      const get = (c: sdk.Client) => (c as unknown as { getHttpEndpoint(segments?: string): string }).getHttpEndpoint();
-      assert.equal(typeof (sdk.Client.prototype as any).getHttpEndpoint, "function", "getHttpEndpoint exists");
-      const u = new URL(get(new sdk.Client("https://example.com:2568/base")));
-      assert.equal(`${u.protocol}//${u.host}`, "https://example.com:2568");
-      const v = new URL(get(new FastnetClient("http://127.0.0.1:2567")));
-      assert.equal(`${v.protocol}//${v.host}`, "http://127.0.0.1:2567");
+    contract(SDK, "Client.getHttpEndpoint() (protected) returns http(s)://host:port/path", "src/client/fastnet-client.ts fastnetLatency", checkGetHttpEndpoint);
+
+    it("self-test: an internal that changed fails loudly, naming the internal, the installed and the verified version", async () => {
+      const proto = sdk.Client.prototype as any;
+      const original = proto.getHttpEndpoint;
+      proto.getHttpEndpoint = undefined; // as if a release had renamed it
+      try {
+        await assert.rejects(runContract(SDK, "Client.getHttpEndpoint()", "src/client/fastnet-client.ts", checkGetHttpEndpoint), (e: Error) => {
+          assert.match(e.message, /^ADAPTER CONTRACT BROKEN: @colyseus\/sdk@\d+\.\d+\.\d+ changed the internal "Client\.getHttpEndpoint\(\)"/);
+          assert.match(e.message, /verified with @colyseus\/sdk@0\.18\.4/);
+          assert.match(e.message, /relies on it in src\/client\/fastnet-client\.ts/);
+          assert.match(e.message, /getHttpEndpoint exists/);
+          return true;
+        });
+      } finally {
+        proto.getHttpEndpoint = original;
+      }
+      await runContract(SDK, "Client.getHttpEndpoint()", "src/client/fastnet-client.ts", checkGetHttpEndpoint);
     });
 
     contract(SDK, "Client.getLatency({ protocol }) and the static Client.selectByLatency exist (FastnetClient overrides both)", "src/client/fastnet-client.ts", () => {
