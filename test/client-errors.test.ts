@@ -75,12 +75,37 @@ describe("errors as SDK users receive them (docs/errors.md)", function () {
     assert.equal((err as ServerError & { fastnetCode?: string }).fastnetCode, "CERTIFICATE_REJECTED");
   });
 
-  it("BIND_TIMEOUT: the UDP port answers ICMP unreachable -> MatchMakeError 1006 at once", async () => {
+  it("SERVER_UNREACHABLE: the UDP port answers ICMP unreachable -> MatchMakeError 1006 at once", async () => {
     const port = await closedPort();
     h = await new ColyseusHarness().start({ plain: PlainRoom }, { publicPort: port });
+    const t0 = performance.now();
     const err = await rejectionOf(h.client({ path: "udp" }).joinOrCreate("plain"), 10_000, "join to a closed UDP port");
-    assertJoinError(err, 1006, "BIND_TIMEOUT");
+    assertJoinError(err, 1006, "SERVER_UNREACHABLE");
     assert.match(err.message, /UDP bind to 127\.0\.0\.1:\d+ failed: ECONNREFUSED/);
+    assert.ok(performance.now() - t0 < 3000, "at once, not after bindTimeoutMs");
+  });
+
+  it('SERVER_UNREACHABLE under path "auto": the WebSocket path is tried, and the room joins over it', async () => {
+    const port = await closedPort();
+    h = await new ColyseusHarness().start({ plain: PlainRoom }, { publicPort: port });
+    const room = await h.join(h.client(), "plain");
+    assert.equal(transportOf(room).path, "websocket");
+  });
+
+  it("SERVER_BUSY: a full server (maxSessions) -> MatchMakeError 1006, no fallback to WebSocket", async () => {
+    h = await new ColyseusHarness().start({ plain: PlainRoom }, { maxSessions: 1, webSocket: false });
+    await h.join(h.client({ path: "udp" }), "plain");
+    const err = await rejectionOf(h.client({ handshakeTimeoutMs: 1500 }).joinOrCreate("plain"), 10_000, "join to a full server");
+    assertJoinError(err, 1006, "SERVER_BUSY");
+    assert.match(err.message, /server full: 1 sessions open/);
+  });
+
+  it('SERVER_BUSY: a full WebSocket path (maxConnections) -> MatchMakeError 1006 with path "websocket"', async () => {
+    h = await new ColyseusHarness().start({ plain: PlainRoom }, { webSocket: { maxConnections: 1 } });
+    await h.join(h.client({ path: "websocket" }), "plain");
+    const err = await rejectionOf(h.client({ path: "websocket" }).joinOrCreate("plain"), 10_000, "join to a full WebSocket path");
+    assertJoinError(err, 1006, "SERVER_BUSY");
+    assert.match(err.message, /503/);
   });
 
   it("BIND_TIMEOUT: the UDP port swallows everything -> MatchMakeError 1006 after bindTimeoutMs", async () => {

@@ -156,6 +156,8 @@ describe("Colyseus over fastnet: reconnection after the UDP path was cut", funct
     await waitFor(() => room.state?.label === "start", 5000, "the initial state");
     const serverRoom = matchMaker.getLocalRoomById(room.roomId) as ReconnectRoom;
     const oldServerClient = serverRoom.clients.get(room.sessionId) as unknown as FastnetServerClient;
+    // Its own session: after the reconnection the old Client object follows the new one (readyState 1).
+    const oldServerSession = oldServerClient.session;
 
     // The old path dies, then the client gives its session up (its CLOSE packets die on that path):
     // the server still has an open session for this client.
@@ -176,7 +178,8 @@ describe("Colyseus over fastnet: reconnection after the UDP path was cut", funct
         ["reconnect", undefined],
       ],
     );
-    assert.equal(oldServerClient.readyState, 3, "the stale session was closed");
+    assert.equal(oldServerSession.readyState, 3, "the stale session was closed");
+    assert.equal(oldServerClient.readyState, 1, "the old Client object now reports the live session");
     assert.equal(h.transport.engine.sessionCount, 1);
     room.send("ping", 1);
     await waitFor(() => pongs.includes(1), 5000, "a pong on the new path");

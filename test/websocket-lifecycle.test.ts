@@ -143,7 +143,7 @@ describe("Dual stack: the WebSocket path with a plain @colyseus/sdk client", fun
     fast.reconnection.enabled = false;
     await waitFor(() => fast.state?.counter === 0, 5000, "the initial state");
     const serverRoom = matchMaker.getLocalRoomById(fast.roomId)!;
-    const udp = serverRoom.clients.getById(fast.sessionId) as unknown as FastnetServerClient;
+    const udp = (serverRoom.clients.getById(fast.sessionId) as unknown as FastnetServerClient).session;
     const web = h.track(await within(new PlainClient(h.endpoint).reconnect<LifeRoomState>(fast.reconnectionToken), 10_000, "reconnect(token) over WebSocket"));
     assert.equal(web.sessionId, fast.sessionId);
     await waitFor(() => udp.readyState === 3, 5000, "the UDP session to close");

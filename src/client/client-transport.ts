@@ -4,6 +4,7 @@ import { connect, type ConnectOptions, type FastnetClientSession, type RebindOpt
 import { FastnetError } from "../protocol/errors.js";
 import { DEFAULT_ENDPOINT_OPTIONS, DEFAULT_SESSION_OPTIONS } from "../protocol/options.js";
 import { SendBacklog } from "../node/send-backlog.js";
+import { ReadyState } from "../node/session.js";
 import type { ConnectionStats } from "../protocol/stats.js";
 import { SdkWebSocketTransport, webSocketUrl } from "./websocket-transport.js";
 
@@ -36,13 +37,14 @@ export const DEFAULT_UDP_FALLBACK_MS = 1000;
 
 /**
  * Whether "auto" tries the WebSocket path after a fastnet failure with this code: yes when no UDP came
- * back (BIND_TIMEOUT), or the fastnet upgrade itself did not go through (HANDSHAKE_FAILED: e.g. a proxy
+ * back (BIND_TIMEOUT), the network refused the UDP port (SERVER_UNREACHABLE: a firewall that rejects
+ * rather than drops, or a UDP port not published), or the fastnet upgrade itself did not go through (HANDSHAKE_FAILED: e.g. a proxy
  * that passes only WebSocket upgrades). Never after CERTIFICATE_REJECTED: a certificate that does not
  * verify must not lead to a path that an attacker who caused it might find weaker; nor SERVER_BUSY,
  * the server's own answer.
  */
 export function fallsBackToWebSocket(code: string): boolean {
-  return code === "BIND_TIMEOUT" || code === "HANDSHAKE_FAILED";
+  return code === "BIND_TIMEOUT" || code === "SERVER_UNREACHABLE" || code === "HANDSHAKE_FAILED";
 }
 
 /** While more than this waits unsent on the WebSocket, sendUnreliable drops (as congestion does on UDP). */
@@ -97,7 +99,7 @@ export class FastnetClientTransport {
   }
 
   get isOpen(): boolean {
-    return this.session?.readyState === 1 || (this.webSocket?.isOpen ?? false);
+    return this.session?.readyState === ReadyState.OPEN || (this.webSocket?.isOpen ?? false);
   }
 
   /** Statistics of the current fastnet session (RTT, packets, losses, drops, congestion window); null on the WebSocket path. */
@@ -328,6 +330,13 @@ export class FastnetClientTransport {
       ? `WebSocket to ${target} failed: ${reason}`
       : `WebSocket to ${target} closed before the join (${code}${reason ? `: ${reason}` : ", no reason"})`;
     const udp = this.udpFailure;
+    if (local && /server response: 503\b/.test(reason)) {
+      // The server's WebSocket path is full (its maxConnections): the server's own answer, as a 503 to
+      // the fastnet handshake is; what stopped UDP first, if anything, is named after it.
+      const message = `${wsCause}: the server is busy, try again later${udp ? `; UDP: ${udp.message}` : ""}`;
+      this.lastFailure = new FastnetError("SERVER_BUSY", message, udp ? { cause: udp } : undefined);
+      return { code: ABNORMAL_CLOSURE, reason: `SERVER_BUSY: ${message}`, fastnetCode: "SERVER_BUSY" };
+    }
     if (!udp) {
       if (reason && !local) return { code, reason };
       return {

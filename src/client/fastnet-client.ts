@@ -1,7 +1,8 @@
 import { AsyncLocalStorage } from "node:async_hooks";
-import { Client, MatchMakeError, Room, ServerError, type ClientOptions, type EndpointSettings } from "@colyseus/sdk";
+import { Client, MatchMakeError, Protocol, Room, ServerError, type ClientOptions, type EndpointSettings } from "@colyseus/sdk";
 import { FastnetError, type FastnetErrorCode } from "../protocol/errors.js";
 import { connect, type ConnectOptions } from "../node/client.js";
+import { ENGINE_OPTION_KEYS, checkOptionKeys, keysOf } from "../node/option-keys.js";
 import { parseFingerprint } from "../node/fingerprint.js";
 import type { EndpointOptions, SessionOptions } from "../protocol/options.js";
 import {
@@ -14,8 +15,8 @@ import {
 } from "./client-transport.js";
 import { createTlsFetch } from "./tls-fetch.js";
 
-/** Protocol byte of a Colyseus PING frame (latency probe). */
-const PROTOCOL_PING = 9;
+/** Protocol byte of a Colyseus PING frame (latency probe; the server answers any frame with a PING). */
+const PROTOCOL_PING = Protocol.PING;
 /** Close code for a failed latency measurement, as the SDK uses. */
 const ABNORMAL_CLOSURE = 1006;
 
@@ -62,6 +63,24 @@ export interface FastnetClientOptions extends Omit<ClientOptions, "protocol">, P
    */
   udpFallbackMs?: number;
 }
+
+/** Every key FastnetClient takes: a key not in this list throws FastnetOptionError at construction. */
+const CLIENT_OPTION_KEYS: ReadonlySet<string> = new Set([
+  ...ENGINE_OPTION_KEYS,
+  ...keysOf<Omit<FastnetClientOptions, keyof SessionOptions | keyof EndpointOptions>>({
+    headers: true,
+    urlBuilder: true,
+    fetchFn: true,
+    tls: true,
+    fingerprint: true,
+    pinDevCertificate: true,
+    localAddress: true,
+    localPort: true,
+    autoRebindAfterKeepAlives: true,
+    path: true,
+    udpFallbackMs: true,
+  }),
+]);
 
 export interface LatencyOptions {
   /** Number of pings; the average is returned (default 1). */
@@ -118,6 +137,8 @@ export class FastnetClient extends Client {
   private lastFingerprint: Uint8Array | undefined;
 
   constructor(settings?: string | EndpointSettings, options: FastnetClientOptions = {}) {
+    // `protocol` is the SDK's ("ws" or "h3"): this client's protocol is fastnet, so it is unknown here.
+    checkOptionKeys(options, CLIENT_OPTION_KEYS, "FastnetClient options");
     const { tls, fingerprint, pinDevCertificate, localAddress, localPort, headers, urlBuilder, fetchFn, path, udpFallbackMs, ...tuning } = options;
     if (path !== undefined && path !== "auto" && path !== "udp" && path !== "websocket") {
       throw new FastnetError("INVALID_OPTION", `option path must be "auto", "udp" or "websocket", got ${JSON.stringify(path)}`);

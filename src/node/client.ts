@@ -15,9 +15,10 @@ import {
 } from "../protocol/options.js";
 import { selectAeadBackend } from "./aead-select.js";
 import { parseFingerprint } from "./fingerprint.js";
-import { retryWhenBusy } from "./busy-retry.js";
-import { performHandshake } from "./handshake-client.js";
-import { FastnetSession, clock } from "./session.js";
+import { isServerBusy, retryWhenBusy } from "./busy-retry.js";
+import { ENGINE_OPTION_KEYS, checkOptionKeys, keysOf } from "./option-keys.js";
+import { isFullServerReject, performHandshake } from "./handshake-client.js";
+import { FastnetSession, ReadyState, clock } from "./session.js";
 
 const log = createDebug("fastnet:client");
 
@@ -43,6 +44,22 @@ export interface ConnectOptions extends Partial<SessionOptions>, Partial<Endpoin
    */
   autoRebindAfterKeepAlives?: number;
 }
+
+/** Every key connect() takes: a key not in this list throws FastnetOptionError (src/node/option-keys.ts). */
+export const CONNECT_OPTION_KEYS: readonly string[] = Object.freeze([
+  ...ENGINE_OPTION_KEYS,
+  ...keysOf<Omit<ConnectOptions, keyof SessionOptions | keyof EndpointOptions>>({
+    path: true,
+    headers: true,
+    tls: true,
+    fingerprint: true,
+    pinAnnouncedFingerprint: true,
+    localAddress: true,
+    localPort: true,
+    handshakePath: true,
+    autoRebindAfterKeepAlives: true,
+  }),
+]);
 
 const DEFAULT_AUTO_REBIND_AFTER = 3;
 
@@ -96,7 +113,7 @@ export class FastnetClientSession extends FastnetSession {
       // A connected UDP socket reports ICMP port unreachable as ECONNREFUSED: the server process may be
       // gone. Only a hint (ICMP is not authenticated): the core probes and closes with
       // SERVER_UNREACHABLE only if no authenticated packet follows within unreachableGraceMs.
-      if (err.code === "ECONNREFUSED" && this.readyState === 1) {
+      if (err.code === "ECONNREFUSED" && this.readyState === ReadyState.OPEN) {
         this.connection.onUnreachableHint(clock());
         this.drive();
       }
@@ -110,7 +127,7 @@ export class FastnetClientSession extends FastnetSession {
    * `bindTimeoutMs`.
    */
   rebind(options: RebindOptions = {}): Promise<void> {
-    if (this.readyState !== 1) return Promise.reject(new FastnetError("NOT_OPEN", "cannot rebind: session is not open"));
+    if (this.readyState !== ReadyState.OPEN) return Promise.reject(new FastnetError("NOT_OPEN", "cannot rebind: session is not open"));
     const run = this.doRebind(options).finally(() => {
       if (this.rebinding === run) this.rebinding = null;
     });
@@ -125,7 +142,7 @@ export class FastnetClientSession extends FastnetSession {
     // the previous move's path worked: rebinds in quick succession wait that long for one (bounded).
     if (this.connection.spareCids === 0) await this.waitForSpareCid();
     const next = await openSocket(this.remoteAddress, this.remotePort, this.localAddress, options.localPort);
-    if (this.readyState !== 1) {
+    if (this.readyState !== ReadyState.OPEN) {
       next.close();
       throw new FastnetError("NOT_OPEN", "cannot rebind: session closed meanwhile");
     }
@@ -182,7 +199,7 @@ export class FastnetClientSession extends FastnetSession {
 
   /** Heals a dead NAT mapping: after `autoRebindAfter` keep-alive intervals of silence, rebind once. */
   protected override onTimerTick(now: number): void {
-    if (this.autoRebindAfter <= 0 || this.rebinding || this.readyState !== 1) return;
+    if (this.autoRebindAfter <= 0 || this.rebinding || this.readyState !== ReadyState.OPEN) return;
     const since = this.connection.lastReceivedAt;
     if (since <= this.lastAutoRebindAt) return; // one try per silence
     if (now - since < this.autoRebindAfter * this.connection.options.keepAliveMs) return;
@@ -195,9 +212,12 @@ export class FastnetClientSession extends FastnetSession {
 /**
  * Opens a session: TLS 1.3 handshake over an HTTP Upgrade to `url` ("http://host:port"), then the UDP
  * bind. Resolves once the server answered over UDP. Rejects with a FastnetError naming the cause:
- * CERTIFICATE_REJECTED, HANDSHAKE_FAILED, HANDSHAKE_TIMEOUT, SERVER_BUSY, BIND_TIMEOUT.
+ * CERTIFICATE_REJECTED, HANDSHAKE_FAILED, HANDSHAKE_TIMEOUT, SERVER_BUSY (a 503, or a full server,
+ * after the retries), SERVER_UNREACHABLE (the network reported the UDP port closed), BIND_TIMEOUT (no
+ * answer over UDP), INVALID_OPTION (an unknown or invalid option).
  */
 export async function connect(url: string, options: ConnectOptions = {}): Promise<FastnetClientSession> {
+  checkOptionKeys(options, CONNECT_OPTION_KEYS, "connect() options");
   const sessionOptions = resolveOptions(DEFAULT_SESSION_OPTIONS, options);
   const endpointOptions = resolveOptions(DEFAULT_ENDPOINT_OPTIONS, options);
   const aead = selectAeadBackend(endpointOptions.aead);
@@ -218,7 +238,7 @@ export async function connect(url: string, options: ConnectOptions = {}): Promis
     fingerprint: options.fingerprint !== undefined ? parseFingerprint(options.fingerprint) : undefined,
     pinAnnouncedFingerprint: options.pinAnnouncedFingerprint,
     timeoutMs: endpointOptions.handshakeTimeoutMs,
-  }), { budgetMs: endpointOptions.handshakeTimeoutMs });
+  }), { budgetMs: endpointOptions.handshakeTimeoutMs, isBusy: (err) => isServerBusy(err) && !isFullServerReject(err) });
   let socket: dgram.Socket | null = null;
   try {
     const host = isIP(hs.accept.udpHost) ? hs.accept.udpHost : (await lookup(hs.accept.udpHost)).address;
@@ -252,11 +272,13 @@ export async function connect(url: string, options: ConnectOptions = {}): Promis
     session.holdDelivery();
     const bound = new Promise<void>((resolve, reject) => {
       const onError = (err: NodeJS.ErrnoException): void => {
-        // A connected UDP socket reports ICMP port unreachable as ECONNREFUSED: fail fast and say so.
+        // A connected UDP socket reports ICMP port (or host, network) unreachable as ECONNREFUSED
+        // (EHOSTUNREACH, ENETUNREACH): fail fast and say so, with its own code rather than a timeout.
         cleanup();
         session.connection.close(1006, "udp unreachable");
         session.drive();
-        reject(new FastnetError("BIND_TIMEOUT", `UDP bind to ${host}:${hs.accept.udpPort} failed: ${err.code ?? err.message}`, { cause: err }));
+        const code = err.code !== undefined && UNREACHABLE_ERRNO.has(err.code) ? "SERVER_UNREACHABLE" : "BIND_TIMEOUT";
+        reject(new FastnetError(code, `UDP bind to ${host}:${hs.accept.udpPort} failed: ${err.code ?? err.message}`, { cause: err }));
       };
       const onOpen = (): void => {
         cleanup();
@@ -264,7 +286,8 @@ export async function connect(url: string, options: ConnectOptions = {}): Promis
       };
       const onClose = (code: number, reason: string): void => {
         cleanup();
-        reject(new FastnetError("BIND_TIMEOUT", `UDP bind to ${host}:${hs.accept.udpPort} failed: ${reason} (code ${code})`));
+        const named = /^SERVER_UNREACHABLE\b/.test(reason) ? "SERVER_UNREACHABLE" : "BIND_TIMEOUT";
+        reject(new FastnetError(named, `UDP bind to ${host}:${hs.accept.udpPort} failed: ${reason} (code ${code})`));
       };
       const cleanup = (): void => {
         s.off("error", onError);
@@ -292,6 +315,9 @@ export async function connect(url: string, options: ConnectOptions = {}): Promis
     throw err;
   }
 }
+
+/** Errors a connected UDP socket reports for an ICMP unreachable: the join fails with SERVER_UNREACHABLE. */
+const UNREACHABLE_ERRNO = new Set(["ECONNREFUSED", "EHOSTUNREACH", "ENETUNREACH"]);
 
 /** A UDP socket connected to the server, so sends need no address lookup and ICMP errors surface. */
 async function openSocket(host: string, port: number, localAddress?: string, localPort?: number): Promise<dgram.Socket> {

@@ -22,6 +22,19 @@ import {
 import { DEFAULT_HANDSHAKE_PATH, DEV_CERTIFICATE_HEADER, FASTNET_UPGRADE } from "./handshake-server.js";
 
 const log = createDebug("fastnet:handshake");
+/** The ServerReject code of a full server (and the HTTP status of a busy one). */
+const SERVICE_UNAVAILABLE = 503;
+
+/** SERVER_BUSY errors of a server that refused the session because it is full (maxSessions). */
+const fullServerRejects = new WeakSet<object>();
+
+/**
+ * True for the SERVER_BUSY of a full server (its ServerReject 503), as opposed to a 503 to the HTTP
+ * upgrade (a handshake queue over its bound, a transient burst): connect() does not retry it.
+ */
+export function isFullServerReject(err: unknown): boolean {
+  return typeof err === "object" && err !== null && fullServerRejects.has(err);
+}
 
 export interface HandshakeOptions {
   /** Server base URL, "http://host:port" (or https: the upgrade then runs over TLS too); a path in it is prefixed to `path`. */
@@ -305,7 +318,12 @@ export async function performHandshake(o: HandshakeOptions): Promise<ClientHands
         }
         if ("error" in answer) {
           const code = answer.code !== undefined ? ` (code ${answer.code})` : "";
-          fail(new FastnetError("HANDSHAKE_FAILED", `server rejected the handshake: ${answer.error}${code}`));
+          // 503: the server is full (maxSessions): SERVER_BUSY, never a reason to try another path,
+          // and not retried (a full server does not empty in the seconds a retry waits).
+          const named = answer.code === SERVICE_UNAVAILABLE ? "SERVER_BUSY" : "HANDSHAKE_FAILED";
+          const err = new FastnetError(named, `server rejected the handshake: ${answer.error}${code}`);
+          if (named === "SERVER_BUSY") fullServerRejects.add(err);
+          fail(err);
           return;
         }
         const rttMs = performance.now() - sentAt;

@@ -17,9 +17,11 @@ import {
 import createDebug from "debug";
 import { formatFingerprint } from "../node/fingerprint.js";
 import { FastnetError } from "../protocol/errors.js";
+import { ENGINE_OPTION_KEYS, checkOptionKeys, keysOf } from "../node/option-keys.js";
 import { isProxyHeader } from "../node/proxy-headers.js";
+import type { EndpointOptions, SessionOptions } from "../protocol/options.js";
 import { FastnetServer, type EndpointStats, type FastnetServerOptions, type SessionInfo } from "../node/server.js";
-import type { FastnetSession } from "../node/session.js";
+import { ReadyState, type FastnetSession } from "../node/session.js";
 import { FastnetServerClient, type LatencySetting } from "./server-client.js";
 import type { WebSocketRoomClient } from "./websocket-client.js";
 import { WebSocketPath, type WebSocketOptions } from "./websocket-path.js";
@@ -56,6 +58,43 @@ export type FastnetTransportOptions = Omit<FastnetServerOptions, "verifyHello" |
   webSocket?: boolean | WebSocketOptions;
 };
 
+/**
+ * Every key `new FastnetTransport()` takes: a key not in this list throws FastnetOptionError. The
+ * compiler keeps it equal to FastnetTransportOptions (a key added to FastnetServerOptions must be
+ * added here), as the engine takes these options from here.
+ */
+const TRANSPORT_OPTION_KEYS: ReadonlySet<string> = new Set([
+  ...ENGINE_OPTION_KEYS,
+  ...keysOf<Omit<FastnetTransportOptions, keyof SessionOptions | keyof EndpointOptions>>({
+    tls: true,
+    devCertificateDir: true,
+    server: true,
+    udpPort: true,
+    udpHost: true,
+    publicAddress: true,
+    publicPort: true,
+    serverId: true,
+    handshakePath: true,
+    webSocketRefusal: true,
+    statelessResetKey: true,
+    statelessResetsPerSecond: true,
+    maxCandidatePaths: true,
+    maxMigrations: true,
+    migrationWindowMs: true,
+    webSocket: true,
+  }),
+]);
+
+/** Every key of the `webSocket` option's object. */
+const WEBSOCKET_OPTION_KEYS = keysOf<WebSocketOptions>({
+  maxPayload: true,
+  maxBufferedBytes: true,
+  unreliableDropBytes: true,
+  pingIntervalMs: true,
+  pingMaxRetries: true,
+  maxConnections: true,
+});
+
 /** An address on the transport's events. */
 export interface PeerAddress {
   address: string;
@@ -88,6 +127,8 @@ export class FastnetTransport extends Transport {
 
   constructor(options: FastnetTransportOptions = {}) {
     super();
+    checkOptionKeys(options, TRANSPORT_OPTION_KEYS, "FastnetTransport options");
+    if (typeof options.webSocket === "object") checkOptionKeys(options.webSocket, WEBSOCKET_OPTION_KEYS, "FastnetTransport's webSocket option");
     const { webSocket = true, ...engineOptions } = options;
     this.webSocket =
       webSocket === false
@@ -232,7 +273,7 @@ export class FastnetTransport extends Transport {
       // Latency probe: echo every PING, close after a second.
       const timer = setTimeout(() => session.close(CloseCode.NORMAL_CLOSURE), PROBE_LIFETIME_MS);
       session.on("message", () => {
-        if (session.readyState !== 1) return;
+        if (session.readyState !== ReadyState.OPEN) return;
         try {
           session.send(Uint8Array.of(Protocol.PING));
         } catch {
@@ -270,7 +311,7 @@ export class FastnetTransport extends Transport {
       this.refuse(client, e, reconnectionToken !== null);
       return;
     }
-    if (session.readyState > 1) return; // gone during the join: the room already saw its 'close'
+    if (session.readyState > ReadyState.OPEN) return; // gone during the join: the room already saw its 'close'
     // Accepted: from now on `sessionId` names this client (a later reconnection replaces the entry).
     this.fastnetClients.set(sessionId, client);
     this.bySession.set(session, client);
@@ -288,7 +329,7 @@ export class FastnetTransport extends Transport {
   private takeOverStale(sessionId: string, reconnectionToken: string): ServerError | undefined {
     const fastnet = this.fastnetClients.get(sessionId);
     const webSocket = this.webSocket?.clients.get(sessionId);
-    const live = fastnet && fastnet.readyState <= 1 ? fastnet : webSocket && webSocket.readyState <= 1 ? webSocket : undefined;
+    const live = fastnet && fastnet.readyState <= ReadyState.OPEN ? fastnet : webSocket && webSocket.readyState <= ReadyState.OPEN ? webSocket : undefined;
     if (!live) return undefined;
     if (!sameToken(reconnectionToken, live.reconnectionToken)) {
       log("refusing a reconnection to live client %s: bad reconnection token", sessionId);

@@ -12,7 +12,8 @@ import {
 } from "@colyseus/core";
 import { NO_STATUS_RECEIVED, closeReasonText, isCloseCode } from "../node/close-code.js";
 import { SendBacklog } from "../node/send-backlog.js";
-import type { FastnetSession } from "../node/session.js";
+import { ReadyState, type FastnetSession } from "../node/session.js";
+import { currentClient, ownRef } from "./current-client.js";
 
 /** Close code of a message that cannot be delivered (too large, or the backlog is full): WebSocket's 1009. */
 const MESSAGE_TOO_BIG = 1009;
@@ -26,6 +27,10 @@ export interface LatencySetting {
  * The server-side Colyseus `Client` of one fastnet session. `ref` emits exactly one 'message' per
  * Colyseus frame (reliable messages and datagrams alike, never a duplicate) and one 'close' with the
  * real close code. `rawUnreliable` exists, so `@unreliable` state fields travel as datagrams.
+ *
+ * After a reconnection Colyseus moves the new connection onto the Client object the room saw first
+ * (`ref` swapped): every method here then acts on the live connection (see current-client.ts), so a
+ * reference kept from `onJoin` keeps sending, even when the player came back over WebSocket.
  */
 export class FastnetServerClient implements Client, ClientPrivate {
   "~messages": any;
@@ -33,9 +38,10 @@ export class FastnetServerClient implements Client, ClientPrivate {
   sessionId: string;
   state: ClientState = ClientState.JOINING;
   reconnectionToken!: string;
-  readonly ref = new EventEmitter();
-  /** The fastnet session carrying this client (its statistics are `session.getStats()`). */
-  readonly session: FastnetSession;
+  /** This session's events ('message', 'close'), for the room. */
+  private readonly events = new EventEmitter();
+  /** The connection's events; Colyseus replaces it with the new connection's on a reconnection. */
+  ref: EventEmitter = this.events;
   auth?: any;
   userData?: any;
   view?: any;
@@ -47,12 +53,14 @@ export class FastnetServerClient implements Client, ClientPrivate {
   _messageCountResetsAt = 0;
   _lastMessageTime = 0;
 
+  private readonly ownSession: FastnetSession;
   private readonly latency: LatencySetting;
   private readonly backlog: SendBacklog;
 
   constructor(sessionId: string, session: FastnetSession, latency: LatencySetting) {
     this.id = this.sessionId = sessionId;
-    this.session = session;
+    this.ownSession = session;
+    ownRef(this.events, this);
     this.latency = latency;
     // Never a gap in the reliable stream: what cannot be sent closes the session, and the room sees it.
     this.backlog = new SendBacklog(session, (err) => {
@@ -64,7 +72,22 @@ export class FastnetServerClient implements Client, ClientPrivate {
     session.on("datagram", (data) => this.toRoom("message", data));
     session.once("close", (code) => this.toRoom("close", code));
     // A listener-less 'error' would throw; nothing in this transport emits it, but user code might.
-    this.ref.on("error", (err) => logger.error?.(err));
+    this.events.on("error", (err) => logger.error?.(err));
+  }
+
+  /**
+   * The fastnet session carrying this client (its statistics are `session.getStats()`): after a
+   * reconnection over fastnet, the new one; after one over WebSocket, the old (closed) one.
+   */
+  get session(): FastnetSession {
+    const current = currentClient(this);
+    return current instanceof FastnetServerClient ? current.ownSession : this.ownSession;
+  }
+
+  /** The Client of the live connection, when a reconnection replaced this one (else undefined). */
+  private get successor(): (Client & ClientPrivate) | undefined {
+    const current = currentClient(this);
+    return current === this ? undefined : (current as Client & ClientPrivate);
   }
 
   /**
@@ -74,7 +97,9 @@ export class FastnetServerClient implements Client, ClientPrivate {
    */
   private toRoom(event: "message" | "close", arg: Uint8Array | number): void {
     try {
-      this.ref.emit(event, arg);
+      // This session's own emitter, not `ref`: once a reconnection took `ref` over, a late event of
+      // the old session (its 'close') must not reach the room as the new connection's.
+      this.events.emit(event, arg);
     } catch (err) {
       logger.error(`fastnet: a room handler threw on '${event}' of client ${this.sessionId}: ${(err as Error)?.stack ?? String(err)}`);
     }
@@ -89,17 +114,24 @@ export class FastnetServerClient implements Client, ClientPrivate {
   }
 
   enqueueRaw(data: Uint8Array | Buffer, options?: ISendOptions): void {
-    enqueueClientRaw(this, data, options);
+    const successor = this.successor;
+    if (successor) successor.enqueueRaw(data, options);
+    else enqueueClientRaw(this, data, options);
   }
 
   /** Reliable-ordered channel. `data` is copied before this returns (callers reuse their buffers). */
-  raw(data: Uint8Array | Buffer, _options?: ISendOptions, cb?: (err?: Error) => void): void {
-    this.deliver(data, false, cb);
+  raw(data: Uint8Array | Buffer, options?: ISendOptions, cb?: (err?: Error) => void): void {
+    const successor = this.successor;
+    if (successor) successor.raw(data, options, cb);
+    else this.deliver(data, false, cb);
   }
 
   /** Unreliable channel: one datagram, dropped (and counted) rather than queued when it cannot go. */
-  rawUnreliable(data: Uint8Array | Buffer, _options?: ISendOptions, cb?: (err?: Error) => void): void {
-    this.deliver(data, true, cb);
+  rawUnreliable(data: Uint8Array | Buffer, options?: ISendOptions, cb?: (err?: Error) => void): void {
+    const successor = this.successor;
+    if (successor?.rawUnreliable) successor.rawUnreliable(data, options, cb);
+    else if (successor) cb?.(); // a connection without the channel: dropped, as a lost datagram would be
+    else this.deliver(data, true, cb);
   }
 
   private deliver(data: Uint8Array, unreliable: boolean, cb?: (err?: Error) => void): void {
@@ -113,11 +145,12 @@ export class FastnetServerClient implements Client, ClientPrivate {
   }
 
   private sendNow(data: Uint8Array, unreliable: boolean, cb?: (err?: Error) => void): void {
-    if (this.session.readyState !== 1) {
-      cb?.(new Error(`fastnet session is not open (readyState ${this.session.readyState})`));
+    const session = this.ownSession;
+    if (session.readyState !== ReadyState.OPEN) {
+      cb?.(new Error(`fastnet session is not open (readyState ${session.readyState})`));
       return;
     }
-    if (unreliable) this.session.sendUnreliable(data); // dropped and counted when it cannot go
+    if (unreliable) session.sendUnreliable(data); // dropped and counted when it cannot go
     else this.backlog.send(data);
     cb?.();
   }
@@ -126,8 +159,9 @@ export class FastnetServerClient implements Client, ClientPrivate {
     this.raw(getMessageBytes[Protocol.ERROR](code, message), undefined, cb);
   }
 
-  get readyState(): number {
-    return this.session.readyState;
+  /** The live connection's state (`ReadyState.OPEN` while open), followed across a reconnection. */
+  get readyState(): ReadyState {
+    return (this.successor?.readyState as ReadyState | undefined) ?? this.ownSession.readyState;
   }
 
   /**
@@ -137,13 +171,18 @@ export class FastnetServerClient implements Client, ClientPrivate {
    * it is logged and replaced by 4002 (WITH_ERROR), the reason naming the code given.
    */
   leave(code?: number, data?: string): void {
+    const successor = this.successor;
+    if (successor) {
+      successor.leave(code, data);
+      return;
+    }
     let reason = closeReasonText(data);
     if (code !== undefined && !isCloseCode(code)) {
       logger.warn(`fastnet: client.leave(${String(code)}) for ${this.sessionId}: not a close code (0..65535); closing with ${CloseCode.WITH_ERROR}`);
       reason = reason || `invalid close code ${String(code)}`;
       code = CloseCode.WITH_ERROR;
     }
-    this.session.close(code ?? NO_STATUS_RECEIVED, reason);
+    this.ownSession.close(code ?? NO_STATUS_RECEIVED, reason);
   }
 
   /** @deprecated use leave() */
@@ -152,7 +191,7 @@ export class FastnetServerClient implements Client, ClientPrivate {
     this.leave(code, data);
   }
 
-  toJSON(): { sessionId: string; readyState: number } {
+  toJSON(): { sessionId: string; readyState: ReadyState } {
     return { sessionId: this.sessionId, readyState: this.readyState };
   }
 }

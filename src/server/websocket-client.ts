@@ -1,8 +1,9 @@
-import { CloseCode, logger, type ISendOptions } from "@colyseus/core";
+import { CloseCode, enqueueClientRaw, logger, type Client, type ClientPrivate, type ISendOptions } from "@colyseus/core";
 import { WebSocketClient } from "@colyseus/ws-transport/WebSocketClient";
 import type WebSocket from "ws";
 import { closeReasonText, isCloseCode } from "../node/close-code.js";
 import { closeReasonBytes } from "../node/stray-upgrade.js";
+import { currentClient, ownRef } from "./current-client.js";
 import type { LatencySetting } from "./server-client.js";
 
 /** Close code of a client whose send backlog overflowed: WebSocket's 1009, as on the fastnet path. */
@@ -34,9 +35,15 @@ export interface WebSocketClientCounters {
  * - `raw` copies the frame (ws keeps a reference until the kernel takes it, and Colyseus reuses its
  *   encode buffer), honours the transport's simulated latency, and bounds what may wait unsent (a
  *   client that stops reading is cut, where ws-transport would buffer without limit);
- * - `leave` never throws into Colyseus: a code or reason a close frame cannot carry is replaced.
+ * - `leave` never throws into Colyseus: a code or reason a close frame cannot carry is replaced;
+ * - after a reconnection (Colyseus moves the new connection onto the Client object the room saw
+ *   first), every method acts on the live connection, fastnet or WebSocket (see current-client.ts):
+ *   with ws-transport, what is sent through a reference kept from `onJoin` is lost from then on.
  */
 export class WebSocketRoomClient extends WebSocketClient {
+  /** This client's own socket (`ref` becomes a reconnection's connection). */
+  private readonly socket: WebSocket;
+
   constructor(
     sessionId: string,
     ws: WebSocket,
@@ -45,16 +52,39 @@ export class WebSocketRoomClient extends WebSocketClient {
     private readonly counters: WebSocketClientCounters,
   ) {
     super(sessionId, ws);
+    this.socket = ws;
+    ownRef(ws, this);
+  }
+
+  /** The Client of the live connection, when a reconnection replaced this one (else undefined). */
+  private get successor(): (Client & ClientPrivate) | undefined {
+    const current = currentClient(this);
+    return current === this ? undefined : (current as Client & ClientPrivate);
+  }
+
+  override enqueueRaw(data: Uint8Array | Buffer, options?: ISendOptions): void {
+    const successor = this.successor;
+    if (successor) successor.enqueueRaw(data, options);
+    else enqueueClientRaw(this, data, options);
   }
 
   /** Reliable-ordered channel. `data` is copied before this returns (callers reuse their buffers). */
-  override raw(data: Uint8Array | Buffer, _options?: ISendOptions, cb?: (err?: Error) => void): void {
-    this.deliver(Buffer.from(data), false, cb);
+  override raw(data: Uint8Array | Buffer, options?: ISendOptions, cb?: (err?: Error) => void): void {
+    const successor = this.successor;
+    if (successor) successor.raw(data, options, cb);
+    else this.deliver(Buffer.from(data), false, cb);
   }
 
   /** The `@unreliable` channel, over the same socket. */
-  rawUnreliable(data: Uint8Array | Buffer, _options?: ISendOptions, cb?: (err?: Error) => void): void {
-    this.deliver(Buffer.from(data), true, cb);
+  rawUnreliable(data: Uint8Array | Buffer, options?: ISendOptions, cb?: (err?: Error) => void): void {
+    const successor = this.successor;
+    if (successor?.rawUnreliable) successor.rawUnreliable(data, options, cb);
+    else if (successor) cb?.(); // a connection without the channel: dropped, as a lost datagram would be
+    else this.deliver(Buffer.from(data), true, cb);
+  }
+
+  override get readyState(): WebSocket["readyState"] {
+    return (this.successor?.readyState as WebSocket["readyState"] | undefined) ?? this.socket.readyState;
   }
 
   private deliver(frame: Buffer, unreliable: boolean, cb?: (err?: Error) => void): void {
@@ -64,9 +94,10 @@ export class WebSocketRoomClient extends WebSocketClient {
   }
 
   private sendNow(frame: Buffer, unreliable: boolean, cb?: (err?: Error) => void): void {
-    // Follow `ref`: on a reconnection Colyseus moves the new socket onto the old Client object.
-    const ws = this.ref;
-    if (ws.readyState !== 1) {
+    // The own socket, not `ref`: a frame delayed (simulated latency) from before a reconnection must not
+    // reach the new connection, ahead of its JOIN_ROOM.
+    const ws = this.socket;
+    if (ws.readyState !== ws.OPEN) {
       cb?.(new Error(`WebSocket is not open (readyState ${ws.readyState})`));
       return;
     }
@@ -83,7 +114,7 @@ export class WebSocketRoomClient extends WebSocketClient {
       this.counters.overflowClosed++;
       const why = `send backlog of ${buffered + frame.length} bytes exceeds ${this.limits.maxBufferedBytes}`;
       logger.error?.(`fastnet: cutting WebSocket client ${this.sessionId}: ${why}`);
-      this.leave(MESSAGE_TOO_BIG, why);
+      this.closeSocket(MESSAGE_TOO_BIG, why);
       ws.terminate();
       cb?.(new Error(why));
       return;
@@ -97,6 +128,12 @@ export class WebSocketRoomClient extends WebSocketClient {
    * replaced by 4002 (WITH_ERROR); the reason is cut to the 123 bytes a close frame holds.
    */
   override leave(code?: number, data?: string): void {
+    const successor = this.successor;
+    if (successor) successor.leave(code, data);
+    else this.closeSocket(code, data);
+  }
+
+  private closeSocket(code?: number, data?: string): void {
     let reason = closeReasonText(data);
     if (code !== undefined && !isWebSocketCloseCode(code)) {
       logger.warn(`fastnet: client.leave(${String(code)}) for WebSocket client ${this.sessionId}: not a WebSocket close code; closing with ${CloseCode.WITH_ERROR}`);
@@ -104,7 +141,7 @@ export class WebSocketRoomClient extends WebSocketClient {
       code = CloseCode.WITH_ERROR;
     }
     // No code stays no code (the peer sees 1005, a drop), as with ws-transport; a reason needs a code.
-    this.ref.close(code, code === undefined ? undefined : closeReasonBytes(reason));
+    this.socket.close(code, code === undefined ? undefined : closeReasonBytes(reason));
   }
 }
 
