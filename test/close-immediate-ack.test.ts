@@ -6,6 +6,7 @@ import { PacketType, parseHeader, type ParsedHeader } from "../src/protocol/pack
 import { decodePacketNumber } from "../src/protocol/packet-number.js";
 import { Connection } from "../src/protocol/connection.js";
 import { SimNetwork, fastBackend, makePair, other, type LinkProfile, type Pair, type Side } from "./support/sim-network.js";
+import { sweep } from "./support/sim-seeds.js";
 
 /**
  * The IMMEDIATE_ACK frame of a draining close (docs/protocol.md §4, §5): who sends it and when, what
@@ -13,8 +14,6 @@ import { SimNetwork, fastBackend, makePair, other, type LinkProfile, type Pair, 
  * peer which did not announce it never gets it, and that the drain delivers everything under loss
  * yet stays bounded when the peer is gone. Deterministic simulations of the sans-IO core.
  */
-
-const seedsFrom = (base: number, n: number): number[] => Array.from({ length: n }, (_, i) => base + i * 7919);
 
 /** What one recorded datagram held. */
 interface Seen {
@@ -169,7 +168,7 @@ describe("close: IMMEDIATE_ACK while draining", function () {
   ];
   for (const [loss, sizes] of lossCases) {
     it(`messages sent before a close are all delivered before it at ${loss * 100}% loss, both ways (24 seeds, ${sizes.reduce((a, b) => a + b, 0)} bytes)`, function () {
-      for (const seed of seedsFrom(951, 24)) {
+      sweep(this, 951, 24, (seed) => {
         const closer: Side = seed % 2 ? "client" : "server";
         const { sim } = open({ seed, link: { loss, delayMs: 20, jitterMs: 10 }, closer });
         sizes.forEach((n, i) => sim.conn(closer).send(new Uint8Array(n).fill(i + 1)));
@@ -183,13 +182,13 @@ describe("close: IMMEDIATE_ACK while draining", function () {
         if (peer.remote) assert.deepEqual([peer.code, peer.reason], [4000, "bye"], `seed ${seed}`);
         else assert.deepEqual([peer.code, peer.reason], [1006, "idle timeout"], `seed ${seed}`);
         assert.deepEqual([sim.closeEvent(closer)!.code, sim.closeEvent(closer)!.remote], [4000, false]);
-      }
+      });
     });
   }
 
   for (const delayMs of [5, 60, 400]) {
     it(`a drain towards a peer that vanished ends within 2 s, with a bounded number of probes (one-way delay ${delayMs} ms)`, function () {
-      for (const seed of seedsFrom(1201, 4)) {
+      sweep(this, 1201, 4, (seed) => {
         const closer: Side = seed % 2 ? "client" : "server";
         const { sim, pair } = open({ seed, link: { delayMs }, closer });
         sim.runFor(1_000);
@@ -208,7 +207,7 @@ describe("close: IMMEDIATE_ACK while draining", function () {
         assert.ok(drain.length <= 11 + 3 * 2 + 3, `seed ${seed}: ${drain.length} packets while draining`);
         assert.equal(drain.filter((p) => p.types.includes(FrameType.Close)).length, 3);
         assert.ok(drain.every((p) => p.types.includes(FrameType.Close) || p.types[0] === FrameType.ImmediateAck), `seed ${seed}`);
-      }
+      });
     });
   }
 });
