@@ -100,64 +100,70 @@ describe("close: IMMEDIATE_ACK while draining", function () {
 
   for (const closer of ["client", "server"] as const) {
     it(`${closer} close right after a send: CLOSE reaches the peer a round trip after the data, not after the 25 ms ACK delay; a legacy peer gets no frame and the old timing`, function () {
-      for (const legacyPeer of [false, true]) {
-        const { sim, pair } = open({ seed: 11, link: { delayMs: 10 }, closer, legacyPeer });
-        sim.runFor(2_000); // settled: spare CIDs acknowledged, nothing owed
-        const peer = other(closer);
-        const recordedBefore = sim.sent.length;
-        sim.conn(closer).send(Uint8Array.of(7, 7, 7));
-        const t0 = sim.now;
-        sim.conn(closer).close(4000, "bye");
-        sim.runUntil(() => sim.conn(peer).state === "closed" && sim.conn(closer).state === "closed", 10_000);
-        assert.deepEqual([...sim.messages(peer).at(-1)!], [7, 7, 7]);
-        const peerClose = sim.closeEvent(peer)!;
-        assert.deepEqual([peerClose.code, peerClose.reason, peerClose.remote], [4000, "bye", true]);
-        const took = peerClose.time - t0;
-        const seen = openRecorded(sim, pair);
-        const drainPackets = seen.slice(recordedBefore).filter((p) => p.from === closer && !p.types.includes(FrameType.Close) && p.ackEliciting);
-        assert.ok(drainPackets.length >= 1);
-        if (legacyPeer) {
-          // data 10 ms, the peer's delayed ACK 25 ms + 10 ms, CLOSE 10 ms
-          assert.ok(took >= 55, `${took} ms`);
-          assert.ok(seen.every((p) => !p.types.includes(FrameType.ImmediateAck)), "a peer that did not announce it never receives IMMEDIATE_ACK");
-        } else {
-          // data 10 ms, ACK 10 ms, CLOSE 10 ms (timers fire on whole milliseconds)
-          assert.ok(took >= 30 && took <= 31, `${took} ms`);
-          for (const p of drainPackets) assert.equal(p.types[0], FrameType.ImmediateAck, "every packet of the drain starts with IMMEDIATE_ACK");
-          assert.ok(seen.slice(0, recordedBefore).every((p) => !p.types.includes(FrameType.ImmediateAck)), "no IMMEDIATE_ACK before the close");
+      sweep(this, [11], (seed) => {
+        for (const legacyPeer of [false, true]) {
+          const { sim, pair } = open({ seed, link: { delayMs: 10 }, closer, legacyPeer });
+          sim.runFor(2_000); // settled: spare CIDs acknowledged, nothing owed
+          const peer = other(closer);
+          const recordedBefore = sim.sent.length;
+          sim.conn(closer).send(Uint8Array.of(7, 7, 7));
+          const t0 = sim.now;
+          sim.conn(closer).close(4000, "bye");
+          sim.runUntil(() => sim.conn(peer).state === "closed" && sim.conn(closer).state === "closed", 10_000);
+          assert.deepEqual([...sim.messages(peer).at(-1)!], [7, 7, 7]);
+          const peerClose = sim.closeEvent(peer)!;
+          assert.deepEqual([peerClose.code, peerClose.reason, peerClose.remote], [4000, "bye", true]);
+          const took = peerClose.time - t0;
+          const seen = openRecorded(sim, pair);
+          const drainPackets = seen.slice(recordedBefore).filter((p) => p.from === closer && !p.types.includes(FrameType.Close) && p.ackEliciting);
+          assert.ok(drainPackets.length >= 1);
+          if (legacyPeer) {
+            // data 10 ms, the peer's delayed ACK 25 ms + 10 ms, CLOSE 10 ms
+            assert.ok(took >= 55, `${took} ms`);
+            assert.ok(seen.every((p) => !p.types.includes(FrameType.ImmediateAck)), "a peer that did not announce it never receives IMMEDIATE_ACK");
+          } else {
+            // data 10 ms, ACK 10 ms, CLOSE 10 ms (timers fire on whole milliseconds)
+            assert.ok(took >= 30 && took <= 31, `${took} ms`);
+            for (const p of drainPackets) assert.equal(p.types[0], FrameType.ImmediateAck, "every packet of the drain starts with IMMEDIATE_ACK");
+            assert.ok(seen.slice(0, recordedBefore).every((p) => !p.types.includes(FrameType.ImmediateAck)), "no IMMEDIATE_ACK before the close");
+          }
         }
-      }
+      });
     });
   }
 
   it("close() with all data already in flight sends an IMMEDIATE_ACK on its own at once", function () {
-    const { sim, pair } = open({ seed: 12, link: { delayMs: 10 }, closer: "client" });
-    sim.runFor(2_000);
-    sim.client.send(new Uint8Array(100).fill(1));
-    sim.flush(); // the STREAM packet leaves, without the frame: no close yet
-    sim.runFor(3);
-    const before = sim.sent.length;
-    const t0 = sim.now;
-    sim.client.close(4000, "bye");
-    sim.flush();
-    const seen = openRecorded(sim, pair);
-    const next = seen.slice(before).filter((p) => p.from === "client");
-    assert.equal(next.length, 1, "one packet at close()");
-    assert.equal(next[0]!.time, t0);
-    assert.deepEqual(next[0]!.types.filter((t) => t !== FrameType.Padding && t !== FrameType.Ack), [FrameType.ImmediateAck]);
-    sim.runUntil(() => sim.server.state === "closed", 10_000);
-    // The STREAM packet's ACK was due at t0 - 3 + 10 + 25; the IMMEDIATE_ACK draws one at t0 + 10.
-    assert.ok(sim.closeEvent("server")!.time - t0 <= 31, `${sim.closeEvent("server")!.time - t0} ms`);
+    sweep(this, [12], (seed) => {
+      const { sim, pair } = open({ seed, link: { delayMs: 10 }, closer: "client" });
+      sim.runFor(2_000);
+      sim.client.send(new Uint8Array(100).fill(1));
+      sim.flush(); // the STREAM packet leaves, without the frame: no close yet
+      sim.runFor(3);
+      const before = sim.sent.length;
+      const t0 = sim.now;
+      sim.client.close(4000, "bye");
+      sim.flush();
+      const seen = openRecorded(sim, pair);
+      const next = seen.slice(before).filter((p) => p.from === "client");
+      assert.equal(next.length, 1, "one packet at close()");
+      assert.equal(next[0]!.time, t0);
+      assert.deepEqual(next[0]!.types.filter((t) => t !== FrameType.Padding && t !== FrameType.Ack), [FrameType.ImmediateAck]);
+      sim.runUntil(() => sim.server.state === "closed", 10_000);
+      // The STREAM packet's ACK was due at t0 - 3 + 10 + 25; the IMMEDIATE_ACK draws one at t0 + 10.
+      assert.ok(sim.closeEvent("server")!.time - t0 <= 31, `${sim.closeEvent("server")!.time - t0} ms`);
+    });
   });
 
   it("without a close, nothing carries IMMEDIATE_ACK: keep-alives, probes and data keep the ACK delay (5% loss)", function () {
-    const { sim, pair } = open({ seed: 13, link: { delayMs: 15, jitterMs: 5, loss: 0.05 }, closer: "client" });
-    for (let i = 0; i < 40; i++) sim.after(i * 150, () => sim.conn(i % 2 ? "client" : "server").send(new Uint8Array(200 + i * 50)));
-    sim.runFor(12_000); // traffic, then keep-alives
-    const seen = openRecorded(sim, pair);
-    assert.ok(seen.some((p) => p.types.length === 1 && p.types[0] === FrameType.Ping), "keep-alive PINGs were sent");
-    assert.ok(seen.every((p) => !p.types.includes(FrameType.ImmediateAck)));
-    assert.equal(sim.messages("client").length + sim.messages("server").length, 40);
+    sweep(this, [13], (seed) => {
+      const { sim, pair } = open({ seed, link: { delayMs: 15, jitterMs: 5, loss: 0.05 }, closer: "client" });
+      for (let i = 0; i < 40; i++) sim.after(i * 150, () => sim.conn(i % 2 ? "client" : "server").send(new Uint8Array(200 + i * 50)));
+      sim.runFor(12_000); // traffic, then keep-alives
+      const seen = openRecorded(sim, pair);
+      assert.ok(seen.some((p) => p.types.length === 1 && p.types[0] === FrameType.Ping), "keep-alive PINGs were sent");
+      assert.ok(seen.every((p) => !p.types.includes(FrameType.ImmediateAck)));
+      assert.equal(sim.messages("client").length + sim.messages("server").length, 40);
+    });
   });
 
   // At 30% loss a long drain goes through dozens of probe timeouts, and three unanswered rounds in a

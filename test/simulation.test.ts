@@ -490,10 +490,12 @@ describe("simulation: idle timeout, keep-alive and bind timeout", function () {
   });
 
   it("a client whose server's replies are all lost also gives up binding", function () {
-    const sim = new SimNetwork(makePair({ seed: 9, clientOptions: { bindTimeoutMs: 6_000 } }), { seed: 9, serverToClient: { loss: 1 } });
-    sim.runUntil(() => sim.client.state === "closed", 30_000);
-    assert.match(sim.closeEvent("client")!.reason, /bind/);
-    assert.ok(sim.opened("server"), "the server did authenticate the bind");
+    sweep(this, [9], (seed) => {
+      const sim = new SimNetwork(makePair({ seed, clientOptions: { bindTimeoutMs: 6_000 } }), { seed, serverToClient: { loss: 1 } });
+      sim.runUntil(() => sim.client.state === "closed", 30_000);
+      assert.match(sim.closeEvent("client")!.reason, /bind/);
+      assert.ok(sim.opened("server"), "the server did authenticate the bind");
+    });
   });
 });
 
@@ -585,17 +587,19 @@ describe("simulation: close", function () {
   });
 
   it("a closed session drops late datagrams as 'closed' and sends nothing more", function () {
-    const sim = openSim({ seed: 77 }, { link: { delayMs: 20 }, record: true });
-    sim.server.send(new Uint8Array(20_000)); // data in flight towards the client when it closes
-    sim.runFor(30);
-    sim.client.close(1000, "bye");
-    sim.runUntil(() => sim.server.state === "closed", 5_000);
-    sim.runFor(2_000);
-    const sentAfterClose = sim.sent.filter((r) => r.from === "client" && r.time > sim.closeEvent("client")!.time).length;
-    assert.equal(sentAfterClose, 0);
-    assert.ok(sim.client.getStats().dropped.closed > 0, "late server packets were counted as closed drops");
-    assert.equal(sim.client.pollTimeout(), null);
-    assert.equal(sim.closeEvent("server")!.code, 1000);
+    sweep(this, [77], (seed) => {
+      const sim = openSim({ seed }, { link: { delayMs: 20 }, record: true });
+      sim.server.send(new Uint8Array(20_000)); // data in flight towards the client when it closes
+      sim.runFor(30);
+      sim.client.close(1000, "bye");
+      sim.runUntil(() => sim.server.state === "closed", 5_000);
+      sim.runFor(2_000);
+      const sentAfterClose = sim.sent.filter((r) => r.from === "client" && r.time > sim.closeEvent("client")!.time).length;
+      assert.equal(sentAfterClose, 0);
+      assert.ok(sim.client.getStats().dropped.closed > 0, "late server packets were counted as closed drops");
+      assert.equal(sim.client.pollTimeout(), null);
+      assert.equal(sim.closeEvent("server")!.code, 1000);
+    });
   });
 });
 
@@ -652,100 +656,110 @@ describe("simulation: limits", function () {
   });
 
   it("send larger than the peer's maxMessageSize throws MESSAGE_TOO_LARGE and queues nothing; each side's limit bounds what it receives only", function () {
-    const sim = openSim({ seed: 3, serverOptions: { maxMessageSize: 10_000 } }, { link: { delayMs: 10 } });
-    assert.equal(sim.client.maxMessageSize, 10_000, "the client sends at most what the server accepts");
-    assert.equal(sim.server.maxMessageSize, 512 * 1024, "the server's own small limit does not bound what it sends");
-    const c = sim.conn("client");
-    assert.throws(() => c.send(new Uint8Array(10_001)), (e: unknown) => e instanceof FastnetError && e.code === "MESSAGE_TOO_LARGE");
-    assert.equal(c.queuedBytes, 0);
-    assert.equal(c.getStats().messagesSent, 0);
-    c.send(makeMessage(3, "client", 0, 10_000));
-    sim.conn("server").send(makeMessage(3, "server", 0, 100_000));
-    sim.runUntil(() => sim.messages("client").length === 1 && sim.messages("server").length === 1);
-    assert.equal(sim.messages("server")[0]!.length, 10_000);
-    assert.equal(sim.messages("client")[0]!.length, 100_000);
+    sweep(this, [3], (seed) => {
+      const sim = openSim({ seed, serverOptions: { maxMessageSize: 10_000 } }, { link: { delayMs: 10 } });
+      assert.equal(sim.client.maxMessageSize, 10_000, "the client sends at most what the server accepts");
+      assert.equal(sim.server.maxMessageSize, 512 * 1024, "the server's own small limit does not bound what it sends");
+      const c = sim.conn("client");
+      assert.throws(() => c.send(new Uint8Array(10_001)), (e: unknown) => e instanceof FastnetError && e.code === "MESSAGE_TOO_LARGE");
+      assert.equal(c.queuedBytes, 0);
+      assert.equal(c.getStats().messagesSent, 0);
+      c.send(makeMessage(3, "client", 0, 10_000));
+      sim.conn("server").send(makeMessage(3, "server", 0, 100_000));
+      sim.runUntil(() => sim.messages("client").length === 1 && sim.messages("server").length === 1);
+      assert.equal(sim.messages("server")[0]!.length, 10_000);
+      assert.equal(sim.messages("client")[0]!.length, 100_000);
 
-    const dflt = openSim({ seed: 4 }, { link: { delayMs: 10 } });
-    assert.equal(dflt.client.maxMessageSize, 512 * 1024);
-    assert.throws(() => dflt.client.send(new Uint8Array(512 * 1024 + 1)), (e: unknown) => e instanceof FastnetError && e.code === "MESSAGE_TOO_LARGE");
-    assert.equal(dflt.client.queuedBytes, 0);
+      const dflt = openSim({ seed: seed + 1 }, { link: { delayMs: 10 } });
+      assert.equal(dflt.client.maxMessageSize, 512 * 1024);
+      assert.throws(() => dflt.client.send(new Uint8Array(512 * 1024 + 1)), (e: unknown) => e instanceof FastnetError && e.code === "MESSAGE_TOO_LARGE");
+      assert.equal(dflt.client.queuedBytes, 0);
+    });
   });
 
   it("a peer that ignores the announced maxMessageSize is closed with 1002", function () {
-    // The client believes the server accepts 1 MiB; the server really accepts 1000 bytes.
-    const sim = openSim(
-      {
-        seed: 5,
-        serverOptions: { maxMessageSize: 1000 },
-        clientPeerParams: { maxMessageSize: 1 << 20, receiveBufferBytes: 1 << 20, idleTimeoutMs: 10_000 },
-      },
-      { link: { delayMs: 10 } },
-    );
-    sim.client.send(new Uint8Array(5000));
-    sim.runUntil(() => sim.client.state === "closed" && sim.server.state === "closed", 10_000);
-    assert.equal(sim.closeEvent("server")!.code, CloseCode.ProtocolError);
-    assert.match(sim.closeEvent("server")!.reason, /message-too-large/);
-    assert.equal(sim.closeEvent("client")!.code, 1002);
-    assert.equal(sim.closeEvent("client")!.remote, true);
-    assert.equal(sim.messages("server").length, 0);
+    sweep(this, [5], (seed) => {
+      // The client believes the server accepts 1 MiB; the server really accepts 1000 bytes.
+      const sim = openSim(
+        {
+          seed,
+          serverOptions: { maxMessageSize: 1000 },
+          clientPeerParams: { maxMessageSize: 1 << 20, receiveBufferBytes: 1 << 20, idleTimeoutMs: 10_000 },
+        },
+        { link: { delayMs: 10 } },
+      );
+      sim.client.send(new Uint8Array(5000));
+      sim.runUntil(() => sim.client.state === "closed" && sim.server.state === "closed", 10_000);
+      assert.equal(sim.closeEvent("server")!.code, CloseCode.ProtocolError);
+      assert.match(sim.closeEvent("server")!.reason, /message-too-large/);
+      assert.equal(sim.closeEvent("client")!.code, 1002);
+      assert.equal(sim.closeEvent("client")!.remote, true);
+      assert.equal(sim.messages("server").length, 0);
+    });
   });
 
   it("a peer that overruns the announced receive window is closed with 1002 flow-control", function () {
-    // The server buffers 4 KiB; the client was told 1 MiB. Holding the first data packet stalls the read offset.
-    const sim = openSim(
-      {
-        seed: 6,
-        serverOptions: { receiveBufferBytes: 4096 },
-        clientPeerParams: { maxMessageSize: 512 * 1024, receiveBufferBytes: 1 << 20, idleTimeoutMs: 10_000 },
-      },
-      { link: { delayMs: 10 } },
-    );
-    let held = false;
-    sim.onTransmit = (from, data) => {
-      if (!held && from === "client" && data.length > 1000) {
-        held = true;
-        return "drop";
-      }
-    };
-    sim.client.send(new Uint8Array(20_000));
-    sim.runUntil(() => sim.server.state === "closed", 10_000);
-    assert.ok(held);
-    assert.equal(sim.closeEvent("server")!.code, 1002);
-    assert.match(sim.closeEvent("server")!.reason, /flow-control/);
+    sweep(this, [6], (seed) => {
+      // The server buffers 4 KiB; the client was told 1 MiB. Holding the first data packet stalls the read offset.
+      const sim = openSim(
+        {
+          seed,
+          serverOptions: { receiveBufferBytes: 4096 },
+          clientPeerParams: { maxMessageSize: 512 * 1024, receiveBufferBytes: 1 << 20, idleTimeoutMs: 10_000 },
+        },
+        { link: { delayMs: 10 } },
+      );
+      let held = false;
+      sim.onTransmit = (from, data) => {
+        if (!held && from === "client" && data.length > 1000) {
+          held = true;
+          return "drop";
+        }
+      };
+      sim.client.send(new Uint8Array(20_000));
+      sim.runUntil(() => sim.server.state === "closed", 10_000);
+      assert.ok(held);
+      assert.equal(sim.closeEvent("server")!.code, 1002);
+      assert.match(sim.closeEvent("server")!.reason, /flow-control/);
+    });
   });
 
   it("sendUnreliable beyond maxDatagramPayload returns false and counts tooLarge; exactly maxDatagramPayload arrives intact", function () {
-    const sim = openSim({ seed: 8 }, { link: { delayMs: 10 } });
-    for (const side of SIDES) {
-      const c = sim.conn(side);
-      const max = c.maxDatagramPayload;
-      assert.ok(max > 1100 && max < MAX_DATAGRAM_SIZE, `maxDatagramPayload ${max}`);
-      assert.equal(c.sendUnreliable(new Uint8Array(max + 1)), false);
-      assert.equal(c.sendUnreliable(new Uint8Array(64 * 1024)), false);
-      assert.equal(c.getStats().datagramsDropped.tooLarge, 2);
-      assert.equal(c.getStats().datagramsSent, 0);
-      assert.equal(c.sendUnreliable(makeDatagram(8, side, 0, max)), true);
-      assert.equal(c.sendUnreliable(makeDatagram(8, side, 1, 5)), true);
-    }
-    sim.runUntil(() => sim.datagrams("client").length === 2 && sim.datagrams("server").length === 2, 5_000);
-    for (const side of SIDES) {
-      const got = sim.datagrams(other(side));
-      assert.ok(Buffer.from(got.find((d) => d.length > 5)!).equals(Buffer.from(makeDatagram(8, side, 0, sim.conn(side).maxDatagramPayload))));
-      assert.ok(Buffer.from(got.find((d) => d.length === 5)!).equals(Buffer.from(makeDatagram(8, side, 1, 5))));
-    }
+    sweep(this, [8], (seed) => {
+      const sim = openSim({ seed }, { link: { delayMs: 10 } });
+      for (const side of SIDES) {
+        const c = sim.conn(side);
+        const max = c.maxDatagramPayload;
+        assert.ok(max > 1100 && max < MAX_DATAGRAM_SIZE, `maxDatagramPayload ${max}`);
+        assert.equal(c.sendUnreliable(new Uint8Array(max + 1)), false);
+        assert.equal(c.sendUnreliable(new Uint8Array(64 * 1024)), false);
+        assert.equal(c.getStats().datagramsDropped.tooLarge, 2);
+        assert.equal(c.getStats().datagramsSent, 0);
+        assert.equal(c.sendUnreliable(makeDatagram(seed, side, 0, max)), true);
+        assert.equal(c.sendUnreliable(makeDatagram(seed, side, 1, 5)), true);
+      }
+      sim.runUntil(() => sim.datagrams("client").length === 2 && sim.datagrams("server").length === 2, 5_000);
+      for (const side of SIDES) {
+        const got = sim.datagrams(other(side));
+        assert.ok(Buffer.from(got.find((d) => d.length > 5)!).equals(Buffer.from(makeDatagram(seed, side, 0, sim.conn(side).maxDatagramPayload))));
+        assert.ok(Buffer.from(got.find((d) => d.length === 5)!).equals(Buffer.from(makeDatagram(seed, side, 1, 5))));
+      }
+    });
   });
 
   it("sendUnreliable before the session is open returns false; a closed session refuses sends", function () {
-    const pair = makePair({ seed: 10 });
-    assert.equal(pair.client.sendUnreliable(Uint8Array.of(1)), false);
-    assert.equal(pair.client.getStats().datagramsDropped.congestion, 1);
-    const sim = new SimNetwork(pair, { seed: 10 });
-    sim.runUntil(() => sim.bothOpen());
-    sim.client.close();
-    sim.runUntil(() => sim.server.state === "closed");
-    assert.equal(sim.client.sendUnreliable(Uint8Array.of(1)), false);
-    assert.throws(() => sim.server.send(Uint8Array.of(1)), (e: unknown) => e instanceof FastnetError && e.code === "NOT_OPEN");
-    assert.equal(sim.closeEvent("server")!.code, 1000);
+    sweep(this, [10], (seed) => {
+      const pair = makePair({ seed });
+      assert.equal(pair.client.sendUnreliable(Uint8Array.of(1)), false);
+      assert.equal(pair.client.getStats().datagramsDropped.congestion, 1);
+      const sim = new SimNetwork(pair, { seed });
+      sim.runUntil(() => sim.bothOpen());
+      sim.client.close();
+      sim.runUntil(() => sim.server.state === "closed");
+      assert.equal(sim.client.sendUnreliable(Uint8Array.of(1)), false);
+      assert.throws(() => sim.server.send(Uint8Array.of(1)), (e: unknown) => e instanceof FastnetError && e.code === "NOT_OPEN");
+      assert.equal(sim.closeEvent("server")!.code, 1000);
+    });
   });
 
   it("the server never sends more than 3x what it received from an unvalidated client address", function () {
@@ -802,14 +816,16 @@ describe("simulation: congestion control", function () {
   });
 
   it("without loss the window grows beyond the initial one and nothing is declared lost", function () {
-    const sim = openSim({ seed: 1 }, { link: { delayMs: 30 } });
-    sim.client.send(new Uint8Array(400_000));
-    sim.runUntil(() => sim.messages("server").length === 1, 120_000);
-    const st = sim.client.getStats();
-    assert.ok(st.congestionWindow > 10 * MAX_DATAGRAM_SIZE, `window ${st.congestionWindow}`);
-    assert.equal(st.packetsLost, 0);
-    assert.equal(st.bytesRetransmitted, 0);
-    assert.ok(st.rtt.minMs >= 60 && st.rtt.minMs < 100, `min RTT ${st.rtt.minMs}`);
+    sweep(this, [1], (seed) => {
+      const sim = openSim({ seed }, { link: { delayMs: 30 } });
+      sim.client.send(new Uint8Array(400_000));
+      sim.runUntil(() => sim.messages("server").length === 1, 120_000);
+      const st = sim.client.getStats();
+      assert.ok(st.congestionWindow > 10 * MAX_DATAGRAM_SIZE, `window ${st.congestionWindow}`);
+      assert.equal(st.packetsLost, 0);
+      assert.equal(st.bytesRetransmitted, 0);
+      assert.ok(st.rtt.minMs >= 60 && st.rtt.minMs < 100, `min RTT ${st.rtt.minMs}`);
+    });
   });
 });
 
@@ -900,11 +916,13 @@ describe("simulation: the simulated network itself", function () {
   });
 
   it("caps bandwidth: a bulk transfer takes at least size / rate", function () {
-    const sim = openSim({ seed: 7 }, { link: { delayMs: 5, bytesPerMs: 100, maxQueueMs: 2_000 } });
-    const t0 = sim.now;
-    sim.client.send(new Uint8Array(200_000));
-    sim.runUntil(() => sim.messages("server").length === 1, 600_000);
-    assert.ok(sim.now - t0 >= 200_000 / 100, `took ${sim.now - t0} ms`);
+    sweep(this, [7], (seed) => {
+      const sim = openSim({ seed }, { link: { delayMs: 5, bytesPerMs: 100, maxQueueMs: 2_000 } });
+      const t0 = sim.now;
+      sim.client.send(new Uint8Array(200_000));
+      sim.runUntil(() => sim.messages("server").length === 1, 600_000);
+      assert.ok(sim.now - t0 >= 200_000 / 100, `took ${sim.now - t0} ms`);
+    });
   });
 
   it("fails fast on a livelock, a missed condition or a stall instead of hanging", function () {
@@ -923,68 +941,76 @@ describe("simulation: the simulated network itself", function () {
 
 describe("simulation: timers never stay due", function () {
   it("an amplification-limited server whose client vanished arms no timer that is already past", function () {
-    const pair = makePair({ seed: 1 });
-    const { client, server } = pair;
-    let now = pair.now;
-    const bind = client.pollTransmit(now)!;
-    now += 20;
-    server.handleDatagram(bind, now); // the only datagram the server ever gets
-    server.send(new Uint8Array(100_000));
-    while (server.pollTransmit(now)) {} // spends the 3 x 1200-byte budget
-    for (let i = 0; i < 50 && server.state !== "closed"; i++) {
-      const t = server.pollTimeout();
-      if (t === null) break;
-      assert.ok(t > now || i === 0, `pollTimeout() returned ${t - pair.now} ms again after handleTimeout at ${now - pair.now} ms`);
-      now = Math.max(now, t);
-      server.handleTimeout(now);
-      while (server.pollTransmit(now)) {}
-    }
-    assert.equal(server.state, "closed", "the idle timeout ends it");
+    sweep(this, [1], (seed) => {
+      const pair = makePair({ seed });
+      const { client, server } = pair;
+      let now = pair.now;
+      const bind = client.pollTransmit(now)!;
+      now += 20;
+      server.handleDatagram(bind, now); // the only datagram the server ever gets
+      server.send(new Uint8Array(100_000));
+      while (server.pollTransmit(now)) {} // spends the 3 x 1200-byte budget
+      for (let i = 0; i < 50 && server.state !== "closed"; i++) {
+        const t = server.pollTimeout();
+        if (t === null) break;
+        assert.ok(t > now || i === 0, `pollTimeout() returned ${t - pair.now} ms again after handleTimeout at ${now - pair.now} ms`);
+        now = Math.max(now, t);
+        server.handleTimeout(now);
+        while (server.pollTransmit(now)) {}
+      }
+      assert.equal(server.state, "closed", "the idle timeout ends it");
+    });
   });
 
   it("with default options a client whose server never answers reports a bind timeout, not an idle timeout", function () {
-    const sim = new SimNetwork(makePair({ seed: 9 }), { seed: 9, clientToServer: { loss: 1 } });
-    sim.runUntil(() => sim.client.state === "closed", 30_000);
-    assert.match(sim.closeEvent("client")!.reason, /bind/);
+    sweep(this, [9], (seed) => {
+      const sim = new SimNetwork(makePair({ seed }), { seed, clientToServer: { loss: 1 } });
+      sim.runUntil(() => sim.client.state === "closed", 30_000);
+      assert.match(sim.closeEvent("client")!.reason, /bind/);
+    });
   });
 
   it("an exact-deadline driver makes progress under loss and jitter (loss timer rounding)", function () {
-    const sim = openSim({ seed: 16939, options: { sendQueueBytes: 20_000 } }, {
-      link: { loss: 0.15, delayMs: 20, jitterMs: 15 }, timerGranularityMs: 0, maxStepsPerInstant: 1000,
-    });
-    for (let i = 0; i < 4; i++) sim.client.send(new Uint8Array(5000));
-    let sent = 0;
-    sim.onStep = () => {
-      while (sent < 30) {
-        try {
-          sim.client.send(new Uint8Array(1000 + ((sent * 977) % 6000)));
-        } catch (e) {
-          if (e instanceof FastnetError) return;
-          throw e;
+    sweep(this, [16939], (seed) => {
+      const sim = openSim({ seed, options: { sendQueueBytes: 20_000 } }, {
+        link: { loss: 0.15, delayMs: 20, jitterMs: 15 }, timerGranularityMs: 0, maxStepsPerInstant: 1000,
+      });
+      for (let i = 0; i < 4; i++) sim.client.send(new Uint8Array(5000));
+      let sent = 0;
+      sim.onStep = () => {
+        while (sent < 30) {
+          try {
+            sim.client.send(new Uint8Array(1000 + ((sent * 977) % 6000)));
+          } catch (e) {
+            if (e instanceof FastnetError) return;
+            throw e;
+          }
+          sent++;
         }
-        sent++;
-      }
-    };
-    sim.runUntil(() => sim.messages("server").length === 34, 300_000);
+      };
+      sim.runUntil(() => sim.messages("server").length === 34, 300_000);
+    });
   });
 });
 
 describe("simulation: RTT estimate", function () {
   it("reads the path's round trip, not the ACK delay, when every ACK rides on later game traffic (LAN-like path)", function () {
-    const sim = openSim({ seed: 77 }, { link: { loss: 0, delayMs: 0.2, jitterMs: 0 } });
-    // 25 Hz datagrams both ways, as positions and inputs of a game, the two sides out of phase: below
-    // the ACK threshold, so each ACK waits for the next packet or the 25 ms ACK timer.
-    for (let t = 0; t < 3000; t += 40) {
-      sim.client.sendUnreliable(new Uint8Array(40));
-      sim.runFor(13);
-      sim.server.sendUnreliable(new Uint8Array(60));
-      sim.runFor(27);
-    }
-    if (process.env.DBG) console.log(sim.client.getStats().rtt, sim.server.getStats().rtt);
-    for (const side of ["client", "server"] as const) {
-      const rtt = sim.conn(side).getStats().rtt;
-      assert.ok(rtt.smoothedMs < 2, `${side}: smoothed ${rtt.smoothedMs} ms on a 0.4 ms path`);
-      assert.ok(rtt.minMs >= 0.3 && rtt.minMs < 1, `${side}: min ${rtt.minMs} ms`);
-    }
+    sweep(this, [77], (seed) => {
+      const sim = openSim({ seed }, { link: { loss: 0, delayMs: 0.2, jitterMs: 0 } });
+      // 25 Hz datagrams both ways, as positions and inputs of a game, the two sides out of phase: below
+      // the ACK threshold, so each ACK waits for the next packet or the 25 ms ACK timer.
+      for (let t = 0; t < 3000; t += 40) {
+        sim.client.sendUnreliable(new Uint8Array(40));
+        sim.runFor(13);
+        sim.server.sendUnreliable(new Uint8Array(60));
+        sim.runFor(27);
+      }
+      if (process.env.DBG) console.log(sim.client.getStats().rtt, sim.server.getStats().rtt);
+      for (const side of ["client", "server"] as const) {
+        const rtt = sim.conn(side).getStats().rtt;
+        assert.ok(rtt.smoothedMs < 2, `${side}: smoothed ${rtt.smoothedMs} ms on a 0.4 ms path`);
+        assert.ok(rtt.minMs >= 0.3 && rtt.minMs < 1, `${side}: min ${rtt.minMs} ms`);
+      }
+    });
   });
 });

@@ -77,7 +77,7 @@ export function sweep(
 /** The command that replays one seed of a scenario. */
 export function replayHint(seed: number, scenario: string, file: string): string {
   const grep = scenario.replace(/[\\"$`]/g, "\\$&");
-  return `SIM_SEED=${seed} npx mocha ${file} -g "${grep}"`;
+  return `SIM_SEED=${seed} npx mocha --no-config --import=tsx ${file} -g "${grep}"`;
 }
 
 /**
