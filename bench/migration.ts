@@ -55,6 +55,7 @@
  * only the results (the counts come from the room instead).
  */
 import { cpus } from "node:os";
+import { setTimeout as sleep } from "node:timers/promises";
 import { fileURLToPath } from "node:url";
 import type dgram from "node:dgram";
 import { Client, type Room } from "@colyseus/sdk";
@@ -264,7 +265,6 @@ function childStats(server: ServerChild): Promise<MigrationServerStats> {
   });
 }
 
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 async function runCase(name: CaseName, args: Args): Promise<CaseReport> {
   progress(`${name}: starting the server child and joining`);

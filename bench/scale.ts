@@ -39,6 +39,7 @@
  * phase or an IPC answer that times out, the whole run over OVERALL_TIMEOUT_MS).
  */
 import { readFileSync } from "node:fs";
+import { setTimeout as sleep } from "node:timers/promises";
 import { cpus } from "node:os";
 import { fileURLToPath } from "node:url";
 import { cpuModel } from "./support/affinity.js";
@@ -121,7 +122,6 @@ const progress = (s: string): void => {
   process.stderr.write(`[scale] ${s}\n`);
 };
 const round = (v: number, d = 2): number => Math.round(v * 10 ** d) / 10 ** d;
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 function parse(argv: string[]): Args {
   const { values: v, base } = parseBenchArgs(

@@ -30,6 +30,7 @@
  * follow the warm-up (shorter runs print it, marked n/a). Exit code 0 on a pass, 1 otherwise.
  */
 import { availableParallelism } from "node:os";
+import { setTimeout as sleep } from "node:timers/promises";
 import { fileURLToPath } from "node:url";
 import { numberIn, parseBenchArgs, positiveInt, type BaseArgs } from "./support/args.js";
 import { cpuModel } from "./support/affinity.js";
@@ -113,7 +114,6 @@ function parseArgs(argv: string[]): Args {
 const progress = (s: string): void => {
   process.stderr.write(`[soak] ${s}\n`);
 };
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 const r2 = (v: number): number => Math.round(v * 100) / 100;
 
 /** Asks the server child for a sample (bounded). */
