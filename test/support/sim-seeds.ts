@@ -99,10 +99,7 @@ export function forEachSeed(seeds: readonly number[], scenario: string, file: st
     return `  seed ${seed}: ${msg.split("\n")[0]}\n    replay: ${replayHint(seed, scenario, file)}`;
   });
   const first = failures[0]!.error;
-  const err = new Error(
-    `${failures.length} of ${seeds.length} seeds failed in "${scenario}" (${file}):\n${lines.join("\n")}`,
-    { cause: first },
-  );
+  const err = new Error(`${failures.length} of ${seeds.length} seeds failed in "${scenario}" (${file}):\n${lines.join("\n")}`);
   // Keep the first failure's stack: it points at the assertion.
   if (first instanceof Error && first.stack) err.stack = `${err.message}\nfirst failure:\n${first.stack}`;
   throw err;
