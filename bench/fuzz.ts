@@ -36,7 +36,7 @@
 import { availableParallelism } from "node:os";
 import { performance } from "node:perf_hooks";
 import { Worker } from "node:worker_threads";
-import { choiceList, parseArgs as parseBenchArgs, positiveInt, type BaseArgs } from "./support/args.js";
+import { choiceList, parseBenchArgs, positiveInt, positiveIntOr, type BaseArgs } from "./support/args.js";
 import { cpuModel } from "./support/affinity.js";
 import { TARGETS, TARGET_NAMES, TARGET_WEIGHTS, replayEpisode, targetByName, type FuzzRecord, type TargetName } from "./support/fuzz-runner.js";
 import { SHARED_HEADER_BYTES, SHARED_INPUT_BYTES, SLOT, type TargetCounts, type WorkerConfig, type WorkerMessage } from "./support/fuzz-protocol.js";
@@ -67,54 +67,38 @@ interface Args extends BaseArgs {
 }
 
 function parseArgs(argv: string[]): Args {
-  const args = parseBenchArgs<Args>(
+  const { values: v, base } = parseBenchArgs(
     argv,
     {
-      json: false,
-      pin: "none",
-      pinExplicit: false,
-      inputs: null,
-      minutes: null,
-      seed: `t${Date.now().toString(36)}`,
-      workers: Math.min(2, availableParallelism()),
-      only: null,
-      hangMs: 100,
-      replay: null,
+      inputs: { type: "string" },
+      minutes: { type: "string" },
+      seed: { type: "string" },
+      workers: { type: "string" },
+      only: { type: "string" },
+      "hang-ms": { type: "string" },
+      replay: { type: "string" },
     },
-    {
-      "--inputs": (a, next, flag) => {
-        a.inputs = positiveInt(flag, next());
-      },
-      "--minutes": (a, next, flag) => {
-        const v = Number(next());
-        if (!Number.isFinite(v) || v <= 0 || v > MAX_MINUTES) throw new Error(`${flag} needs a number of minutes in (0, ${MAX_MINUTES}]`);
-        a.minutes = v;
-      },
-      "--seed": (a, next, flag) => {
-        const v = next();
-        if (!v) throw new Error(`${flag} needs a value`);
-        a.seed = v;
-      },
-      "--workers": (a, next, flag) => {
-        a.workers = Math.min(positiveInt(flag, next()), 16);
-      },
-      "--only": (a, next, flag) => {
-        a.only = choiceList(flag, next(), TARGET_NAMES, "target");
-      },
-      "--hang-ms": (a, next, flag) => {
-        a.hangMs = positiveInt(flag, next());
-      },
-      "--replay": (a, next, flag) => {
-        const v = next();
-        if (!v || !/^[a-z]+:\d+$/.test(v)) throw new Error(`${flag} needs TARGET:EPISODE, e.g. server:17`);
-        a.replay = v;
-      },
-    },
+    "none",
   );
-  if (args.pinExplicit) throw new Error("--pin does not apply to the fuzzer (its workers use every CPU)");
-  if (args.inputs !== null && args.minutes !== null) throw new Error("give --inputs or --minutes, not both");
-  if (args.inputs === null && args.minutes === null) args.inputs = 200_000;
-  return args;
+  if (base.pinExplicit) throw new Error("--pin does not apply to the fuzzer (its workers use every CPU)");
+  if (v.inputs !== undefined && v.minutes !== undefined) throw new Error("give --inputs or --minutes, not both");
+  let minutes: number | null = null;
+  if (v.minutes !== undefined) {
+    minutes = Number(v.minutes);
+    if (v.minutes === "" || !Number.isFinite(minutes) || minutes <= 0 || minutes > MAX_MINUTES) throw new Error(`--minutes needs a number of minutes in (0, ${MAX_MINUTES}]`);
+  }
+  if (v.seed === "") throw new Error("--seed needs a value");
+  if (v.replay !== undefined && !/^[a-z]+:\d+$/.test(v.replay)) throw new Error("--replay needs TARGET:EPISODE, e.g. server:17");
+  return {
+    ...base,
+    inputs: v.inputs !== undefined ? positiveInt("--inputs", v.inputs) : minutes === null ? 200_000 : null,
+    minutes,
+    seed: v.seed ?? `t${Date.now().toString(36)}`,
+    workers: v.workers !== undefined ? Math.min(positiveInt("--workers", v.workers), 16) : Math.min(2, availableParallelism()),
+    only: v.only !== undefined ? choiceList("--only", v.only, TARGET_NAMES, "target") : null,
+    hangMs: positiveIntOr("--hang-ms", v["hang-ms"], 100),
+    replay: v.replay ?? null,
+  };
 }
 
 const progress = (s: string): void => {

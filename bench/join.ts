@@ -9,7 +9,7 @@
  * Targets (a FAIL is a result; exit code 1 only for errors): the burst of 500 all in; fastnet's join p50
  * at most 2x ws-transport's; at least 300 joins per server CPU-second.
  */
-import { choiceList, parseArgs, positiveInt, type BaseArgs } from "./support/args.js";
+import { choiceList, parseBenchArgs, positiveIntOr, type BaseArgs } from "./support/args.js";
 import { measureJoins, printJoins, type JoinResult, type JoinTransport } from "./support/join-run.js";
 import { runBench } from "./support/run-bench.js";
 
@@ -26,21 +26,16 @@ const progress = (s: string): void => {
 };
 
 async function main(): Promise<void> {
-  const args = parseArgs<Args>(
+  const { values: v, base } = parseBenchArgs(
     process.argv.slice(2),
-    { json: false, pin: "none", pinExplicit: false, samples: 200, only: null },
-    {
-      "--quick": (a) => {
-        a.samples = 50;
-      },
-      "--samples": (a, next, flag) => {
-        a.samples = positiveInt(flag, next());
-      },
-      "--only": (a, next, flag) => {
-        a.only = choiceList(flag, next(), TRANSPORTS, "transport");
-      },
-    },
+    { quick: { type: "boolean" }, samples: { type: "string" }, only: { type: "string" } },
+    "none",
   );
+  const args: Args = {
+    ...base,
+    samples: positiveIntOr("--samples", v.samples, v.quick ? 50 : 200),
+    only: v.only !== undefined ? choiceList("--only", v.only, TRANSPORTS, "transport") : null,
+  };
   const joins: Partial<Record<JoinTransport, JoinResult>> = {};
   for (const t of TRANSPORTS) {
     if (args.only && !args.only.includes(t)) continue;

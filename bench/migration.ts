@@ -55,12 +55,13 @@
  * only the results (the counts come from the room instead).
  */
 import { cpus } from "node:os";
+import { setTimeout as sleep } from "node:timers/promises";
 import { fileURLToPath } from "node:url";
 import type dgram from "node:dgram";
 import { Client, type Room } from "@colyseus/sdk";
 import { FastnetClient, FastnetClientTransport } from "../src/client.js";
 import { applyPlacement, cpuModel, pinProcess, type AppliedPlacement } from "./support/affinity.js";
-import { choiceList, parseArgs as parseBenchArgs, positiveInt, type BaseArgs } from "./support/args.js";
+import { choiceList, parseBenchArgs, positiveIntOr, type BaseArgs } from "./support/args.js";
 import { startScriptChild, type ServerChild } from "./support/children.js";
 import { runBench } from "./support/run-bench.js";
 import type { MigrationChildMessage, MigrationParentMessage, MigrationServerStats } from "./support/migration-server.js";
@@ -100,29 +101,19 @@ interface Args extends BaseArgs {
 }
 
 function parseArgs(argv: string[]): Args {
-  return parseBenchArgs<Args>(
+  const { values: v, base } = parseBenchArgs(
     argv,
-    { json: false, migrations: 100, only: null, rebind: "address", periodMs: MIGRATION_PERIOD_MS, pin: "same", pinExplicit: false },
-    {
-      "--quick": (args) => {
-        args.migrations = 20;
-      },
-      "--migrations": (args, next, flag) => {
-        args.migrations = positiveInt(flag, next());
-      },
-      "--only": (args, next, flag) => {
-        args.only = choiceList(flag, next(), CASES, "case");
-      },
-      "--period-ms": (args, next, flag) => {
-        args.periodMs = positiveInt(flag, next());
-      },
-      "--rebind": (args, next) => {
-        const v = next();
-        if (v !== "address" && v !== "port") throw new Error(`--rebind needs address or port, got ${String(v)}`);
-        args.rebind = v;
-      },
-    },
+    { quick: { type: "boolean" }, migrations: { type: "string" }, only: { type: "string" }, "period-ms": { type: "string" }, rebind: { type: "string" } },
+    "same",
   );
+  if (v.rebind !== undefined && v.rebind !== "address" && v.rebind !== "port") throw new Error(`--rebind needs address or port, got ${v.rebind}`);
+  return {
+    ...base,
+    migrations: positiveIntOr("--migrations", v.migrations, v.quick ? 20 : 100),
+    only: v.only !== undefined ? choiceList("--only", v.only, CASES, "case") : null,
+    rebind: v.rebind ?? "address",
+    periodMs: positiveIntOr("--period-ms", v["period-ms"], MIGRATION_PERIOD_MS),
+  };
 }
 
 const progress = (s: string): void => {
@@ -274,7 +265,6 @@ function childStats(server: ServerChild): Promise<MigrationServerStats> {
   });
 }
 
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 async function runCase(name: CaseName, args: Args): Promise<CaseReport> {
   progress(`${name}: starting the server child and joining`);

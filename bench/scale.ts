@@ -39,10 +39,11 @@
  * phase or an IPC answer that times out, the whole run over OVERALL_TIMEOUT_MS).
  */
 import { readFileSync } from "node:fs";
+import { setTimeout as sleep } from "node:timers/promises";
 import { cpus } from "node:os";
 import { fileURLToPath } from "node:url";
 import { cpuModel } from "./support/affinity.js";
-import { choiceList, commaList, parseArgs, positiveInt, type BaseArgs } from "./support/args.js";
+import { choiceList, commaList, parseBenchArgs, positiveInt, positiveIntOr, type BaseArgs } from "./support/args.js";
 import { startScriptChild, type ServerChild } from "./support/children.js";
 import { measureJoins, printJoins, type JoinResult, type JoinTransport } from "./support/join-run.js";
 import { runBench } from "./support/run-bench.js";
@@ -121,44 +122,39 @@ const progress = (s: string): void => {
   process.stderr.write(`[scale] ${s}\n`);
 };
 const round = (v: number, d = 2): number => Math.round(v * 10 ** d) / 10 ** d;
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 function parse(argv: string[]): Args {
-  return parseArgs<Args>(
+  const { values: v, base } = parseBenchArgs(
     argv,
-    { json: false, pin: "none", pinExplicit: false, steps: DEFAULT_STEPS, windowS: 8, settleMs: 3000, clientProcs: 2, only: null, maxP99: 50, joins: true, joinSamples: 200 },
     {
-      "--quick": (a) => {
-        a.steps = QUICK_STEPS;
-        a.windowS = 2;
-        a.settleMs = 1000;
-        a.joinSamples = 30;
-      },
-      "--steps": (a, next, flag) => {
-        a.steps = commaList(next()).map((v) => positiveInt(flag, v));
-        if (a.steps.length === 0) throw new Error(`${flag} needs a list of client counts`);
-        for (let i = 1; i < a.steps.length; i++) if (a.steps[i]! <= a.steps[i - 1]!) throw new Error(`${flag} must increase`);
-      },
-      "--window": (a, next, flag) => {
-        a.windowS = positiveInt(flag, next());
-      },
-      "--client-procs": (a, next, flag) => {
-        a.clientProcs = positiveInt(flag, next());
-      },
-      "--only": (a, next, flag) => {
-        a.only = choiceList(flag, next(), ROW_NAMES, "row");
-      },
-      "--max-p99": (a, next, flag) => {
-        a.maxP99 = positiveInt(flag, next());
-      },
-      "--no-joins": (a) => {
-        a.joins = false;
-      },
-      "--join-samples": (a, next, flag) => {
-        a.joinSamples = positiveInt(flag, next());
-      },
+      quick: { type: "boolean" },
+      steps: { type: "string" },
+      window: { type: "string" },
+      "client-procs": { type: "string" },
+      only: { type: "string" },
+      "max-p99": { type: "string" },
+      "no-joins": { type: "boolean" },
+      "join-samples": { type: "string" },
     },
+    "none",
   );
+  let steps = v.quick ? QUICK_STEPS : DEFAULT_STEPS;
+  if (v.steps !== undefined) {
+    steps = commaList(v.steps).map((s) => positiveInt("--steps", s));
+    if (steps.length === 0) throw new Error("--steps needs a list of client counts");
+    for (let i = 1; i < steps.length; i++) if (steps[i]! <= steps[i - 1]!) throw new Error("--steps must increase");
+  }
+  return {
+    ...base,
+    steps,
+    windowS: positiveIntOr("--window", v.window, v.quick ? 2 : 8),
+    settleMs: v.quick ? 1000 : 3000,
+    clientProcs: positiveIntOr("--client-procs", v["client-procs"], 2),
+    only: v.only !== undefined ? choiceList("--only", v.only, ROW_NAMES, "row") : null,
+    maxP99: positiveIntOr("--max-p99", v["max-p99"], 50),
+    joins: !v["no-joins"],
+    joinSamples: positiveIntOr("--join-samples", v["join-samples"], v.quick ? 30 : 200),
+  };
 }
 
 /** Adds `count` clients, split over the client children; returns how many failed and the first error. */

@@ -30,8 +30,9 @@
  * follow the warm-up (shorter runs print it, marked n/a). Exit code 0 on a pass, 1 otherwise.
  */
 import { availableParallelism } from "node:os";
+import { setTimeout as sleep } from "node:timers/promises";
 import { fileURLToPath } from "node:url";
-import { parseArgs as parseBenchArgs, positiveInt, type BaseArgs } from "./support/args.js";
+import { numberIn, parseBenchArgs, positiveInt, type BaseArgs } from "./support/args.js";
 import { cpuModel } from "./support/affinity.js";
 import { startScriptChild, type ServerChild } from "./support/children.js";
 import { Rng } from "./support/fuzz-rng.js";
@@ -75,54 +76,44 @@ interface Args extends BaseArgs {
 }
 
 function parseArgs(argv: string[]): Args {
-  const num = (flag: string, v: string | undefined, min: number, max: number): number => {
-    const n = Number(v);
-    if (!Number.isFinite(n) || n < min || n > max) throw new Error(`${flag} needs a number in [${min}, ${max}], got ${String(v)}`);
-    return n;
-  };
-  const args = parseBenchArgs<Args>(
+  const { values: v, base } = parseBenchArgs(
     argv,
-    { json: false, pin: "none", pinExplicit: false, minutes: 30, clients: 8, rate: 50, loss: 0.02, migrateEveryS: 10, churnEveryS: 3, warmupMinutes: null, hostile: true, seed: `t${Date.now().toString(36)}` },
     {
-      "--minutes": (a, next, flag) => {
-        a.minutes = num(flag, next(), 0.1, 24 * 60);
-      },
-      "--clients": (a, next, flag) => {
-        a.clients = Math.min(positiveInt(flag, next()), 64);
-      },
-      "--rate": (a, next, flag) => {
-        a.rate = num(flag, next(), 0.1, 500);
-      },
-      "--loss": (a, next, flag) => {
-        a.loss = num(flag, next(), 0, 0.5);
-      },
-      "--migrate-every-s": (a, next, flag) => {
-        a.migrateEveryS = num(flag, next(), 1, 3600);
-      },
-      "--churn-every-s": (a, next, flag) => {
-        a.churnEveryS = num(flag, next(), 0.2, 3600);
-      },
-      "--warmup-minutes": (a, next, flag) => {
-        a.warmupMinutes = num(flag, next(), 0, 600);
-      },
-      "--no-hostile": (a) => {
-        a.hostile = false;
-      },
-      "--seed": (a, next, flag) => {
-        const v = next();
-        if (!v) throw new Error(`${flag} needs a value`);
-        a.seed = v;
-      },
+      minutes: { type: "string" },
+      clients: { type: "string" },
+      rate: { type: "string" },
+      loss: { type: "string" },
+      "migrate-every-s": { type: "string" },
+      "churn-every-s": { type: "string" },
+      "warmup-minutes": { type: "string" },
+      "no-hostile": { type: "boolean" },
+      seed: { type: "string" },
     },
+    "none",
   );
-  if (args.pinExplicit) throw new Error("--pin does not apply to the soak");
-  return args;
+  if (base.pinExplicit) throw new Error("--pin does not apply to the soak");
+  if (v.seed === "") throw new Error("--seed needs a value");
+  const num = (flag: string, dflt: number, min: number, max: number): number => {
+    const s = v[flag.slice(2) as keyof typeof v] as string | undefined;
+    return s === undefined ? dflt : numberIn(flag, s, min, max);
+  };
+  return {
+    ...base,
+    minutes: num("--minutes", 30, 0.1, 24 * 60),
+    clients: v.clients !== undefined ? Math.min(positiveInt("--clients", v.clients), 64) : 8,
+    rate: num("--rate", 50, 0.1, 500),
+    loss: num("--loss", 0.02, 0, 0.5),
+    migrateEveryS: num("--migrate-every-s", 10, 1, 3600),
+    churnEveryS: num("--churn-every-s", 3, 0.2, 3600),
+    warmupMinutes: v["warmup-minutes"] !== undefined ? numberIn("--warmup-minutes", v["warmup-minutes"], 0, 600) : null,
+    hostile: !v["no-hostile"],
+    seed: v.seed ?? `t${Date.now().toString(36)}`,
+  };
 }
 
 const progress = (s: string): void => {
   process.stderr.write(`[soak] ${s}\n`);
 };
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 const r2 = (v: number): number => Math.round(v * 100) / 100;
 
 /** Asks the server child for a sample (bounded). */

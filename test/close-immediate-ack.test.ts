@@ -6,6 +6,7 @@ import { PacketType, parseHeader, type ParsedHeader } from "../src/protocol/pack
 import { decodePacketNumber } from "../src/protocol/packet-number.js";
 import { Connection } from "../src/protocol/connection.js";
 import { SimNetwork, fastBackend, makePair, other, type LinkProfile, type Pair, type Side } from "./support/sim-network.js";
+import { sweep } from "./support/sim-seeds.js";
 
 /**
  * The IMMEDIATE_ACK frame of a draining close (docs/protocol.md §4, §5): who sends it and when, what
@@ -13,8 +14,6 @@ import { SimNetwork, fastBackend, makePair, other, type LinkProfile, type Pair, 
  * peer which did not announce it never gets it, and that the drain delivers everything under loss
  * yet stays bounded when the peer is gone. Deterministic simulations of the sans-IO core.
  */
-
-const seedsFrom = (base: number, n: number): number[] => Array.from({ length: n }, (_, i) => base + i * 7919);
 
 /** What one recorded datagram held. */
 interface Seen {
@@ -101,64 +100,70 @@ describe("close: IMMEDIATE_ACK while draining", function () {
 
   for (const closer of ["client", "server"] as const) {
     it(`${closer} close right after a send: CLOSE reaches the peer a round trip after the data, not after the 25 ms ACK delay; a legacy peer gets no frame and the old timing`, function () {
-      for (const legacyPeer of [false, true]) {
-        const { sim, pair } = open({ seed: 11, link: { delayMs: 10 }, closer, legacyPeer });
-        sim.runFor(2_000); // settled: spare CIDs acknowledged, nothing owed
-        const peer = other(closer);
-        const recordedBefore = sim.sent.length;
-        sim.conn(closer).send(Uint8Array.of(7, 7, 7));
-        const t0 = sim.now;
-        sim.conn(closer).close(4000, "bye");
-        sim.runUntil(() => sim.conn(peer).state === "closed" && sim.conn(closer).state === "closed", 10_000);
-        assert.deepEqual([...sim.messages(peer).at(-1)!], [7, 7, 7]);
-        const peerClose = sim.closeEvent(peer)!;
-        assert.deepEqual([peerClose.code, peerClose.reason, peerClose.remote], [4000, "bye", true]);
-        const took = peerClose.time - t0;
-        const seen = openRecorded(sim, pair);
-        const drainPackets = seen.slice(recordedBefore).filter((p) => p.from === closer && !p.types.includes(FrameType.Close) && p.ackEliciting);
-        assert.ok(drainPackets.length >= 1);
-        if (legacyPeer) {
-          // data 10 ms, the peer's delayed ACK 25 ms + 10 ms, CLOSE 10 ms
-          assert.ok(took >= 55, `${took} ms`);
-          assert.ok(seen.every((p) => !p.types.includes(FrameType.ImmediateAck)), "a peer that did not announce it never receives IMMEDIATE_ACK");
-        } else {
-          // data 10 ms, ACK 10 ms, CLOSE 10 ms (timers fire on whole milliseconds)
-          assert.ok(took >= 30 && took <= 31, `${took} ms`);
-          for (const p of drainPackets) assert.equal(p.types[0], FrameType.ImmediateAck, "every packet of the drain starts with IMMEDIATE_ACK");
-          assert.ok(seen.slice(0, recordedBefore).every((p) => !p.types.includes(FrameType.ImmediateAck)), "no IMMEDIATE_ACK before the close");
+      sweep(this, [11], (seed) => {
+        for (const legacyPeer of [false, true]) {
+          const { sim, pair } = open({ seed, link: { delayMs: 10 }, closer, legacyPeer });
+          sim.runFor(2_000); // settled: spare CIDs acknowledged, nothing owed
+          const peer = other(closer);
+          const recordedBefore = sim.sent.length;
+          sim.conn(closer).send(Uint8Array.of(7, 7, 7));
+          const t0 = sim.now;
+          sim.conn(closer).close(4000, "bye");
+          sim.runUntil(() => sim.conn(peer).state === "closed" && sim.conn(closer).state === "closed", 10_000);
+          assert.deepEqual([...sim.messages(peer).at(-1)!], [7, 7, 7]);
+          const peerClose = sim.closeEvent(peer)!;
+          assert.deepEqual([peerClose.code, peerClose.reason, peerClose.remote], [4000, "bye", true]);
+          const took = peerClose.time - t0;
+          const seen = openRecorded(sim, pair);
+          const drainPackets = seen.slice(recordedBefore).filter((p) => p.from === closer && !p.types.includes(FrameType.Close) && p.ackEliciting);
+          assert.ok(drainPackets.length >= 1);
+          if (legacyPeer) {
+            // data 10 ms, the peer's delayed ACK 25 ms + 10 ms, CLOSE 10 ms
+            assert.ok(took >= 55, `${took} ms`);
+            assert.ok(seen.every((p) => !p.types.includes(FrameType.ImmediateAck)), "a peer that did not announce it never receives IMMEDIATE_ACK");
+          } else {
+            // data 10 ms, ACK 10 ms, CLOSE 10 ms (timers fire on whole milliseconds)
+            assert.ok(took >= 30 && took <= 31, `${took} ms`);
+            for (const p of drainPackets) assert.equal(p.types[0], FrameType.ImmediateAck, "every packet of the drain starts with IMMEDIATE_ACK");
+            assert.ok(seen.slice(0, recordedBefore).every((p) => !p.types.includes(FrameType.ImmediateAck)), "no IMMEDIATE_ACK before the close");
+          }
         }
-      }
+      });
     });
   }
 
   it("close() with all data already in flight sends an IMMEDIATE_ACK on its own at once", function () {
-    const { sim, pair } = open({ seed: 12, link: { delayMs: 10 }, closer: "client" });
-    sim.runFor(2_000);
-    sim.client.send(new Uint8Array(100).fill(1));
-    sim.flush(); // the STREAM packet leaves, without the frame: no close yet
-    sim.runFor(3);
-    const before = sim.sent.length;
-    const t0 = sim.now;
-    sim.client.close(4000, "bye");
-    sim.flush();
-    const seen = openRecorded(sim, pair);
-    const next = seen.slice(before).filter((p) => p.from === "client");
-    assert.equal(next.length, 1, "one packet at close()");
-    assert.equal(next[0]!.time, t0);
-    assert.deepEqual(next[0]!.types.filter((t) => t !== FrameType.Padding && t !== FrameType.Ack), [FrameType.ImmediateAck]);
-    sim.runUntil(() => sim.server.state === "closed", 10_000);
-    // The STREAM packet's ACK was due at t0 - 3 + 10 + 25; the IMMEDIATE_ACK draws one at t0 + 10.
-    assert.ok(sim.closeEvent("server")!.time - t0 <= 31, `${sim.closeEvent("server")!.time - t0} ms`);
+    sweep(this, [12], (seed) => {
+      const { sim, pair } = open({ seed, link: { delayMs: 10 }, closer: "client" });
+      sim.runFor(2_000);
+      sim.client.send(new Uint8Array(100).fill(1));
+      sim.flush(); // the STREAM packet leaves, without the frame: no close yet
+      sim.runFor(3);
+      const before = sim.sent.length;
+      const t0 = sim.now;
+      sim.client.close(4000, "bye");
+      sim.flush();
+      const seen = openRecorded(sim, pair);
+      const next = seen.slice(before).filter((p) => p.from === "client");
+      assert.equal(next.length, 1, "one packet at close()");
+      assert.equal(next[0]!.time, t0);
+      assert.deepEqual(next[0]!.types.filter((t) => t !== FrameType.Padding && t !== FrameType.Ack), [FrameType.ImmediateAck]);
+      sim.runUntil(() => sim.server.state === "closed", 10_000);
+      // The STREAM packet's ACK was due at t0 - 3 + 10 + 25; the IMMEDIATE_ACK draws one at t0 + 10.
+      assert.ok(sim.closeEvent("server")!.time - t0 <= 31, `${sim.closeEvent("server")!.time - t0} ms`);
+    });
   });
 
   it("without a close, nothing carries IMMEDIATE_ACK: keep-alives, probes and data keep the ACK delay (5% loss)", function () {
-    const { sim, pair } = open({ seed: 13, link: { delayMs: 15, jitterMs: 5, loss: 0.05 }, closer: "client" });
-    for (let i = 0; i < 40; i++) sim.after(i * 150, () => sim.conn(i % 2 ? "client" : "server").send(new Uint8Array(200 + i * 50)));
-    sim.runFor(12_000); // traffic, then keep-alives
-    const seen = openRecorded(sim, pair);
-    assert.ok(seen.some((p) => p.types.length === 1 && p.types[0] === FrameType.Ping), "keep-alive PINGs were sent");
-    assert.ok(seen.every((p) => !p.types.includes(FrameType.ImmediateAck)));
-    assert.equal(sim.messages("client").length + sim.messages("server").length, 40);
+    sweep(this, [13], (seed) => {
+      const { sim, pair } = open({ seed, link: { delayMs: 15, jitterMs: 5, loss: 0.05 }, closer: "client" });
+      for (let i = 0; i < 40; i++) sim.after(i * 150, () => sim.conn(i % 2 ? "client" : "server").send(new Uint8Array(200 + i * 50)));
+      sim.runFor(12_000); // traffic, then keep-alives
+      const seen = openRecorded(sim, pair);
+      assert.ok(seen.some((p) => p.types.length === 1 && p.types[0] === FrameType.Ping), "keep-alive PINGs were sent");
+      assert.ok(seen.every((p) => !p.types.includes(FrameType.ImmediateAck)));
+      assert.equal(sim.messages("client").length + sim.messages("server").length, 40);
+    });
   });
 
   // At 30% loss a long drain goes through dozens of probe timeouts, and three unanswered rounds in a
@@ -169,7 +174,7 @@ describe("close: IMMEDIATE_ACK while draining", function () {
   ];
   for (const [loss, sizes] of lossCases) {
     it(`messages sent before a close are all delivered before it at ${loss * 100}% loss, both ways (24 seeds, ${sizes.reduce((a, b) => a + b, 0)} bytes)`, function () {
-      for (const seed of seedsFrom(951, 24)) {
+      sweep(this, 951, 24, (seed) => {
         const closer: Side = seed % 2 ? "client" : "server";
         const { sim } = open({ seed, link: { loss, delayMs: 20, jitterMs: 10 }, closer });
         sizes.forEach((n, i) => sim.conn(closer).send(new Uint8Array(n).fill(i + 1)));
@@ -183,13 +188,13 @@ describe("close: IMMEDIATE_ACK while draining", function () {
         if (peer.remote) assert.deepEqual([peer.code, peer.reason], [4000, "bye"], `seed ${seed}`);
         else assert.deepEqual([peer.code, peer.reason], [1006, "idle timeout"], `seed ${seed}`);
         assert.deepEqual([sim.closeEvent(closer)!.code, sim.closeEvent(closer)!.remote], [4000, false]);
-      }
+      });
     });
   }
 
   for (const delayMs of [5, 60, 400]) {
     it(`a drain towards a peer that vanished ends within 2 s, with a bounded number of probes (one-way delay ${delayMs} ms)`, function () {
-      for (const seed of seedsFrom(1201, 4)) {
+      sweep(this, 1201, 4, (seed) => {
         const closer: Side = seed % 2 ? "client" : "server";
         const { sim, pair } = open({ seed, link: { delayMs }, closer });
         sim.runFor(1_000);
@@ -208,7 +213,7 @@ describe("close: IMMEDIATE_ACK while draining", function () {
         assert.ok(drain.length <= 11 + 3 * 2 + 3, `seed ${seed}: ${drain.length} packets while draining`);
         assert.equal(drain.filter((p) => p.types.includes(FrameType.Close)).length, 3);
         assert.ok(drain.every((p) => p.types.includes(FrameType.Close) || p.types[0] === FrameType.ImmediateAck), `seed ${seed}`);
-      }
+      });
     });
   }
 });

@@ -206,7 +206,8 @@ describe("Colyseus over fastnet: join, leave, drop, shutdown, expired seats", fu
     for (let i = 0; i < 3; i++) rooms.push(await h.join(client, "lifecycle"));
     const events = rooms.map((r) => recordEvents(r));
     // Let every reliable byte be acknowledged (delayed ACKs included) before shutting down.
-    await new Promise((r) => setTimeout(r, 200));
+    const sessions = rooms.flatMap((r) => [transportOf(r).session!, (log.clients.get(r.sessionId) as FastnetServerClient).session]);
+    await waitFor(() => sessions.every((s) => s.connection.queuedBytes === 0), 5000, "every reliable byte acknowledged, both ways");
     await shutdownAndExpect4001(events);
   });
 

@@ -100,6 +100,7 @@ describe("Colyseus over fastnet: reconnection after the UDP path was cut", funct
     const { room, pongs, events } = await joinThroughRelay();
     relay.cut = true;
     for (let i = 0; i < 20; i++) room.send("ping", i);
+    // The cut's length is the scenario (short: well under the 1 s idle timeout), not a wait for an event.
     await new Promise((r) => setTimeout(r, 400));
     assert.ok(relay.stats.dropped > 0, "the relay really dropped packets");
     assert.deepEqual(roomLog.pings, [], "nothing crossed while cut");
@@ -210,8 +211,9 @@ describe("Colyseus over fastnet: reconnection after the UDP path was cut", funct
     // The state changes meanwhile on the server; the reconnected client must see it.
     serverRoom.state.counter = 5;
     serverRoom.state.label = "changed while away";
-    // Keep the path dead long enough for at least one reconnection attempt to fail (bind timeout 0.7 s).
-    await new Promise((r) => setTimeout(r, 1200));
+    // Keep the path dead until at least one reconnection attempt has failed (bind timeout 0.7 s): the SDK
+    // counts an attempt when it schedules it, so a second one means the first failed.
+    await waitFor(() => room.reconnection.retryCount >= 2, 10_000, "a failed reconnection attempt", () => `retryCount ${room.reconnection.retryCount}`);
     assert.deepEqual(events.reconnect, [], "no reconnection while the path is dead");
     assert.equal(room.reconnection.isReconnecting, true);
     relay.cut = false;

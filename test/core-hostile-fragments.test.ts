@@ -9,6 +9,7 @@ import { writeCloseFrame } from "../src/protocol/frames.js";
 import { StreamReceiver, maxPieces } from "../src/protocol/stream-receive.js";
 import { HostileClient, frames, message, streamFrame } from "./support/hostile-core.js";
 import { Prng, openSim } from "./support/sim-network.js";
+import { sweep } from "./support/sim-seeds.js";
 
 const WINDOW = 1024 * 1024;
 /** Packets of 1-byte STREAM frames at `first`, `first + step`, ... below `end`, as many frames as fit each. */
@@ -109,7 +110,7 @@ describe("core hostile: out-of-order stream pieces", function () {
 
   it("honest transfers under 30% loss and reordering never come near the piece cap", function () {
     let peak = 0;
-    for (const seed of [1, 2, 3]) {
+    sweep(this, [1, 2, 3], (seed) => {
       const sim = openSim({ seed }, { link: { loss: 0.3, delayMs: 25, jitterMs: 20 } });
       const rng = new Prng(seed);
       const want = 150;
@@ -124,7 +125,7 @@ describe("core hostile: out-of-order stream pieces", function () {
       assert.equal(sim.closeEvent("client"), null);
       assert.equal(sim.closeEvent("server"), null);
       peak = Math.max(peak, receiverOf(sim.client).peakPieces, receiverOf(sim.server).peakPieces);
-    }
+    });
     assert.ok(peak > 1, "the loss did leave holes");
     assert.ok(peak <= maxPieces(WINDOW) / 8, `peak pieces ${peak}`);
   });

@@ -14,6 +14,7 @@ import { MessageReader, encodeHandshakeMessage, parseServerResponse, type Transp
 import { HandshakeServer, type HandshakeServerOptions, type PendingHandshake } from "../src/node/handshake-server.js";
 import { CID_LENGTH } from "../src/protocol/version.js";
 import { randomBytes } from "node:crypto";
+import { pollUntil } from "./support/wait.js";
 
 const PARAMS: TransportParams = { maxMessageSize: 64 * 1024, receiveBufferBytes: 1 << 20, idleTimeoutMs: 10_000 };
 const UPGRADE_REQUEST = "GET /.fastnet HTTP/1.1\r\nHost: test\r\nConnection: Upgrade\r\nUpgrade: fastnet/2\r\n\r\n";
@@ -25,13 +26,7 @@ const CLIENT_TIMEOUT_MS = 20_000;
 type Outcome = "accepted" | "busy";
 
 /** Polls `cond` every 5 ms until true; fails after `ms`. */
-async function until(cond: () => boolean, ms: number, what: string): Promise<void> {
-  const end = performance.now() + ms;
-  while (!cond()) {
-    if (performance.now() > end) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 5));
-  }
-}
+const until = (cond: () => boolean, ms: number, what: string): Promise<void> => pollUntil(cond, ms, what, undefined, 5);
 
 describe("handshake queue: fair sharing of pending handshakes between addresses", function () {
   this.timeout(60_000);

@@ -7,7 +7,7 @@
  */
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
-import { once } from "node:events";
+import { EventEmitter, once } from "node:events";
 import { performance } from "node:perf_hooks";
 import { pathToFileURL } from "node:url";
 import { freePort } from "./support/redis-server.js";
@@ -52,6 +52,8 @@ process.on("exit", () => console.log("EXIT-AFTER " + Math.round(performance.now(
 
 interface Run {
   out: string;
+  /** Emits "data" after each chunk of output is appended to `out`. */
+  output: EventEmitter;
   exited: Promise<number | null>;
   kill(): void;
 }
@@ -61,19 +63,33 @@ function start(env: Record<string, string>): Run {
     env: { ...process.env, ...env },
     stdio: ["ignore", "pipe", "pipe"],
   });
-  const run: Run = { out: "", exited: once(child, "exit").then(([code]) => code as number | null), kill: () => child.kill("SIGKILL") };
-  child.stdout.on("data", (d: Buffer) => (run.out += d.toString()));
-  child.stderr.on("data", (d: Buffer) => (run.out += d.toString()));
+  const run: Run = { out: "", output: new EventEmitter(), exited: once(child, "exit").then(([code]) => code as number | null), kill: () => child.kill("SIGKILL") };
+  const append = (d: Buffer): void => {
+    run.out += d.toString();
+    run.output.emit("data");
+  };
+  child.stdout.on("data", append);
+  child.stderr.on("data", append);
   return run;
 }
 
+/** Resolves with the first match of `pattern` in the child's output, as soon as the output holds it. */
 async function waitForLine(run: Run, pattern: RegExp, ms: number): Promise<RegExpExecArray> {
-  const deadline = performance.now() + ms;
-  for (;;) {
-    const m = pattern.exec(run.out);
-    if (m) return m;
-    if (performance.now() > deadline) throw new Error(`no ${pattern} within ${ms} ms:\n${run.out}`);
-    await new Promise((resolve) => setTimeout(resolve, 20));
+  let onData: (() => void) | undefined;
+  const found = new Promise<RegExpExecArray>((resolve) => {
+    onData = () => {
+      const m = pattern.exec(run.out);
+      if (m) resolve(m);
+    };
+    run.output.on("data", onData);
+    onData();
+  });
+  try {
+    return await within(found, ms, String(pattern));
+  } catch {
+    throw new Error(`no ${pattern} within ${ms} ms:\n${run.out}`);
+  } finally {
+    run.output.off("data", onData!);
   }
 }
 

@@ -77,7 +77,8 @@ describe("stateless reset over loopback UDP", function () {
     assert.equal(code, 1006);
     assert.match(reason, /stateless reset/);
     assert.equal(remote, true);
-    assert.ok(elapsed < 500, `closed ${elapsed.toFixed(1)} ms after sending (idle timeout is 10 s)`);
+    // At once (a round trip), not by the 10 s idle timeout; the margin holds on a loaded machine.
+    assert.ok(elapsed < 2000, `closed ${elapsed.toFixed(1)} ms after sending (idle timeout is 10 s)`);
     assert.equal(client.getStats().statelessResets, 1);
     assert.equal(client.readyState, 3);
     assert.ok(second.stats.statelessResetsSent >= 1);

@@ -11,6 +11,7 @@
  */
 import assert from "node:assert/strict";
 import { openSim, type Side, type SimNetwork } from "./support/sim-network.js";
+import { sweep } from "./support/sim-seeds.js";
 
 interface Overload {
   /** The server reads one queued datagram every serviceMs; Infinity: its event loop is blocked. */
@@ -93,46 +94,50 @@ describe("overload: a server that falls behind keeps its players' sessions", fun
   this.timeout(120_000);
 
   it("a path that carries a fifth of the client's traffic for 30 s (3 s queue, drops): both sessions stay open and catch up", function () {
-    const sim = openSim({ seed: 71 }, { link: { delayMs: 1 } });
-    const sent = play(sim);
-    sim.runFor(2000);
-    // The server drains 500 B/s of the client's ~3 kB/s into a queue that holds 3 s, and 20 % more is lost.
-    sim.setLink("client", { loss: 0.2, delayMs: 1, bytesPerMs: 0.5, maxQueueMs: 3000 });
-    sim.runFor(30_000);
-    const link = sim.linkStats.client;
-    assert.ok(link.queueDropped > 100, `the queue overflowed (${link.queueDropped} dropped)`);
-    assert.ok(sim.client.getStats().rtt.smoothedMs > 1000, `round trip grew to seconds (${sim.client.getStats().rtt.smoothedMs} ms)`);
-    assert.equal(sim.closeEvent("client"), null, "the client kept its session");
-    assert.equal(sim.closeEvent("server"), null, "the server kept its session");
-    sim.setLink("client", { delayMs: 1 });
-    sim.runUntil(() => sim.messages("server").length === sent.client && sim.messages("client").length === sent.server, 120_000);
-    assert.equal(sim.closeEvent("client"), null);
-    assert.equal(sim.closeEvent("server"), null);
-    assert.equal(assertInOrder(sim, "server"), sent.client);
-    assert.equal(assertInOrder(sim, "client"), sent.server);
+    sweep(this, [71], (seed) => {
+      const sim = openSim({ seed }, { link: { delayMs: 1 } });
+      const sent = play(sim);
+      sim.runFor(2000);
+      // The server drains 500 B/s of the client's ~3 kB/s into a queue that holds 3 s, and 20 % more is lost.
+      sim.setLink("client", { loss: 0.2, delayMs: 1, bytesPerMs: 0.5, maxQueueMs: 3000 });
+      sim.runFor(30_000);
+      const link = sim.linkStats.client;
+      assert.ok(link.queueDropped > 100, `the queue overflowed (${link.queueDropped} dropped)`);
+      assert.ok(sim.client.getStats().rtt.smoothedMs > 1000, `round trip grew to seconds (${sim.client.getStats().rtt.smoothedMs} ms)`);
+      assert.equal(sim.closeEvent("client"), null, "the client kept its session");
+      assert.equal(sim.closeEvent("server"), null, "the server kept its session");
+      sim.setLink("client", { delayMs: 1 });
+      sim.runUntil(() => sim.messages("server").length === sent.client && sim.messages("client").length === sent.server, 120_000);
+      assert.equal(sim.closeEvent("client"), null);
+      assert.equal(sim.closeEvent("server"), null);
+      assert.equal(assertInOrder(sim, "server"), sent.client);
+      assert.equal(assertInOrder(sim, "client"), sent.server);
+    });
   });
 
   it("an event loop blocked for 8 s, then slow for 20 s: both sessions stay open and every message arrives in order", function () {
-    const sim = openSim({ seed: 72 }, { link: { delayMs: 1 } });
-    const sent = play(sim);
-    const server = slowServer(sim);
-    sim.runFor(2000);
-    server.set({ serviceMs: Infinity, capacity: 64 });
-    // A blocked server runs no timers and sends nothing either.
-    const serverOut = sim.onTransmit!;
-    let blocked = true;
-    sim.onTransmit = (from, data, time) => (from === "server" && blocked ? "drop" : serverOut(from, data, time));
-    sim.runFor(8000);
-    blocked = false;
-    // Then it reads about 4 datagrams a second of the 25 that keep coming, for 20 s.
-    server.set({ serviceMs: 250, capacity: 64 });
-    sim.runFor(20_000);
-    assert.ok(server.counters.dropped > 0, "the buffer overflowed while blocked");
-    assert.equal(sim.closeEvent("client"), null, "the client kept its session");
-    assert.equal(sim.closeEvent("server"), null, "the server kept its session");
-    server.set(null);
-    sim.runUntil(() => sim.messages("server").length === sent.client && sim.messages("client").length === sent.server, 60_000);
-    assert.equal(assertInOrder(sim, "server"), sent.client);
-    assert.equal(assertInOrder(sim, "client"), sent.server);
+    sweep(this, [72], (seed) => {
+      const sim = openSim({ seed }, { link: { delayMs: 1 } });
+      const sent = play(sim);
+      const server = slowServer(sim);
+      sim.runFor(2000);
+      server.set({ serviceMs: Infinity, capacity: 64 });
+      // A blocked server runs no timers and sends nothing either.
+      const serverOut = sim.onTransmit!;
+      let blocked = true;
+      sim.onTransmit = (from, data, time) => (from === "server" && blocked ? "drop" : serverOut(from, data, time));
+      sim.runFor(8000);
+      blocked = false;
+      // Then it reads about 4 datagrams a second of the 25 that keep coming, for 20 s.
+      server.set({ serviceMs: 250, capacity: 64 });
+      sim.runFor(20_000);
+      assert.ok(server.counters.dropped > 0, "the buffer overflowed while blocked");
+      assert.equal(sim.closeEvent("client"), null, "the client kept its session");
+      assert.equal(sim.closeEvent("server"), null, "the server kept its session");
+      server.set(null);
+      sim.runUntil(() => sim.messages("server").length === sent.client && sim.messages("client").length === sent.server, 60_000);
+      assert.equal(assertInOrder(sim, "server"), sent.client);
+      assert.equal(assertInOrder(sim, "client"), sent.server);
+    });
   });
 });

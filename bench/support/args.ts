@@ -1,7 +1,10 @@
 /**
- * Command-line parsing shared by the benchmarks: every one takes --json and --pin same|split|none; each
- * adds its own flags (a handler per flag, which reads its value with `next()`). Unknown arguments throw.
+ * Command-line parsing shared by the benchmarks, on node:util's parseArgs: every one takes --json and
+ * --pin same|split|none and declares its own flags; parsing is strict (an unknown flag, a missing value or
+ * a stray positional argument throws) and both `--flag value` and `--flag=value` work. The helpers below
+ * turn the string values into checked numbers and lists.
  */
+import { parseArgs, type ParseArgsOptionsConfig } from "node:util";
 import type { Placement } from "./affinity.js";
 
 /** What every benchmark's arguments hold. */
@@ -12,37 +15,40 @@ export interface BaseArgs {
   pinExplicit: boolean;
 }
 
-/** Handles one flag: `next()` consumes and returns the following argument (undefined at the end). */
-export type FlagHandler<A> = (args: A, next: () => string | undefined, flag: string) => void;
+const COMMON = {
+  json: { type: "boolean" },
+  pin: { type: "string" },
+} as const satisfies ParseArgsOptionsConfig;
 
-const COMMON: Record<string, FlagHandler<BaseArgs>> = {
-  "--json": (args) => {
-    args.json = true;
-  },
-  "--pin": (args, next) => {
-    const v = next();
-    if (v !== "same" && v !== "split" && v !== "none") throw new Error(`--pin needs same, split or none, got ${String(v)}`);
-    args.pin = v;
-    args.pinExplicit = true;
-  },
-};
-
-/** Parses `argv` into a copy of `defaults`, with the common flags plus `flags` (which may override them). */
-export function parseArgs<A extends BaseArgs>(argv: string[], defaults: A, flags: Record<string, FlagHandler<A>>): A {
-  const args: A = { ...defaults };
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i]!;
-    const handler = flags[a] ?? (COMMON[a] as FlagHandler<A> | undefined);
-    if (!handler) throw new Error(`unknown argument ${a}`);
-    handler(args, () => argv[++i], a);
-  }
-  return args;
+/**
+ * Parses `argv` with the common flags plus `options` (names without the leading `--`). Returns the raw
+ * `values` (absent flags are undefined) and the common arguments, `pin` defaulting to `pinDefault`.
+ */
+export function parseBenchArgs<const O extends ParseArgsOptionsConfig>(argv: string[], options: O, pinDefault: Placement) {
+  const { values } = parseArgs({ args: argv, options: { ...COMMON, ...options }, strict: true, allowPositionals: false });
+  const common = values as { json?: boolean; pin?: string };
+  const pin = common.pin;
+  if (pin !== undefined && pin !== "same" && pin !== "split" && pin !== "none") throw new Error(`--pin needs same, split or none, got ${pin}`);
+  const base: BaseArgs = { json: common.json === true, pin: pin ?? pinDefault, pinExplicit: pin !== undefined };
+  return { values, base };
 }
 
 /** `v` as a positive integer, or an error naming the flag. */
 export function positiveInt(flag: string, v: string | undefined): number {
   const n = Number(v);
   if (!Number.isInteger(n) || n <= 0) throw new Error(`${flag} needs a positive integer, got ${String(v)}`);
+  return n;
+}
+
+/** `v` (a flag's value, undefined when absent) as a positive integer, or `dflt` when absent. */
+export function positiveIntOr(flag: string, v: string | undefined, dflt: number): number {
+  return v === undefined ? dflt : positiveInt(flag, v);
+}
+
+/** `v` as a finite number in [min, max], or an error naming the flag. */
+export function numberIn(flag: string, v: string | undefined, min: number, max: number): number {
+  const n = Number(v);
+  if (v === undefined || v === "" || !Number.isFinite(n) || n < min || n > max) throw new Error(`${flag} needs a number in [${min}, ${max}], got ${String(v)}`);
   return n;
 }
 
@@ -59,12 +65,6 @@ export function choiceList<T extends string>(flag: string, v: string | undefined
   return list as T[];
 }
 
-/** --server-cpu-prof DIR: stores the directory (required). */
-const serverCpuProfFlag: FlagHandler<{ serverCpuProf: string | null }> = (args, next) => {
-  args.serverCpuProf = next() ?? null;
-  if (!args.serverCpuProf) throw new Error("--server-cpu-prof needs a directory");
-};
-
 /** Node flags that make a server child write a CPU profile (50 µs sampling) named `name` into `dir`; none without a dir. */
 export function cpuProfExecArgv(dir: string | null, name: string): string[] {
   return dir ? ["--cpu-prof", "--cpu-prof-interval=50", `--cpu-prof-dir=${dir}`, `--cpu-prof-name=${name}`] : [];
@@ -80,30 +80,25 @@ export interface RoundTripArgs<T extends string> extends BaseArgs {
 
 /**
  * Parses [--json] [--samples N] [--quick] [--warmup N] [--only a,b] [--pin P] [--server-cpu-prof DIR]:
- * `samples` counted round trips by default (1000 with --quick), 1000 warm-up; `only` reads --only's list.
+ * `samples` counted round trips by default (1000 with --quick; --samples wins over it), 1000 warm-up;
+ * `only` reads --only's list.
  */
 export function parseRoundTripArgs<T extends string>(
   argv: string[],
   samples: number,
   only: (list: string | undefined, flag: string) => T[],
 ): RoundTripArgs<T> {
-  return parseArgs<RoundTripArgs<T>>(
+  const { values: v, base } = parseBenchArgs(
     argv,
-    { json: false, samples, warmup: 1_000, only: null, serverCpuProf: null, pin: "same", pinExplicit: false },
-    {
-      "--quick": (args) => {
-        args.samples = 1_000;
-      },
-      "--samples": (args, next, flag) => {
-        args.samples = positiveInt(flag, next());
-      },
-      "--warmup": (args, next, flag) => {
-        args.warmup = positiveInt(flag, next());
-      },
-      "--only": (args, next, flag) => {
-        args.only = only(next(), flag);
-      },
-      "--server-cpu-prof": serverCpuProfFlag,
-    },
+    { quick: { type: "boolean" }, samples: { type: "string" }, warmup: { type: "string" }, only: { type: "string" }, "server-cpu-prof": { type: "string" } },
+    "same",
   );
+  if (v["server-cpu-prof"] === "") throw new Error("--server-cpu-prof needs a directory");
+  return {
+    ...base,
+    samples: positiveIntOr("--samples", v.samples, v.quick ? 1_000 : samples),
+    warmup: positiveIntOr("--warmup", v.warmup, 1_000),
+    only: v.only !== undefined ? only(v.only, "--only") : null,
+    serverCpuProf: v["server-cpu-prof"] ?? null,
+  };
 }

@@ -15,6 +15,7 @@
  * order checks. (Claiming another player's sessionId is a Colyseus-level attack: the soak's server is
  * the engine alone, so it is not part of this cycle.)
  */
+import { setTimeout as sleep } from "node:timers/promises";
 import { HostileClient, PayloadBuilder, streamFrameSize, type SocketLedger } from "../../test/support/hostile-client.js";
 import type { Rng } from "./fuzz-rng.js";
 
@@ -37,7 +38,6 @@ export interface HostileCounts {
   openFailures: number;
 }
 
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 const FF8 = [0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff];
 
 export class SoakHostile {

@@ -14,6 +14,7 @@
  * Ctrl-C exits at once (130).
  */
 import type { EventEmitter } from "node:events";
+import { parseArgs } from "node:util";
 import { ArenaBot, type BotSample } from "./bot.js";
 import { FastnetClient } from "../../src/client.js";
 import { arenaCounters } from "./room.js";
@@ -116,11 +117,9 @@ process.on("SIGINT", onSignal);
 process.on("SIGTERM", onSignal);
 
 function durationArg(): number | undefined {
-  const i = process.argv.findIndex((a) => a === "--duration" || a.startsWith("--duration="));
-  if (i < 0) return undefined;
-  const a = process.argv[i]!;
-  const v = Number(a.includes("=") ? a.slice(a.indexOf("=") + 1) : process.argv[i + 1]);
-  return Number.isFinite(v) && v > 0 ? v : undefined;
+  const { values } = parseArgs({ options: { duration: { type: "string" } }, strict: false });
+  const v = Number(values.duration);
+  return typeof values.duration === "string" && Number.isFinite(v) && v > 0 ? v : undefined;
 }
 
 const serverStarting: Promise<ArenaServer> = startArenaServer();

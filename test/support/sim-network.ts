@@ -688,9 +688,11 @@ export class SimNetwork {
     const side = (s: Side) => {
       const c = this.conn(s);
       const st = c.getStats();
+      const ev = this.closeEvent(s);
       return `${s}: state=${c.state} queued=${c.queuedBytes} inFlight=${st.bytesInFlight} cwnd=${st.congestionWindow} ` +
         `sent=${st.packetsSent} recv=${st.packetsReceived} lost=${st.packetsLost} pto=${st.probeTimeouts} ` +
-        `msgs=${st.messagesReceived}/${st.messagesSent} keyGen=${c.keyGeneration} timeout=${c.pollTimeout()} frozen=${this.frozen[s]}`;
+        `msgs=${st.messagesReceived}/${st.messagesSent} keyGen=${c.keyGeneration} timeout=${c.pollTimeout()} frozen=${this.frozen[s]}` +
+        (ev ? ` closed at t=${ev.time - this.startTime} ${ev.code} ${JSON.stringify(ev.reason)}${ev.remote ? " (remote)" : ""}` : "");
     };
     let out = `t=${this.clock - this.startTime} ms after start, steps=${this.steps}, queue=${this.queue.length}\n  ${side("client")}\n  ${side("server")}`;
     if (process.env.FASTNET_SIM_DEBUG) out += `\n  client internals: ${internals(this.client)}\n  server internals: ${internals(this.server)}`;
