@@ -28,11 +28,12 @@ function emitDeclarations(outDir: string): void {
 }
 
 /**
- * The sans-IO engine objects behind `session.connection` and `server.migration`: escape hatches into
- * the protocol core (src/protocol), whose own types are not part of the package's API. The walk
- * stops at them; everything else a public signature names must be exported.
+ * The sans-IO engine objects behind the `@internal` members `session.connection`, `server.migration`
+ * (whose sessions are the endpoint's `ServerSession`s) and `SessionIo.events` (the connection's event
+ * stream): escape hatches into the protocol core (src/protocol), whose own types are not part of the
+ * package's API. The walk stops at them; everything else a public signature names must be exported.
  */
-const ENGINE_INTERNALS = new Set(["Connection", "MigrationManager"]);
+const ENGINE_INTERNALS = new Set(["Connection", "MigrationManager", "ServerSession", "ConnectionEvent"]);
 
 /**
  * Declarations in `dir` that public signatures reachable from `entry` name but `entry` does not

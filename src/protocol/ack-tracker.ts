@@ -59,6 +59,11 @@ export class AckTracker {
     else if (this.deadline === Infinity) this.deadline = now + maxDelay;
   }
 
+  /** Whether packets arrived above the largest our last ACK frame reported (ack-eliciting or not). */
+  unreported(): boolean {
+    return this.largest > this.lastWrittenLargest;
+  }
+
   /** Whether an ACK must be sent now, alone if nothing else goes. */
   due(now: number): boolean {
     return this.pending && now >= this.deadline;

@@ -7,7 +7,7 @@ import { DatagramQueue } from "./datagram-queue.js";
 import { EventQueue, MAX_MESSAGES_PER_TURN } from "./events.js";
 import { AckFrame, walkFrames, type FrameFlags, type FrameVisitor } from "./frames.js";
 import { DEFAULT_PEER_MAX_ACK_DELAY_MS, DEFAULT_SESSION_OPTIONS, resolveOptions, transportParams, type SessionOptions } from "./options.js";
-import { MIN_CLIENT_PACKET_LENGTH, PacketBuilder } from "./packet-builder.js";
+import { PacketBuilder } from "./packet-builder.js";
 import { CID_OFFSET, PacketType, parseHeader, type ParsedHeader } from "./packet-header.js";
 import { PacketKeys } from "./packet-keys.js";
 import { PathValidator } from "./path-validation.js";
@@ -201,8 +201,7 @@ export abstract class ConnectionCore {
       return Received.Dropped;
     }
     const h = this.header;
-    // A server also refuses client packets too short to draw a stateless reset (protocol.md §3.1, §8b).
-    if (!parseHeader(buf, h) || (this.role === "server" && buf.length < MIN_CLIENT_PACKET_LENGTH)) {
+    if (!parseHeader(buf, h)) {
       this.dropped.malformed++;
       return Received.Dropped;
     }
@@ -301,8 +300,12 @@ export abstract class ConnectionCore {
     const now = this.now;
     const floor = this.streamOut.ackedOffset;
     // An ACK never validates an address (see PathValidator).
+    const largestBefore = this.recovery.largestAcked;
     const anyAckEliciting = this.recovery.onAck(ack, now);
-    if (anyAckEliciting) this.timers.ackedAt = now;
+    // The stall rule's "the peer acknowledged none of our packets" counts ACK-only packets too: a
+    // peer behind a saturated path may get only our ACK-only packets and acknowledge those, and it is
+    // reading us. A peer that acknowledges only those is still bounded by the oldest-byte backstop.
+    if (anyAckEliciting || ack.largest > largestBefore) this.timers.ackedAt = now;
     if (this.streamOut.ackedOffset > floor) this.timers.progressAt = now;
     this.recovery.detectLoss(now);
     if (this.closer.drain) {

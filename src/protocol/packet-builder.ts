@@ -197,6 +197,16 @@ export class PacketBuilder {
           ackEliciting = true;
         }
         if (ackEliciting) this.pingNeeded = false;
+        if (ackEliciting && ackLargest < 0 && kind !== "bind" && this.acks.unreported()) {
+          // Packets that arrived since our last ACK but elicited none (the peer's ACK-only packets)
+          // ride on a packet we send anyway: the peer learns we are reading it (its stall rule counts
+          // that), at no extra packet and with no ACK ping-pong (RFC 9000 §13.2.1).
+          const o = this.acks.write(p, off, room, now);
+          if (o > off) {
+            ackLargest = this.acks.lastWrittenLargest;
+            off = o;
+          }
+        }
       }
     }
     if (off === 0) return null;
