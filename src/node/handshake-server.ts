@@ -4,19 +4,6 @@ import type { Duplex } from "node:stream";
 import tls from "node:tls";
 import createDebug from "debug";
 import { FastnetError } from "../protocol/errors.js";
-import { CID_LENGTH, EXPORTER_LABEL, EXPORTER_LENGTH, PROTOCOL_VERSION, exporterContext } from "../protocol/version.js";
-import {
-  MessageReader,
-  RESET_TOKEN_LENGTH,
-  encodeBase64,
-  encodeHandshakeMessage,
-  parseClientHello,
-  parseTransportParams,
-  type ClientHello,
-  type ServerAccept,
-  type ServerReject,
-  type TransportParams,
-} from "./handshake-messages.js";
 import { FASTNET_UPGRADE, HandshakeConnection as Connection, PendingHandshake } from "./handshake-connection.js";
 import { proxyHeadersOf } from "./proxy-headers.js";
 import { answerStrayRequest, refuseUpgrade, type StrayContext } from "./stray-upgrade.js";
@@ -24,7 +11,6 @@ import { answerStrayRequest, refuseUpgrade, type StrayContext } from "./stray-up
 const log = createDebug("fastnet:handshake");
 
 export { FASTNET_UPGRADE, HELLO_REFUSED_CODE, PendingHandshake, type AcceptParams } from "./handshake-connection.js";
-
 
 /** Default request path of the handshake upgrade. */
 export const DEFAULT_HANDSHAKE_PATH = "/.fastnet";
