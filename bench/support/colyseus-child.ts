@@ -4,11 +4,18 @@
  */
 import type { AddressInfo } from "node:net";
 import { Server, type Room } from "@colyseus/core";
-import type { WebSocketTransport } from "@colyseus/ws-transport";
+import { WebSocketTransport } from "@colyseus/ws-transport";
 import { FastnetTransport } from "../../src/index.js";
 import type { ChildMessage } from "./child-server.js";
 
 const HOST = "127.0.0.1";
+
+/** The transport a child's command line names: "fastnet" or "ws-transport" (anything else throws). */
+export function transportOfKind(kind: string | undefined): FastnetTransport | WebSocketTransport {
+  if (kind === "fastnet") return new FastnetTransport();
+  if (kind === "ws-transport") return new WebSocketTransport();
+  throw new Error(`unknown transport ${String(kind)}`);
+}
 
 /** Starts the server with `room` defined as `roomName` on `transport`, then sends "ready" (port, UDP port, AEAD). */
 export async function listenColyseus(

@@ -10,10 +10,9 @@
  * sessions still open (zeros for ws-transport): each phase's clients leave before the next one joins.
  */
 import { monitorEventLoopDelay } from "node:perf_hooks";
-import { WebSocketTransport } from "@colyseus/ws-transport";
 import { FastnetTransport, ReadyState, type FastnetSession } from "../../src/index.js";
 import { runServerChild, takeIpc, type ParentMessage } from "./child-server.js";
-import { listenColyseus } from "./colyseus-child.js";
+import { listenColyseus, transportOfKind } from "./colyseus-child.js";
 import { emptyEngineStats, addEngineStats, type LossEngineStats } from "./loss-engine-stats.js";
 import { LOSS_ROOM, lossRoom } from "./loss-room.js";
 
@@ -27,10 +26,7 @@ const send = takeIpc<LossServerChildMessage>();
 runServerChild<LossServerParentMessage>("loss-server", "loss", send, async () => {
   const [kind, mode] = process.argv.slice(2);
   if (mode !== "reliable" && mode !== "unreliable") throw new Error(`unknown position mode ${String(mode)}`);
-  let transport: FastnetTransport | WebSocketTransport;
-  if (kind === "fastnet") transport = new FastnetTransport();
-  else if (kind === "ws-transport") transport = new WebSocketTransport();
-  else throw new Error(`unknown transport ${String(kind)}`);
+  const transport = transportOfKind(kind);
   const server = await listenColyseus(transport, LOSS_ROOM, lossRoom(mode), send);
   let sessions: FastnetSession[] = [];
   const loop = monitorEventLoopDelay({ resolution: LOOP_RESOLUTION_MS });

@@ -14,10 +14,9 @@
  * died) or after a lifetime limit.
  */
 import { Room, type Client } from "@colyseus/core";
-import { WebSocketTransport } from "@colyseus/ws-transport";
 import { FastnetTransport } from "../../src/index.js";
 import { runServerChild, takeIpc, type ParentMessage } from "./child-server.js";
-import { listenColyseus } from "./colyseus-child.js";
+import { listenColyseus, transportOfKind } from "./colyseus-child.js";
 
 /** What the room and the transport saw, as counted in this child. */
 export interface MigrationServerStats {
@@ -73,17 +72,11 @@ class MigrationRoom extends Room {
 
 runServerChild<MigrationParentMessage>("migration-server", "migration", send, async () => {
   const kind = process.argv[2];
-  let transport: FastnetTransport | WebSocketTransport;
-  if (kind === "fastnet") {
-    const t = new FastnetTransport();
-    t.on("migration", () => {
+  const transport = transportOfKind(kind);
+  if (transport instanceof FastnetTransport) {
+    transport.on("migration", () => {
       stats.migrationEvents++;
     });
-    transport = t;
-  } else if (kind === "ws-transport") {
-    transport = new WebSocketTransport();
-  } else {
-    throw new Error(`unknown transport ${String(kind)}`);
   }
 
   const server = await listenColyseus(transport, "migration", MigrationRoom, send);

@@ -10,10 +10,8 @@
  * child also exits when the IPC channel goes away (parent died) or after a lifetime limit.
  */
 import { Room, type Client } from "@colyseus/core";
-import { WebSocketTransport } from "@colyseus/ws-transport";
-import { FastnetTransport } from "../../src/index.js";
 import { runServerChild, takeIpc, type ParentMessage } from "./child-server.js";
-import { listenColyseus } from "./colyseus-child.js";
+import { listenColyseus, transportOfKind } from "./colyseus-child.js";
 
 /** Messages of bench/room.ts beyond the shared protocol: CPU time used so far, asked between blocks. */
 export type RoomParentMessage = ParentMessage | { type: "cpu" };
@@ -33,10 +31,7 @@ class BenchRoom extends Room {
 
 runServerChild<RoomParentMessage>("room-server", "room", send, async () => {
   const kind = process.argv[2];
-  let transport: FastnetTransport | WebSocketTransport;
-  if (kind === "fastnet") transport = new FastnetTransport();
-  else if (kind === "ws-transport") transport = new WebSocketTransport();
-  else throw new Error(`unknown transport ${String(kind)}`);
+  const transport = transportOfKind(kind);
 
   const server = await listenColyseus(transport, "bench", BenchRoom, send);
 

@@ -10,11 +10,10 @@
  * with reset the delay histogram starts over after the reading.
  */
 import { monitorEventLoopDelay } from "node:perf_hooks";
-import { WebSocketTransport } from "@colyseus/ws-transport";
 import { FastnetTransport } from "../../src/index.js";
 import type { HandshakeServer } from "../../src/node/handshake-server.js";
 import { runServerChild, takeIpc, type ParentMessage } from "./child-server.js";
-import { listenColyseus } from "./colyseus-child.js";
+import { listenColyseus, transportOfKind } from "./colyseus-child.js";
 import { scaleCounters, scaleRoom, type PositionMode } from "./scale-room.js";
 
 /** One reading of the server process. */
@@ -42,10 +41,7 @@ const LOOP_RESOLUTION_MS = 2;
 runServerChild<ScaleParentMessage>("scale-server", "scale", send, async () => {
   const [kind, mode] = process.argv.slice(2);
   if (mode !== "reliable" && mode !== "unreliable") throw new Error(`unknown position mode ${String(mode)}`);
-  let transport: FastnetTransport | WebSocketTransport;
-  if (kind === "fastnet") transport = new FastnetTransport();
-  else if (kind === "ws-transport") transport = new WebSocketTransport();
-  else throw new Error(`unknown transport ${String(kind)}`);
+  const transport = transportOfKind(kind);
 
   const server = await listenColyseus(transport, "scale", scaleRoom(mode as PositionMode), send);
   const loop = monitorEventLoopDelay({ resolution: LOOP_RESOLUTION_MS });
