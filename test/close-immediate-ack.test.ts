@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { DRAIN_PROBE_ROUNDS } from "../src/protocol/closing.js";
 import { AckFrame, FrameType, walkFrames } from "../src/protocol/frames.js";
 import { PacketCipher, splitExportedSecrets } from "../src/protocol/key-schedule.js";
 import { transportParams, type SessionOptions } from "../src/protocol/options.js";
@@ -74,10 +75,12 @@ interface Setup {
 }
 
 function open(s: Setup): { sim: SimNetwork; pair: Pair } {
-  const pair = makePair({ seed: s.seed, ...(s.options ? { options: s.options } : {}) });
+  // A peer that predates IMMEDIATE_ACK also predates the maxAckDelayMs parameter: it delays ACKs by 25 ms.
+  const options = s.legacyPeer ? { maxAckDelayMs: 25, ...s.options } : s.options;
+  const pair = makePair({ seed: s.seed, ...(options ? { options } : {}) });
   if (s.legacyPeer) {
-    // What the closer was told by a peer whose handshake params lack the field.
-    const { immediateAck: _, ...legacy } = transportParams(pair[s.closer].options);
+    // What the closer was told by a peer whose handshake params lack both fields.
+    const { immediateAck: _, maxAckDelayMs: __, ...legacy } = transportParams(pair[s.closer].options);
     const rebuilt = new Connection({
       role: s.closer,
       cid: pair.cid,
@@ -85,7 +88,7 @@ function open(s: Setup): { sim: SimNetwork; pair: Pair } {
       aead: fastBackend(),
       now: pair.now,
       random: () => {},
-      ...(s.options ? { options: s.options } : {}),
+      ...(options ? { options } : {}),
       peerParams: legacy,
     });
     pair[s.closer] = rebuilt;
@@ -154,14 +157,26 @@ describe("close: IMMEDIATE_ACK while draining", function () {
     });
   });
 
-  it("without a close, nothing carries IMMEDIATE_ACK: keep-alives, probes and data keep the ACK delay (5% loss)", function () {
+  it("without a close, only probes carry IMMEDIATE_ACK: keep-alives and data keep the ACK delay (5% loss)", function () {
     sweep(this, [13], (seed) => {
       const { sim, pair } = open({ seed, link: { delayMs: 15, jitterMs: 5, loss: 0.05 }, closer: "client" });
       for (let i = 0; i < 40; i++) sim.after(i * 150, () => sim.conn(i % 2 ? "client" : "server").send(new Uint8Array(200 + i * 50)));
       sim.runFor(12_000); // traffic, then keep-alives
       const seen = openRecorded(sim, pair);
-      assert.ok(seen.some((p) => p.types.length === 1 && p.types[0] === FrameType.Ping), "keep-alive PINGs were sent");
-      assert.ok(seen.every((p) => !p.types.includes(FrameType.ImmediateAck)));
+      const keepAlives = seen.filter((p) => p.types.length === 1 && p.types[0] === FrameType.Ping);
+      assert.ok(keepAlives.length > 0, "keep-alive PINGs were sent");
+      let asked = 0;
+      let probeTimeouts = 0;
+      for (const side of ["client", "server"] as const) {
+        const immediate = seen.filter((p) => p.from === side && p.types.includes(FrameType.ImmediateAck));
+        asked += immediate.length;
+        // A probe timeout sends at most two probes; nothing else asks for an immediate ACK.
+        const probes = sim.conn(side).getStats().probeTimeouts;
+        probeTimeouts += probes;
+        assert.ok(immediate.length <= 2 * probes, `${side}: ${immediate.length} packets asked for an immediate ACK after ${probes} probe timeouts`);
+        for (const p of immediate) assert.ok(p.ackEliciting && !(p.types.length === 1 && p.types[0] === FrameType.Ping));
+      }
+      assert.equal(asked > 0, probeTimeouts > 0, `${asked} packets asked for an immediate ACK, ${probeTimeouts} probe timeouts`);
       assert.equal(sim.messages("client").length + sim.messages("server").length, 40);
     });
   });
@@ -208,9 +223,9 @@ describe("close: IMMEDIATE_ACK while draining", function () {
         assert.deepEqual([ev.code, ev.remote], [4000, false], `seed ${seed}`);
         assert.ok(ev.time - t0 <= 2_000 + 1, `seed ${seed}: the drain took ${ev.time - t0} ms`);
         const drain = openRecorded(sim, pair).slice(before).filter((p) => p.from === closer);
-        // The first flight (the 12,000-byte initial window, paced: 10 or 11 packets), three rounds of
-        // two probes, then 3 CLOSEs.
-        assert.ok(drain.length <= 11 + 3 * 2 + 3, `seed ${seed}: ${drain.length} packets while draining`);
+        // The first flight (the 12,000-byte initial window, paced: 10 or 11 packets), DRAIN_PROBE_ROUNDS
+        // rounds of two probes, then 3 CLOSEs.
+        assert.ok(drain.length <= 11 + DRAIN_PROBE_ROUNDS * 2 + 3, `seed ${seed}: ${drain.length} packets while draining`);
         assert.equal(drain.filter((p) => p.types.includes(FrameType.Close)).length, 3);
         assert.ok(drain.every((p) => p.types.includes(FrameType.Close) || p.types[0] === FrameType.ImmediateAck), `seed ${seed}`);
       });

@@ -64,6 +64,11 @@ export class AckTracker {
     return this.largest > this.lastWrittenLargest;
   }
 
+  /** Whether there is anything to acknowledge (ranges the peer has not confirmed seeing). */
+  hasRanges(): boolean {
+    return this.received.size > 0;
+  }
+
   /** Whether an ACK must be sent now, alone if nothing else goes. */
   due(now: number): boolean {
     return this.pending && now >= this.deadline;

@@ -128,6 +128,7 @@ export class Connection extends ConnectionCore {
       // Deliver what was sent before the close (as a WebSocket close does): CLOSE follows once every
       // reliable byte is acknowledged, or after a bounded wait if the peer is gone (see Closing).
       this.closer.startDrain(code, reason, this.now, this.peerImmediateAck);
+      this.recovery.maxBackoff = 0;
       return;
     }
     this.closeInternal(code, reason, true);

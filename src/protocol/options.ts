@@ -54,7 +54,7 @@ export const DEFAULT_SESSION_OPTIONS: Readonly<SessionOptions> = Object.freeze({
   idleTimeoutMs: 10_000,
   stallTimeoutMs: 10_000,
   bindTimeoutMs: 10_000,
-  maxAckDelayMs: 25,
+  maxAckDelayMs: 5,
   ackElicitingThreshold: 2,
   initialRttMs: 333,
   keyUpdateIntervalPackets: 1 << 20,

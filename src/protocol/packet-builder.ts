@@ -156,9 +156,11 @@ export class PacketBuilder {
         }
       }
       if (kind !== "ack") {
-        if (this.closing.drain && this.peerImmediateAck && kind !== "bind") {
+        if ((this.closing.drain || kind === "probe") && this.peerImmediateAck && kind !== "bind") {
           // Every ack-eliciting packet of a drain (data, probes, control) asks for an immediate ACK;
-          // first, so that stream data cannot crowd it out. Never to a peer that did not announce it.
+          // first, so that stream data cannot crowd it out. So does every probe (a tail-loss probe):
+          // its answer, not the peer's ACK delay, decides how long a second loss costs. Never to a
+          // peer that did not announce it.
           p[off++] = FrameType.ImmediateAck;
           ackEliciting = true;
           this.closing.immediateAckNeeded = false;
@@ -197,10 +199,12 @@ export class PacketBuilder {
           ackEliciting = true;
         }
         if (ackEliciting) this.pingNeeded = false;
-        if (ackEliciting && ackLargest < 0 && kind !== "bind" && this.acks.unreported()) {
+        if (ackEliciting && ackLargest < 0 && kind !== "bind" && (this.acks.unreported() || (kind === "probe" && this.acks.hasRanges()))) {
           // Packets that arrived since our last ACK but elicited none (the peer's ACK-only packets)
           // ride on a packet we send anyway: the peer learns we are reading it (its stall rule counts
-          // that), at no extra packet and with no ACK ping-pong (RFC 9000 §13.2.1).
+          // that), at no extra packet and with no ACK ping-pong (RFC 9000 §13.2.1). A probe repeats
+          // the ACK even when nothing new arrived: the last one may have been lost, and a peer that
+          // hears only our probes must still learn what we received.
           const o = this.acks.write(p, off, room, now);
           if (o > off) {
             ackLargest = this.acks.lastWrittenLargest;

@@ -32,6 +32,14 @@ const TIME_THRESHOLD = 9 / 8;
 export const GRANULARITY_MS = 1;
 const MAX_PTO_BACKOFF = 6;
 /**
+ * An ACK whose reported delay exceeds the peer's max_ack_delay by more than a round trip (and at
+ * least this) was not sent when its largest packet arrived: it repeats an ACK that was lost (a probe
+ * carries the last ACK again). Its sample would add that whole wait to the RTT, capped delay or not,
+ * so it is not taken (as TCP skips samples from suspected delayed ACKs). Lateness of a busy peer up
+ * to this much still counts.
+ */
+const STALE_ACK_SLACK_MS = 25;
+/**
  * Sent-packet records (ack-eliciting packets not yet acknowledged or lost) at most. Data and datagrams
  * stop at MAX_SENT_PACKETS - SENT_CONTROL_SLACK, as if the congestion window were full: 960 full packets
  * are about the 1 MiB default receive window, and 960 small game packets are many seconds of traffic.
@@ -69,6 +77,12 @@ export class Recovery {
   lossTime = Infinity;
   lastAckElicitingSent = -Infinity;
   probeTimeouts = 0;
+  /**
+   * Largest backoff exponent of the probe timeout (RFC 9002 §6.2.1 doubles it per timeout). A draining
+   * close sets 0: its probes ask for an immediate ACK and the drain itself is bounded, so probing at a
+   * steady pace tells a live peer from a gone one in rounds, not in doublings.
+   */
+  maxBackoff = MAX_PTO_BACKOFF;
   packetsLost = 0;
 
   constructor(
@@ -121,7 +135,7 @@ export class Recovery {
     }
     sent.length = w;
     if (ack.largest > this.largestAcked) this.largestAcked = ack.largest;
-    if (largestNewlyAcked && anyAckEliciting) {
+    if (largestNewlyAcked && anyAckEliciting && ackDelay <= this.maxAckDelayMs + Math.max(this.rtt.smoothed, STALE_ACK_SLACK_MS)) {
       this.rtt.update(now - largestNewlyAcked.timeSent, ackDelay, this.maxAckDelayMs);
     }
     if (anyAckEliciting) this.ptoCount = 0;
@@ -170,7 +184,7 @@ export class Recovery {
   lossDeadline(): number {
     if (this.lossTime !== Infinity) return this.lossTime;
     if (this.sent.length === 0) return Infinity;
-    const backoff = 1 << Math.min(this.ptoCount, MAX_PTO_BACKOFF);
+    const backoff = 1 << Math.min(this.ptoCount, this.maxBackoff);
     return this.lastAckElicitingSent + this.ptoBase() * backoff;
   }
 
