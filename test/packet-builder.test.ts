@@ -160,8 +160,26 @@ describe("PacketBuilder", () => {
     s.builder.padNext = true;
     const probe = s.builder.build(0, "probe")!;
     assert.equal(probe.length, MAX_DATAGRAM_SIZE);
-    assert.deepEqual(openPacket(s.peer, probe).frames, ["ping"]);
+    assert.deepEqual(openPacket(s.peer, probe).frames, ["immediate-ack"], "a probe asks for an immediate ACK, which makes it ack-eliciting without a PING");
     assert.equal(s.builder.padNext, false);
+  });
+
+  it("a probe repeats the last ACK even when nothing new arrived, and asks for an immediate ACK", () => {
+    const s = setup("server");
+    s.acks.onReceived(0, 0);
+    s.acks.onAckEliciting(0, true, true, 0, 10, 25);
+    assert.deepEqual(openPacket(s.peer, s.builder.build(1, "ack")!).frames, ["ack"]);
+    assert.equal(s.acks.unreported(), false, "that ACK reported everything");
+    s.builder.pingNeeded = true;
+    assert.deepEqual(openPacket(s.peer, s.builder.build(2, "data")!).frames, ["ping"], "an ordinary packet does not repeat it");
+    assert.deepEqual(openPacket(s.peer, s.builder.build(3, "probe")!).frames, ["immediate-ack", "ack"], "a probe does: the last one may be lost");
+  });
+
+  it("towards a peer without IMMEDIATE_ACK a probe is a PING (plus the ACK)", () => {
+    const s = setup("server");
+    const legacy = new PacketBuilder({ ...s, peerImmediateAck: false });
+    s.acks.onReceived(0, 0);
+    assert.deepEqual(openPacket(s.peer, legacy.build(1, "probe")!).frames, ["ping", "ack"]);
   });
 
   it("seals with the current key phase", () => {

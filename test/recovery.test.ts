@@ -41,6 +41,20 @@ describe("Recovery", () => {
     assert.equal(r.onAck(ack([[2, 3]]), 50), false, "a duplicate ACK acknowledges nothing new");
   });
 
+  it("an ACK that reports a delay far beyond the peer's max_ack_delay (a repeat of a lost ACK) gives no RTT sample", () => {
+    const { r, acked } = setup(100);
+    r.onSent(0, 0, 1000, null, -1, true, null);
+    r.onSent(1, 0, 1000, null, -1, true, null);
+    // Packet 0 arrived at 20; its ACK was lost and repeated at 400: 400 ms after sending, delay 380 ms.
+    assert.equal(r.onAck(ack([[0, 0]], 380_000), 400), true);
+    assert.deepEqual(acked, [0]);
+    assert.equal(r.rtt.hasSample, false, "no sample from a stale ACK");
+    assert.equal(r.rtt.smoothed, 100);
+    // A peer late by less than max(smoothed RTT, 25 ms) past its 25 ms: still a sample, the delay capped.
+    assert.equal(r.onAck(ack([[1, 1]], 120_000), 160), true);
+    assert.equal(r.rtt.latest, 135);
+  });
+
   it("declares lost a packet 3 below the largest acknowledged, and one older than 9/8 RTT", () => {
     const { r, lost } = setup(100);
     for (let pn = 0; pn < 5; pn++) r.onSent(pn, pn, 1200, null, -1, false, null);
