@@ -188,7 +188,7 @@ describe("handshake messages", () => {
     }
     const { maxAckDelayMs: _omit, ...older } = PARAMS;
     assert.equal("maxAckDelayMs" in parseClientHello({ ...hello, params: older }).params, false);
-    assert.equal(transportParams(DEFAULT_SESSION_OPTIONS).maxAckDelayMs, 25);
+    assert.equal(transportParams(DEFAULT_SESSION_OPTIONS).maxAckDelayMs, 5, "the default announced: 5 ms");
     assert.equal(transportParams({ ...DEFAULT_SESSION_OPTIONS, maxAckDelayMs: 2.2 }).maxAckDelayMs, 3, "rounded up");
     assert.equal(transportParams({ ...DEFAULT_SESSION_OPTIONS, maxAckDelayMs: 60_000 }).maxAckDelayMs, 16383, "capped at the wire's limit");
   });
