@@ -9,6 +9,9 @@ import { FrameType, streamFrameOverhead, writeCloseFrame, writeStreamFrameHeader
 import { PacketType, writeHeader } from "./packet-header.js";
 import type { PacketKeys } from "./packet-keys.js";
 import { packetNumberLength } from "./packet-number.js";
+
+/** Fewest packet-number bytes this implementation sends (receivers accept 1 to 4). */
+const MIN_PN_LENGTH = 2;
 import type { PathValidator } from "./path-validation.js";
 import type { Recovery } from "./recovery.js";
 import type { StreamSender } from "./stream-send.js";
@@ -133,7 +136,10 @@ export class PacketBuilder {
     const maxSize = this.path.maxDatagram(MAX_DATAGRAM_SIZE);
     if (maxSize === 0) return null;
     const pn = this.nextPn;
-    const pnLength = packetNumberLength(pn, this.recovery.largestAcked);
+    // At least 2 bytes, though RFC 9000 §17.1 allows 1: a 1-byte number is decoded wrongly (and the
+    // packet fails authentication) once 128 later packets overtook it, which a bulk transfer behind
+    // 20 ms of jitter does; with 2 bytes it takes 32,768. One byte per packet buys that.
+    const pnLength = Math.max(MIN_PN_LENGTH, packetNumberLength(pn, this.recovery.largestAcked)) as 2 | 3 | 4;
     const cid = this.cids.current;
     const headerLength = 1 + cid.length + pnLength;
     const room = maxSize - headerLength - AEAD_TAG_LENGTH;
