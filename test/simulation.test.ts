@@ -570,7 +570,7 @@ describe("simulation: close", function () {
       }
     });
     if (process.env.FASTNET_SIM_REPORT) console.log(`    close at 30% loss: received ${received}, idle timeout ${timedOut}`);
-    // P(all 3 copies lost) = 2.7%: nearly every seed should see the close itself: at least 13 in 16 (a
+    // P(all 5 copies lost) = 0.24%: nearly every seed should see the close itself: at least 13 in 16 (a
     // SIM_SEEDS sweep needs the same share; a single replayed seed may be one that legitimately timed out).
     const seeds = simSeeds(1001, 16).length;
     if (seeds >= 16) assert.ok(received >= Math.ceil((13 / 16) * seeds), `received ${received}, timed out ${timedOut}`);

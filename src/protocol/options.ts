@@ -36,7 +36,11 @@ export interface SessionOptions {
   keyUpdateIntervalPackets: number;
   /** Initial congestion window in datagrams (default 10, RFC 9002 §7.2). */
   initialWindowPackets: number;
-  /** Redundant CLOSE packets sent when closing (default 3). */
+  /**
+   * Redundant CLOSE packets sent when closing (default 5). The sender forgets the session after them,
+   * so all lost means the peer learns only by its idle timeout: 0.34% of closes at 15% loss with 3,
+   * 0.008% with 5, for a few dozen bytes each.
+   */
   closePackets: number;
   /**
    * Client: after the network reported the server's port unreachable (ICMP, a hint anyone on the path
@@ -59,7 +63,7 @@ export const DEFAULT_SESSION_OPTIONS: Readonly<SessionOptions> = Object.freeze({
   initialRttMs: 333,
   keyUpdateIntervalPackets: 1 << 20,
   initialWindowPackets: 10,
-  closePackets: 3,
+  closePackets: 5,
   unreachableGraceMs: 1500,
 });
 
