@@ -170,16 +170,18 @@ describe("PacketBuilder", () => {
     s.acks.onAckEliciting(0, true, true, 0, 10, 25);
     assert.deepEqual(openPacket(s.peer, s.builder.build(1, "ack")!).frames, ["ack"]);
     assert.equal(s.acks.unreported(), false, "that ACK reported everything");
-    s.builder.pingNeeded = true;
-    assert.deepEqual(openPacket(s.peer, s.builder.build(2, "data")!).frames, ["ping"], "an ordinary packet does not repeat it");
+    s.streamOut.push(new Uint8Array(10));
+    assert.deepEqual(openPacket(s.peer, s.builder.build(2, "data")!).frames, ["stream"], "an ordinary packet does not repeat it");
     assert.deepEqual(openPacket(s.peer, s.builder.build(3, "probe")!).frames, ["immediate-ack", "ack"], "a probe does: the last one may be lost");
+    s.builder.pingNeeded = true;
+    assert.deepEqual(openPacket(s.peer, s.builder.build(4, "data")!).frames, ["ack", "ping"], "so does a keep-alive PING");
   });
 
-  it("towards a peer without IMMEDIATE_ACK a probe is a PING (plus the ACK)", () => {
+  it("towards a peer without IMMEDIATE_ACK a probe is the ACK and a PING", () => {
     const s = setup("server");
     const legacy = new PacketBuilder({ ...s, peerImmediateAck: false });
     s.acks.onReceived(0, 0);
-    assert.deepEqual(openPacket(s.peer, legacy.build(1, "probe")!).frames, ["ping", "ack"]);
+    assert.deepEqual(openPacket(s.peer, legacy.build(1, "probe")!).frames, ["ack", "ping"]);
   });
 
   it("seals with the current key phase", () => {

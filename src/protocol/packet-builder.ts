@@ -154,7 +154,25 @@ export class PacketBuilder {
     if (kind === "close") {
       off = writeCloseFrame(p, off, this.closing.code, this.closing.reasonBytes);
     } else {
-      if (this.acks.pending && kind !== "bind") {
+      if ((this.closing.drain || kind === "probe") && this.peerImmediateAck && kind !== "ack" && kind !== "bind") {
+        // Every ack-eliciting packet of a drain (data, probes, control) asks for an immediate ACK; first,
+        // so that stream data cannot crowd it out. So does every probe (a tail-loss probe): its answer,
+        // not the peer's ACK delay, decides how long a second loss costs. Never to a peer that did not
+        // announce it.
+        p[off++] = FrameType.ImmediateAck;
+        ackEliciting = true;
+        this.closing.immediateAckNeeded = false;
+      }
+      // Then the ACK, before stream data can crowd it out: when one is due; in any packet we
+      // send anyway when packets of any kind arrived above the largest our last ACK reported (the
+      // peer's ACK-only packets: it then learns we are reading it, which its stall rule counts, at no
+      // extra packet and with no ACK ping-pong, RFC 9000 §13.2.1); and in a probe or a keep-alive
+      // PING even when nothing new arrived, since our last ACK may have been lost and a peer that
+      // hears only those must still learn what we received.
+      const ack =
+        this.acks.pending ||
+        (kind !== "bind" && kind !== "ack" && (this.acks.unreported() || ((kind === "probe" || this.pingNeeded) && this.acks.hasRanges())));
+      if (ack) {
         const o = this.acks.write(p, off, room, now);
         if (o > off) {
           ackLargest = this.acks.lastWrittenLargest;
@@ -162,15 +180,6 @@ export class PacketBuilder {
         }
       }
       if (kind !== "ack") {
-        if ((this.closing.drain || kind === "probe") && this.peerImmediateAck && kind !== "bind") {
-          // Every ack-eliciting packet of a drain (data, probes, control) asks for an immediate ACK;
-          // first, so that stream data cannot crowd it out. So does every probe (a tail-loss probe):
-          // its answer, not the peer's ACK delay, decides how long a second loss costs. Never to a
-          // peer that did not announce it.
-          p[off++] = FrameType.ImmediateAck;
-          ackEliciting = true;
-          this.closing.immediateAckNeeded = false;
-        }
         let o = this.path.writeResponses(p, off, room);
         // Challenges are rare: no PTO computed for a packet without one.
         if (this.path.challenges.length > 0) o = this.path.writeChallenges(p, o, room, now, this.recovery.ptoBase());
@@ -205,18 +214,6 @@ export class PacketBuilder {
           ackEliciting = true;
         }
         if (ackEliciting) this.pingNeeded = false;
-        if (ackEliciting && ackLargest < 0 && kind !== "bind" && (this.acks.unreported() || (kind === "probe" && this.acks.hasRanges()))) {
-          // Packets that arrived since our last ACK but elicited none (the peer's ACK-only packets)
-          // ride on a packet we send anyway: the peer learns we are reading it (its stall rule counts
-          // that), at no extra packet and with no ACK ping-pong (RFC 9000 §13.2.1). A probe repeats
-          // the ACK even when nothing new arrived: the last one may have been lost, and a peer that
-          // hears only our probes must still learn what we received.
-          const o = this.acks.write(p, off, room, now);
-          if (o > off) {
-            ackLargest = this.acks.lastWrittenLargest;
-            off = o;
-          }
-        }
       }
     }
     if (off === 0) return null;
