@@ -424,8 +424,9 @@ describe("simulation: idle timeout, keep-alive and bind timeout", function () {
         assert.equal(ev.reason, "idle timeout");
         assert.equal(ev.remote, false);
         const after = ev.time - cutAt;
-        // Traffic flows at least every keep-alive interval, so the last packet came at most ~1 interval before the cut.
-        assert.ok(after <= idle + 1, `seed ${seed}: ${side} closed ${after} ms after the cut`);
+        // Traffic flows at least every keep-alive interval, so the last packet came at most ~1 interval before
+        // the cut; and a packet already on the wire at the cut still arrives, up to the 20 ms delay after it.
+        assert.ok(after <= idle + 20 + 1, `seed ${seed}: ${side} closed ${after} ms after the cut`);
         assert.ok(after >= idle - keepAlive - 200, `seed ${seed}: ${side} closed too early: ${after} ms after the cut`);
       }
     });
