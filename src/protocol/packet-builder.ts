@@ -63,6 +63,8 @@ export class PacketBuilder {
   /** Pad the next ack-eliciting packet to the full size (a path probe: it grants the peer's budget). */
   padNext = false;
   private readonly scratch = new Uint8Array(MAX_DATAGRAM_SIZE);
+  /** The last plaintext view of `scratch` sealed: a flow's packets repeat their length, so it is reused. */
+  private plain = this.scratch.subarray(0, 0);
   private readonly segment = { offset: 0, len: 0 };
   private readonly role: Role;
   private readonly alloc: Allocator;
@@ -232,7 +234,8 @@ export class PacketBuilder {
     }
     const out = this.alloc(total);
     writeHeader(out, kind === "bind" ? PacketType.Bind : PacketType.Data, this.keys.sendPhase, cid, pn, pnLength);
-    this.keys.seal(out, headerLength, pn, p.subarray(0, off));
+    if (this.plain.length !== off) this.plain = p.subarray(0, off);
+    this.keys.seal(out, headerLength, pn, this.plain);
     this.nextPn++;
     this.packetsSent++;
     this.bytesSent += total;
