@@ -14,6 +14,8 @@ import { PerformanceObserver } from "node:perf_hooks";
 
 export interface Counts {
   setTimeout: number;
+  timerFired: number;
+  sentByTimer: number;
   clearTimeout: number;
   refresh: number;
   queueMicrotask: number;
@@ -26,7 +28,9 @@ export interface Counts {
   cpuUs: number;
 }
 
-const c = { setTimeout: 0, clearTimeout: 0, refresh: 0, queueMicrotask: 0, setImmediate: 0, udpSend: 0, udpRecv: 0, tcpWrite: 0, gc: 0 };
+const c = { setTimeout: 0, clearTimeout: 0, refresh: 0, queueMicrotask: 0, setImmediate: 0, udpSend: 0, udpRecv: 0, tcpWrite: 0, gc: 0, timerFired: 0, sentByTimer: 0 };
+/** setTimeout delays asked for (ms, rounded), by value: the driver's timer is the only one per packet. */
+export const timerDelays = new Map<number, number>();
 
 const g = globalThis as unknown as Record<string, (...a: unknown[]) => unknown>;
 const origSetTimeout = g.setTimeout!;
@@ -35,6 +39,20 @@ const origQueueMicrotask = g.queueMicrotask!;
 const origSetImmediate = g.setImmediate!;
 g.setTimeout = function (...a: unknown[]) {
   c.setTimeout++;
+  const ms = Math.round(Number(a[1] ?? 0));
+  timerDelays.set(ms, (timerDelays.get(ms) ?? 0) + 1);
+  const fn = a[0] as (...x: unknown[]) => unknown;
+  if (typeof fn === "function") {
+    a[0] = function (this: unknown, ...x: unknown[]) {
+      c.timerFired++;
+      const sent = c.udpSend;
+      try {
+        return fn.apply(this, x);
+      } finally {
+        c.sentByTimer += c.udpSend - sent;
+      }
+    };
+  }
   return origSetTimeout.apply(this, a);
 };
 g.clearTimeout = function (...a: unknown[]) {
@@ -84,4 +102,4 @@ export function snapshot(): Counts {
 }
 
 const out = process.env.COUNT_HOOKS_OUT;
-if (out) process.on("SIGUSR2", () => appendFileSync(out, JSON.stringify(snapshot()) + "\n"));
+if (out) process.on("SIGUSR2", () => appendFileSync(out, JSON.stringify({ ...snapshot(), delays: Object.fromEntries(timerDelays) }) + "\n"));

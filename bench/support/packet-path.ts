@@ -18,7 +18,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { snapshot, type Counts } from "./count-hooks.js";
+import type { Counts } from "./count-hooks.js";
 import { killAllChildren, startServerChild, type ServerChild } from "./children.js";
 import { openFastnet, openUdpRaw, openWs, type EchoClient } from "./rtt-clients.js";
 
@@ -38,6 +38,17 @@ const usePerf = argv.includes("--perf");
 const perfRecord = opt("--perf-record", "");
 const pin = opt("--pin", "same");
 const json = argv.includes("--json");
+/** --bare: no counting hooks in either process (CPU from /proc only, as bench:rtt runs them). */
+const bare = argv.includes("--bare");
+const zero: Counts = { timerFired: 0, sentByTimer: 0, setTimeout: 0, clearTimeout: 0, refresh: 0, queueMicrotask: 0, setImmediate: 0, udpSend: 0, udpRecv: 0, tcpWrite: 0, gc: 0, heapUsed: 0, cpuUs: 0 };
+const snapshot: () => Counts = bare ? () => zero : (await import("./count-hooks.js")).snapshot;
+
+/** CPU time of a whole process (all threads) in µs, from /proc (10 ms ticks). */
+function procCpuUs(pid: number): number {
+  const f = readFileSync(`/proc/${pid}/stat`, "utf8");
+  const fields = f.slice(f.lastIndexOf(")") + 2).split(" ");
+  return (Number(fields[11]) + Number(fields[12])) * 10_000; // utime, stime in clock ticks (100 Hz)
+}
 const dir = mkdtempSync(join(tmpdir(), "packet-path-"));
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
@@ -49,9 +60,14 @@ function taskset(pid: number, cpu: number): Promise<void> {
   });
 }
 
+/** Round-trip times (µs) of the last counted window. */
+let lat: number[] = [];
+
 async function roundTrips(client: EchoClient, n: number): Promise<void> {
   const buf = new Uint8Array(payload);
   let left = n;
+  lat = [];
+  let t = process.hrtime.bigint();
   await new Promise<void>((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`stalled with ${left} round trips left`)), 60_000 + n * 50);
     client.onFail = (err) => {
@@ -59,6 +75,9 @@ async function roundTrips(client: EchoClient, n: number): Promise<void> {
       reject(err);
     };
     client.onEcho = () => {
+      const now = process.hrtime.bigint();
+      lat.push(Number(now - t) / 1000);
+      t = now;
       if (--left === 0) {
         clearTimeout(timer);
         client.onEcho = null;
@@ -73,6 +92,7 @@ async function roundTrips(client: EchoClient, n: number): Promise<void> {
 
 /** The child's counters: SIGUSR2 makes it append one line to its file; waits (bounded) for that line. */
 async function childSnapshot(child: ServerChild, file: string): Promise<Counts> {
+  if (bare) return zero;
   const before = existsSync(file) ? readFileSync(file, "utf8").trim().split("\n").filter(Boolean).length : 0;
   child.process.kill("SIGUSR2");
   for (let i = 0; i < 500; i++) {
@@ -123,7 +143,7 @@ const per = (a: number, b: number): number => +((b - a) / N).toFixed(2);
 
 function deltas(a: Counts, b: Counts): Record<string, number> {
   const r: Record<string, number> = {};
-  for (const k of Object.keys(a) as (keyof Counts)[]) r[k] = k === "heapUsed" ? Math.round((b[k] - a[k]) / N) : per(a[k], b[k]);
+  for (const k of Object.keys(a) as (keyof Counts)[]) if (typeof a[k] === "number") r[k] = k === "heapUsed" ? Math.round((b[k] - a[k]) / N) : per(a[k], b[k]);
   return r;
 }
 
@@ -134,7 +154,7 @@ try {
     const [kind, backend] = name.startsWith("fastnet-") ? ["fastnet", name.slice(8)] : [name, undefined];
     const file = join(dir, `${name}.counts`);
     process.env.COUNT_HOOKS_OUT = file;
-    const child = await startServerChild(name, backend ? [kind!, backend] : [kind!], 30_000, ["--import", HOOKS, ...heapFlags, ...(perfRecord ? ["--perf-basic-prof"] : [])]);
+    const child = await startServerChild(name, backend ? [kind!, backend] : [kind!], 30_000, [...(bare ? [] : ["--import", HOOKS, ...heapFlags]), ...(perfRecord ? ["--perf-basic-prof"] : [])]);
     if (pin === "same") {
       await taskset(child.process.pid!, 0);
       await taskset(process.pid, 0);
@@ -162,13 +182,20 @@ try {
     }
     const s0 = await childSnapshot(child, file);
     const c0 = snapshot();
+    const p0 = [procCpuUs(process.pid), procCpuUs(child.process.pid!)];
     const t0 = performance.now();
     await roundTrips(client, N);
     const wallUs = +(((performance.now() - t0) * 1000) / N).toFixed(1);
+    const p1 = [procCpuUs(process.pid), procCpuUs(child.process.pid!)];
     const c1 = snapshot();
     const s1 = await childSnapshot(child, file);
     for (const t of tracers) await stopTracer(t.p);
-    const row: Record<string, unknown> = { transport: name, payload, n: N, wall_us_per_rt: wallUs, client: deltas(c0, c1), server: deltas(s0, s1) };
+    const sorted = [...lat].sort((a, b) => a - b);
+    const q = (x: number): number => +sorted[Math.min(sorted.length - 1, Math.floor(x * sorted.length))]!.toFixed(1);
+    const slow = lat.filter((v) => v > 1000);
+    const latency = { p50: q(0.5), p90: q(0.9), p99: q(0.99), max: q(1), over_1ms: slow.length, us_in_over_1ms_per_rt: +(slow.reduce((a, b) => a + b, 0) / N).toFixed(1) };
+    const row: Record<string, unknown> = { latency, transport: name, payload, n: N, wall_us_per_rt: wallUs,
+      proc_cpu_us_per_rt: { client: per(p0[0]!, p1[0]!), server: per(p0[1]!, p1[1]!) }, client: deltas(c0, c1), server: deltas(s0, s1) };
     for (const t of tracers) {
       if (t.name.startsWith("record")) continue;
       const parsed = t.name.startsWith("strace") ? parseStrace(t.out) : parsePerf(t.out);
