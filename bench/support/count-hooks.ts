@@ -4,7 +4,8 @@
  * timers armed / cleared / refreshed (global setTimeout, clearTimeout, Timeout#refresh), microtasks
  * queued with queueMicrotask, setImmediate calls, UDP datagrams sent and received (node:dgram) and
  * TCP writes (net.Socket#write), plus GCs (PerformanceObserver) and the process CPU and heap.
- * `snapshot()` returns them; with COUNT_HOOKS_OUT set, SIGUSR2 appends one JSON snapshot line there.
+ * `snapshot()` returns them; with COUNT_HOOKS_OUT set, the IPC message
+ * {type:"count-hooks"} appends one JSON snapshot line there.
  * Bench-only: wraps globals, never loaded by the library or the tests.
  */
 import dgram from "node:dgram";
@@ -102,4 +103,9 @@ export function snapshot(): Counts {
 }
 
 const out = process.env.COUNT_HOOKS_OUT;
-if (out) process.on("SIGUSR2", () => appendFileSync(out, JSON.stringify({ ...snapshot(), delays: Object.fromEntries(timerDelays) }) + "\n"));
+// An IPC message, not a signal: Colyseus shuts its server down on SIGUSR2 (nodemon's restart signal).
+if (out) {
+  process.on("message", (msg: { type?: string }) => {
+    if (msg?.type === "count-hooks") appendFileSync(out, JSON.stringify({ ...snapshot(), delays: Object.fromEntries(timerDelays) }) + "\n");
+  });
+}

@@ -10,6 +10,9 @@
  *   - with --perf: context switches per round trip (perf stat -e context-switches,cpu-clock).
  * Client and server are pinned to one CPU (as bench:rtt --pin same) unless --pin none.
  *
+ * Transports: udp-raw, fastnet-<aead>, ws (bench:rtt's echo servers), room-fastnet, room-ws-transport
+ * (bench:room's Colyseus ping/pong room).
+ *
  * Usage: node --import tsx bench/support/packet-path.ts [--only a,b] [--payload 32] [--n 2000]
  *                                                       [--strace] [--perf] [--pin same|none] [--json]
  */
@@ -19,10 +22,27 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import type { Counts } from "./count-hooks.js";
-import { killAllChildren, startServerChild, type ServerChild } from "./children.js";
+import { killAllChildren, startScriptChild, startServerChild, type ServerChild } from "./children.js";
+import { openRoomClient, type RoomTransportName } from "./room-clients.js";
 import { openFastnet, openUdpRaw, openWs, type EchoClient } from "./rtt-clients.js";
 
 const HOOKS = fileURLToPath(new URL("./count-hooks.ts", import.meta.url));
+const ROOM_SERVER = fileURLToPath(new URL("./room-server.ts", import.meta.url));
+
+/** bench:room's client as an EchoClient: "ping" out, the "pong" is the echo. */
+async function openRoom(name: RoomTransportName, port: number): Promise<EchoClient> {
+  const room = await openRoomClient(name, port, 10_000);
+  const client: EchoClient = {
+    onEcho: null,
+    onFail: null,
+    failed: null,
+    send: (data) => room.send(data),
+    close: () => room.close(),
+  };
+  room.onPong = (p) => client.onEcho?.(p as Uint8Array);
+  room.onFail = (err) => client.onFail?.(err);
+  return client;
+}
 const argv = process.argv.slice(2);
 const opt = (name: string, dflt: string): string => {
   const i = argv.indexOf(name);
@@ -90,18 +110,18 @@ async function roundTrips(client: EchoClient, n: number): Promise<void> {
   });
 }
 
-/** The child's counters: SIGUSR2 makes it append one line to its file; waits (bounded) for that line. */
+/** The child's counters: an IPC message makes it append one line to its file; waits (bounded) for that line. */
 async function childSnapshot(child: ServerChild, file: string): Promise<Counts> {
   if (bare) return zero;
   const before = existsSync(file) ? readFileSync(file, "utf8").trim().split("\n").filter(Boolean).length : 0;
-  child.process.kill("SIGUSR2");
+  child.process.send({ type: "count-hooks" });
   for (let i = 0; i < 500; i++) {
     await sleep(10);
     if (!existsSync(file)) continue;
     const lines = readFileSync(file, "utf8").trim().split("\n").filter(Boolean);
     if (lines.length > before) return JSON.parse(lines[lines.length - 1]!) as Counts;
   }
-  throw new Error("server child did not answer SIGUSR2");
+  throw new Error("server child did not answer the count-hooks message");
 }
 
 /** Starts a tracer on `pids` and waits until it is attached. */
@@ -154,13 +174,18 @@ try {
     const [kind, backend] = name.startsWith("fastnet-") ? ["fastnet", name.slice(8)] : [name, undefined];
     const file = join(dir, `${name}.counts`);
     process.env.COUNT_HOOKS_OUT = file;
-    const child = await startServerChild(name, backend ? [kind!, backend] : [kind!], 30_000, [...(bare ? [] : ["--import", HOOKS, ...heapFlags]), ...(perfRecord ? ["--perf-basic-prof"] : [])]);
+    const execArgv = [...(bare ? [] : ["--import", HOOKS, ...heapFlags]), ...(perfRecord ? ["--perf-basic-prof"] : [])];
+    const room = name.startsWith("room-") ? (name.slice(5) as RoomTransportName) : null;
+    const child = room
+      ? await startScriptChild(ROOM_SERVER, name, [room], 30_000, execArgv)
+      : await startServerChild(name, backend ? [kind!, backend] : [kind!], 30_000, execArgv);
     if (pin === "same") {
       await taskset(child.process.pid!, 0);
       await taskset(process.pid, 0);
     }
     const info = child.info;
-    const client = kind === "udp-raw" ? await openUdpRaw(info.udpPort, 10_000)
+    const client = room ? await openRoom(room, info.port)
+      : kind === "udp-raw" ? await openUdpRaw(info.udpPort, 10_000)
       : kind === "ws" ? await openWs(info.port, 10_000)
       : await openFastnet(info.port, info.fingerprint!, backend as "sodium", 10_000);
     await roundTrips(client, WARM);
