@@ -190,7 +190,9 @@ export class PacketBuilder {
           const dataAt = writeStreamFrameHeader(p, off, offset, len);
           this.streamOut.copy(offset, len, p, dataAt);
           off = dataAt + len;
-          (stream ??= []).push(offset, offset + len);
+          // A literal, not push() onto []: push grows a fresh array to 17 slots for 2 numbers.
+          if (stream === null) stream = [offset, offset + len];
+          else stream.push(offset, offset + len);
           ackEliciting = true;
           appLimited = false;
         }
