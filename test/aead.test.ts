@@ -156,6 +156,20 @@ describe("AEAD backends", () => {
         k.sealInto(sealedSmall, 0, nonce, aad, small);
         assert.deepEqual(copy(k.open(nonce, aad, sealedSmall)), small);
       });
+
+      it("opens a run of packets of repeated and changing lengths with one key, a forgery among them", () => {
+        // The sodium backend reuses its plaintext view while the length repeats: every open must still
+        // return exactly that packet's plaintext, of its own length.
+        const key = bytes(32), nonce = bytes(12), aad = bytes(5);
+        const k = backend.createKey(key);
+        for (const size of [32, 32, 0, 32, 1184, 1184, 7, 32, 32]) {
+          const pt = bytes(size);
+          const sealed = seal(backend, key, nonce, aad, pt);
+          assert.deepEqual(copy(k.open(nonce, aad, sealed)), pt, `size ${size}`);
+          sealed[0]! ^= 1;
+          assert.equal(k.open(nonce, aad, sealed), null, `forged size ${size}`);
+        }
+      });
     });
   }
 

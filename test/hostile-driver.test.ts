@@ -97,6 +97,31 @@ describe("hostile input against the Node driver", function () {
       assert.match(capture.lines[0]!, /'message' listener of a session threw[\s\S]*user handler bug/);
       assert.equal(client.readyState, 1);
     });
+
+    it("a lone once('message') listener gets one message; listeners added and removed later get theirs, in order", async () => {
+      await start();
+      const { client, peer } = await open();
+      const first: string[] = [];
+      const rest: string[] = [];
+      const also: string[] = [];
+      peer.once("message", (m) => {
+        first.push(str(m));
+        peer.on("message", (m2) => void rest.push(str(m2))); // joins for the next message, not this one
+      });
+      client.send(text("a"));
+      client.send(text("b"));
+      await waitFor(() => rest.length === 1, 5000, "the second message");
+      const extra = (m: Uint8Array): void => void also.push(str(m));
+      peer.on("message", extra); // two listeners now
+      client.send(text("c"));
+      await waitFor(() => rest.length === 2, 5000, "the third message");
+      peer.off("message", extra); // one again
+      client.send(text("d"));
+      await waitFor(() => rest.length === 3, 5000, "the fourth message");
+      assert.deepEqual(first, ["a"]);
+      assert.deepEqual(rest, ["b", "c", "d"]);
+      assert.deepEqual(also, ["c"]);
+    });
   });
 
   describe("a verifyHello hook that settles after the client left", () => {

@@ -20,6 +20,9 @@ class SodiumKey implements AeadKey {
   private readonly key: Uint8Array;
   // Per-key decrypt target so a failed open allocates no plaintext buffer; grows only for oversize input.
   private scratch = new Uint8Array(MAX_DATAGRAM_SIZE);
+  // The last view of `scratch` handed to sodium: packets of one flow repeat their length, and sodium
+  // wants a view of exactly the plaintext's length, so the same view serves again without allocating.
+  private view = this.scratch.subarray(0, 0);
 
   constructor(private readonly sodium: SodiumAead, key: Uint8Array) {
     if (key.length !== AEAD_KEY_LENGTH) throw new RangeError(`AEAD key must be ${AEAD_KEY_LENGTH} bytes, got ${key.length}`);
@@ -36,8 +39,11 @@ class SodiumKey implements AeadKey {
   open(nonce: Uint8Array, aad: Uint8Array, sealed: Uint8Array): Uint8Array | null {
     if (sealed.length < AEAD_TAG_LENGTH || nonce.length !== AEAD_NONCE_LENGTH) return null;
     const n = sealed.length - AEAD_TAG_LENGTH;
-    if (n > this.scratch.length) this.scratch = new Uint8Array(n);
-    const out = this.scratch.subarray(0, n);
+    let out = this.view;
+    if (out.length !== n) {
+      if (n > this.scratch.length) this.scratch = new Uint8Array(n);
+      out = this.view = this.scratch.subarray(0, n);
+    }
     try {
       // sodium-native throws (rather than returning -1) when the tag does not verify.
       this.sodium.crypto_aead_chacha20poly1305_ietf_decrypt(out, null, sealed, aad, nonce, this.key);

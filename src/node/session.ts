@@ -206,7 +206,7 @@ export class FastnetSession extends EventEmitter<SessionEvents> {
         case "message":
         case "datagram":
           if (this.held) this.held.push(ev);
-          else this.dispatch(ev.type, ev.data);
+          else this.deliver(ev.type, ev.data);
           break;
         case "close":
           this.end(ev.code, ev.reason, ev.remote);
@@ -231,6 +231,26 @@ export class FastnetSession extends EventEmitter<SessionEvents> {
     const q = this.held;
     this.held = null;
     if (q) for (const ev of q) this.dispatch(ev.type, ev.data);
+  }
+
+  /**
+   * `dispatch` for the per-packet events. With one listener (the usual case: an adapter or the app)
+   * it is called directly, as EventEmitter#emit does, without the listener-array copy of
+   * rawListeners() and the arguments array of a rest parameter, which every message paid before.
+   */
+  private deliver(event: "message" | "datagram", data: Uint8Array): void {
+    // EventEmitter keeps a lone listener as the function itself in _events (an array for several).
+    const events = (this as unknown as { _events?: Record<string, unknown> })._events;
+    const handler = events?.[event];
+    if (typeof handler !== "function") {
+      if (handler !== undefined || events === undefined) this.dispatch(event, data);
+      return;
+    }
+    try {
+      (handler as (d: Uint8Array) => void).call(this, data);
+    } catch (err) {
+      this.reportListenerError(err, event);
+    }
   }
 
   /**

@@ -66,6 +66,8 @@ export class PacketBuilder {
   /** Pad the next ack-eliciting packet to the full size (a path probe: it grants the peer's budget). */
   padNext = false;
   private readonly scratch = new Uint8Array(MAX_DATAGRAM_SIZE);
+  /** The last plaintext view of `scratch` sealed: a flow's packets repeat their length, so it is reused. */
+  private plain = this.scratch.subarray(0, 0);
   private readonly segment = { offset: 0, len: 0 };
   private readonly role: Role;
   private readonly alloc: Allocator;
@@ -205,7 +207,9 @@ export class PacketBuilder {
           const dataAt = writeStreamFrameHeader(p, off, offset, len);
           this.streamOut.copy(offset, len, p, dataAt);
           off = dataAt + len;
-          (stream ??= []).push(offset, offset + len);
+          // A literal, not push() onto []: push grows a fresh array to 17 slots for 2 numbers.
+          if (stream === null) stream = [offset, offset + len];
+          else stream.push(offset, offset + len);
           ackEliciting = true;
           appLimited = false;
         }
@@ -239,7 +243,8 @@ export class PacketBuilder {
     }
     const out = this.alloc(total);
     writeHeader(out, kind === "bind" ? PacketType.Bind : PacketType.Data, this.keys.sendPhase, cid, pn, pnLength);
-    this.keys.seal(out, headerLength, pn, p.subarray(0, off));
+    if (this.plain.length !== off) this.plain = p.subarray(0, off);
+    this.keys.seal(out, headerLength, pn, this.plain);
     this.nextPn++;
     this.packetsSent++;
     this.bytesSent += total;

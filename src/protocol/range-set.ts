@@ -65,8 +65,8 @@ export class RangeSet {
       if (this.ends[j]! > e) e = this.ends[j]!;
       j++;
     }
-    this.starts.splice(i, j - i, s);
-    this.ends.splice(i, j - i, e);
+    replace(this.starts, i, j - i, s);
+    replace(this.ends, i, j - i, e);
   }
 
   /** Removes [start, end) from the set. */
@@ -79,8 +79,8 @@ export class RangeSet {
       if (s < start && e > end) {
         // split
         this.ends[i] = start;
-        this.starts.splice(i + 1, 0, end);
-        this.ends.splice(i + 1, 0, e);
+        replace(this.starts, i + 1, 0, end);
+        replace(this.ends, i + 1, 0, e);
         return;
       }
       if (s < start) {
@@ -90,8 +90,8 @@ export class RangeSet {
         this.starts[i] = end;
         return;
       } else {
-        this.starts.splice(i, 1);
-        this.ends.splice(i, 1);
+        remove(this.starts, i, 1);
+        remove(this.ends, i, 1);
       }
     }
   }
@@ -100,13 +100,40 @@ export class RangeSet {
   truncateLow(max: number): void {
     const extra = this.starts.length - max;
     if (extra > 0) {
-      this.starts.splice(0, extra);
-      this.ends.splice(0, extra);
+      remove(this.starts, 0, extra);
+      remove(this.ends, 0, extra);
     }
   }
 
   clear(): void {
-    this.starts.length = 0;
-    this.ends.length = 0;
+    remove(this.starts, 0, this.starts.length);
+    remove(this.ends, 0, this.ends.length);
   }
+}
+
+// Array edits without allocation: `splice` returns a new array of what it removed (once or twice per
+// packet here), and shrinking an array by setting `length` makes V8 trim its backing store, which the
+// next push allocates again. Shifting in place and `pop` keep the array's capacity. Arrays are small.
+
+/** Replaces the `count` elements at `i` by the single value `v` (count 0: inserts `v` at `i`). */
+function replace(a: number[], i: number, count: number, v: number): void {
+  if (count === 1) {
+    a[i] = v;
+    return;
+  }
+  if (count === 0) {
+    a.push(v);
+    for (let k = a.length - 1; k > i; k--) a[k] = a[k - 1]!;
+    a[i] = v;
+    return;
+  }
+  a[i] = v;
+  remove(a, i + 1, count - 1);
+}
+
+/** Removes the `count` elements at `i`. */
+function remove(a: number[], i: number, count: number): void {
+  const n = a.length;
+  for (let k = i + count; k < n; k++) a[k - count] = a[k]!;
+  for (let k = 0; k < count; k++) a.pop();
 }

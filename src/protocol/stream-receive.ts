@@ -1,5 +1,8 @@
 import { defaultAllocator, type Allocator } from "./allocator.js";
 
+/** Messages up to this size are copied byte by byte: cheaper than making a view for `set`. */
+const SMALL_COPY = 64;
+
 /** Why the receiver refused a peer's stream data: each is a protocol violation by an authenticated peer. */
 export type StreamError = "flow-control" | "message-too-large" | "too-many-pieces";
 
@@ -312,7 +315,9 @@ export class StreamReceiver {
         if (bytes.length - p >= len) {
           // Whole message in this piece: one copy, since `bytes` may alias a reused buffer.
           const msg = this.alloc(len);
-          msg.set(len === bytes.length ? bytes : bytes.subarray(p, p + len));
+          if (len === bytes.length) msg.set(bytes);
+          else if (len <= SMALL_COPY) for (let k = 0; k < len; k++) msg[k] = bytes[p + k]!; // no view to allocate
+          else msg.set(bytes.subarray(p, p + len));
           this.budget--;
           this.deliver(msg);
           p += len;
