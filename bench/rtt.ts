@@ -6,6 +6,8 @@
  *   fastnet-<aead>   the engine's reliable channel (session.send, echoed by the server's session), server
  *                    and client both forced to that AEAD backend; one case per available backend
  *   ws               `ws` WebSocket echo, plain ws:// (no TLS, no compression), binary messages
+ *   wss              the same over TLS 1.3 (wss://, self-signed certificate trusted as its own anchor):
+ *                    encrypted like fastnet, so the fair comparison for its AEAD cost
  * Payloads are 32 and 512 bytes. Each round trip is timed with process.hrtime.bigint() from just before
  * the send to the echo's arrival callback. The first 4 bytes carry a sequence number checked on the echo.
  *
@@ -142,9 +144,10 @@ async function openTransport(name: string, args: Args): Promise<Transport> {
     const server = await startChild(name, ["udp-raw"], prof);
     return transport(name, server, await openUdpRaw(server.info.udpPort, CONNECT_TIMEOUT_MS));
   }
-  if (name === "ws") {
-    const server = await startChild(name, ["ws"], prof);
-    return transport(name, server, await openWs(server.info.port, CONNECT_TIMEOUT_MS));
+  if (name === "ws" || name === "wss") {
+    const server = await startChild(name, [name], prof);
+    if (name === "wss" && !server.info.cert) throw new Error("wss: server child sent no certificate");
+    return transport(name, server, await openWs(server.info.port, CONNECT_TIMEOUT_MS, server.info.cert));
   }
   const backend = name.slice("fastnet-".length) as AeadBackendName;
   const server = await startChild(name, ["fastnet", backend], prof);
@@ -156,7 +159,7 @@ async function openTransport(name: string, args: Args): Promise<Transport> {
 async function main(): Promise<void> {
   const args = parseArgs(process.argv.slice(2));
   const backends = availableAeadBackends().map((b) => b.name);
-  let names = ["udp-raw", ...backends.map((b) => `fastnet-${b}`), "ws"];
+  let names = ["udp-raw", ...backends.map((b) => `fastnet-${b}`), "ws", "wss"];
   if (args.only) {
     const unknown = args.only.filter((n) => !names.includes(n));
     if (unknown.length > 0) throw new Error(`--only: unknown or unavailable transport(s) ${unknown.join(", ")} (available: ${names.join(", ")})`);

@@ -8,7 +8,7 @@
 
 /** Messages from a child to the benchmark. */
 export type ChildMessage =
-  | { type: "ready"; port: number; udpPort: number; fingerprint?: string; aead?: string }
+  | { type: "ready"; port: number; udpPort: number; fingerprint?: string; aead?: string; cert?: string }
   | { type: "error"; message: string };
 
 /** Messages from the benchmark to a child. */

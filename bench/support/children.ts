@@ -17,6 +17,8 @@ export interface ReadyInfo {
   udpPort: number;
   fingerprint?: string;
   aead?: string;
+  /** wss: the server's self-signed certificate (PEM), which the client trusts as its own anchor. */
+  cert?: string;
 }
 
 /** One running echo server child. */
@@ -114,7 +116,7 @@ export function startScriptChild(
       clearTimeout(timer);
       const handle: ServerChild = {
         label,
-        info: { port: msg.port, udpPort: msg.udpPort, fingerprint: msg.fingerprint, aead: msg.aead },
+        info: { port: msg.port, udpPort: msg.udpPort, fingerprint: msg.fingerprint, aead: msg.aead, cert: msg.cert },
         process: child,
         output: () => tail.trim(),
         unexpectedExit: null,

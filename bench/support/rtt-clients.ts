@@ -103,9 +103,13 @@ export async function openFastnet(
   return client;
 }
 
-/** WebSocket (`ws`, plain ws:// over loopback, no compression, binary frames). */
-export async function openWs(port: number, timeoutMs: number): Promise<EchoClient> {
-  const ws = new WebSocket(`ws://${HOST}:${port}/`, { perMessageDeflate: false, handshakeTimeout: timeoutMs });
+/**
+ * WebSocket (`ws`, over loopback, no compression, binary frames): plain ws://, or wss:// (TLS 1.3) when
+ * the server's self-signed certificate `ca` is given, trusted as its own anchor.
+ */
+export async function openWs(port: number, timeoutMs: number, ca?: string): Promise<EchoClient> {
+  // The dev certificate names 127.0.0.1 among its IP SANs, so the server identity check passes.
+  const ws = new WebSocket(`${ca ? "wss" : "ws"}://${HOST}:${port}/`, { perMessageDeflate: false, handshakeTimeout: timeoutMs, ...(ca ? { ca } : {}) });
   await withTimeout(
     new Promise<void>((resolve, reject) => {
       ws.once("open", () => {

@@ -4,14 +4,16 @@
  *   kind "udp-raw": a node:dgram socket on 127.0.0.1 that sends every datagram back to its sender.
  *   kind "fastnet": a FastnetServer forced to `backend` that echoes every reliable message on its session.
  *   kind "ws":      a `ws` WebSocketServer echoing every message with the same binary flag.
+ *   kind "wss":     the same over TLS 1.3 (node:https with a fresh self-signed dev certificate, sent as `cert`).
  * Protocol (IPC): the child sends {type:"ready", port, udpPort, fingerprint?, aead?} once listening, or
  * {type:"error", message} if it could not start; the parent sends {type:"stop"} and the child closes and
  * exits. The child also exits when the IPC channel goes away (parent died) or after a lifetime limit.
  */
 import dgram from "node:dgram";
+import https from "node:https";
 import type { AddressInfo } from "node:net";
 import { WebSocketServer } from "ws";
-import { FastnetServer } from "../../src/index.js";
+import { FastnetServer, generateDevCertificate } from "../../src/index.js";
 import type { AeadBackendName } from "../../src/index.js";
 import { runServerChild, takeIpc } from "./child-server.js";
 
@@ -49,24 +51,28 @@ async function startFastnet(backend: AeadBackendName): Promise<Stopper> {
   return () => server.close();
 }
 
-async function startWs(): Promise<Stopper> {
-  const wss = new WebSocketServer({ host: HOST, port: 0, perMessageDeflate: false });
+async function startWs(tls: boolean): Promise<Stopper> {
+  const dev = tls ? await generateDevCertificate() : null;
+  const server = dev ? https.createServer({ key: dev.key, cert: dev.cert, minVersion: "TLSv1.3" }) : null;
+  const wss = server ? new WebSocketServer({ server, perMessageDeflate: false }) : new WebSocketServer({ host: HOST, port: 0, perMessageDeflate: false });
   wss.on("connection", (ws) => {
     ws.on("message", (data, isBinary) => ws.send(data, { binary: isBinary }));
   });
+  const listening = server ?? wss;
   await new Promise<void>((resolve, reject) => {
-    wss.once("error", reject);
-    wss.once("listening", () => {
-      wss.off("error", reject);
+    listening.once("error", reject);
+    listening.once("listening", () => {
+      listening.off("error", reject);
       resolve();
     });
+    server?.listen(0, HOST);
   });
-  const port = (wss.address() as AddressInfo).port;
-  send?.({ type: "ready", port, udpPort: 0 });
+  const port = ((server ?? wss).address() as AddressInfo).port;
+  send?.({ type: "ready", port, udpPort: 0, ...(dev ? { cert: dev.cert } : {}) });
   return () =>
     new Promise<void>((resolve) => {
       for (const c of wss.clients) c.terminate();
-      wss.close(() => resolve());
+      wss.close(() => (server ? server.close(() => resolve()) : resolve()));
     });
 }
 
@@ -78,7 +84,9 @@ runServerChild("rtt-server", "rtt", send, async () => {
     case "fastnet":
       return { stop: await startFastnet((backend ?? "auto") as AeadBackendName) };
     case "ws":
-      return { stop: await startWs() };
+      return { stop: await startWs(false) };
+    case "wss":
+      return { stop: await startWs(true) };
     default:
       throw new Error(`unknown server kind ${String(kind)}`);
   }
