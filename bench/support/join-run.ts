@@ -14,7 +14,7 @@ import { FastnetClient } from "../../src/client.js";
 import { startScriptChild } from "./children.js";
 import { withTimeout } from "./rtt-clients.js";
 import { ask } from "./scale-ipc.js";
-import type { ScaleChildMessage } from "./scale-server.js";
+import type { ScaleSampleMessage } from "./scale-server.js";
 import { percentile } from "./stats.js";
 
 const SCALE_SERVER = fileURLToPath(new URL("./scale-server.ts", import.meta.url));
@@ -57,7 +57,8 @@ export async function measureJoins(transport: JoinTransport, samples: number, pr
   const server = await startScriptChild(SCALE_SERVER, `join ${transport}`, [transport, "reliable"], START_TIMEOUT_MS);
   try {
     const endpoint = `http://127.0.0.1:${server.info.port}`;
-    const sdk = transport === "fastnet" ? new FastnetClient(endpoint) : new Client(endpoint);
+    // path "udp": never the WebSocket fallback of the default "auto" (a join measured must be a fastnet join).
+    const sdk = transport === "fastnet" ? new FastnetClient(endpoint, { path: "udp" }) : new Client(endpoint);
     const join = (): Promise<Room> => withTimeout(sdk.joinOrCreate("scale"), JOIN_TIMEOUT_MS, `${transport}: joinOrCreate`);
     let failed = 0;
     let firstError: string | null = null;
@@ -83,11 +84,11 @@ export async function measureJoins(transport: JoinTransport, samples: number, pr
 
     const burst: Record<number, { ms: number; joinsPerCpuS: number; cpuPct: number }> = {};
     for (const n of BURSTS) {
-      const s0 = await ask<ScaleChildMessage>(server, { type: "sample", reset: false }, "sample", SAMPLE_TIMEOUT_MS);
+      const s0 = await ask<ScaleSampleMessage>(server, { type: "sample", reset: false }, "sample", SAMPLE_TIMEOUT_MS);
       const t0 = performance.now();
       const settled = await Promise.allSettled(Array.from({ length: n }, join));
       const ms = performance.now() - t0;
-      const s1 = await ask<ScaleChildMessage>(server, { type: "sample", reset: false }, "sample", SAMPLE_TIMEOUT_MS);
+      const s1 = await ask<ScaleSampleMessage>(server, { type: "sample", reset: false }, "sample", SAMPLE_TIMEOUT_MS);
       const rooms: Room[] = [];
       for (const r of settled) {
         if (r.status === "fulfilled") rooms.push(r.value);
@@ -98,7 +99,7 @@ export async function measureJoins(transport: JoinTransport, samples: number, pr
       progress(`${transport}: burst of ${n}: ${rooms.length} in, ${n - rooms.length} failed, ${round(ms, 1)} ms, ${round(burst[n]!.joinsPerCpuS, 0)} joins per server CPU-second`);
       await leaveAll(rooms);
     }
-    const last = await ask<ScaleChildMessage>(server, { type: "sample", reset: false }, "sample", SAMPLE_TIMEOUT_MS);
+    const last = await ask<ScaleSampleMessage>(server, { type: "sample", reset: false }, "sample", SAMPLE_TIMEOUT_MS);
     return {
       samples: times.length,
       p50_ms: round(percentile(times, 0.5)),

@@ -82,7 +82,9 @@ runServerChild<ScaleClientsParentMessage>("scale-clients", "scale", send, async 
 
   const joinOne = async (transport: string, port: number): Promise<void> => {
     const endpoint = `http://127.0.0.1:${port}`;
-    sdk ??= transport === "fastnet" ? new FastnetClient(endpoint) : new Client(endpoint);
+    // path "udp": the default "auto" falls back to the server's WebSocket path when a UDP bind goes
+    // unanswered for 1 s (a loaded server), and the "fastnet" row would then measure WebSocket clients too.
+    sdk ??= transport === "fastnet" ? new FastnetClient(endpoint, { path: "udp" }) : new Client(endpoint);
     const room = await withTimeout(sdk.joinOrCreate("scale"), JOIN_TIMEOUT_MS, `${transport}: joinOrCreate("scale")`);
     const p: Player = { room, timer: undefined, seq: 0, phase: Math.random() * 2 * Math.PI, sentAt: new Float64Array(ECHO_SLOTS), sentSeq: new Int32Array(ECHO_SLOTS).fill(-1) };
     room.onStateChange(() => w.patches++);
