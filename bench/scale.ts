@@ -37,6 +37,10 @@
  *   --profile DIR  the server child profiles each measuring window alone (V8 sampling profiler through
  *           node:inspector, --profile-interval µs, default 250) into DIR/<row>-<N>[-r<k>].cpuprofile;
  *           summarize with bench/support/scale-profile.ts. The profiler's own cost is in that window's CPU.
+ *   --perf DIR  the server child runs with --perf-basic-prof and `perf record -e cpu-clock -g` samples it
+ *           during each measuring window into DIR/<row>-<N>[-r<k>].perf.data (+ .json sidecar): CPU-time
+ *           samples (a descheduled process is not sampled, unlike the V8 profiler's wall-clock deltas),
+ *           kernel included; summarize with bench/support/scale-perf.ts DIR
  *   --syscalls  after each window, a second window of the same length with `strace -c -f` attached to
  *           the server child: syscalls per delivered message by name (strace slows the server: the
  *           counts are what they are, that window's CPU is not reported)
@@ -103,6 +107,7 @@ interface Args extends BaseArgs {
   joinSamples: number;
   profileDir: string | null;
   profileIntervalUs: number;
+  perfDir: string | null;
   syscalls: boolean;
   repeat: number;
 }
@@ -161,6 +166,7 @@ function parse(argv: string[]): Args {
       "no-joins": { type: "boolean" },
       "join-samples": { type: "string" },
       profile: { type: "string" },
+      perf: { type: "string" },
       "profile-interval": { type: "string" },
       syscalls: { type: "boolean" },
       repeat: { type: "string" },
@@ -184,6 +190,7 @@ function parse(argv: string[]): Args {
     joins: !v["no-joins"],
     joinSamples: positiveIntOr("--join-samples", v["join-samples"], v.quick ? 30 : 200),
     profileDir: v.profile ?? null,
+    perfDir: v.perf ?? null,
     profileIntervalUs: positiveIntOr("--profile-interval", v["profile-interval"], 250),
     syscalls: v.syscalls === true,
     repeat: positiveIntOr("--repeat", v.repeat, 1),
@@ -272,6 +279,21 @@ function straceCount(pid: number): { stop(): Promise<Map<string, number> | null>
   };
 }
 
+/** `perf record -e cpu-clock -g` on process `pid` into `path` until stop() (SIGINT; resolves once perf wrote the file). */
+function perfRecord(pid: number, path: string): { stop(): Promise<void> } {
+  const p = spawn("perf", ["record", "-q", "-e", "cpu-clock", "-F", "1999", "-g", "-p", String(pid), "-o", path], { stdio: "ignore" });
+  let failed = false;
+  p.on("error", () => (failed = true));
+  return {
+    stop: () =>
+      new Promise((resolve) => {
+        if (failed || p.exitCode !== null) return resolve();
+        p.once("exit", () => resolve());
+        p.kill("SIGINT");
+      }),
+  };
+}
+
 /** Asks the server child to start or stop (and write) its profile of the window. */
 async function profileCommand(server: ServerChild, msg: object): Promise<void> {
   const a = await ask<Extract<ScaleChildMessage, { type: "profile" }>>(server, msg, "profile", SAMPLE_TIMEOUT_MS);
@@ -279,8 +301,18 @@ async function profileCommand(server: ServerChild, msg: object): Promise<void> {
 }
 
 /** One measuring window at the current number of clients; `profilePath`: the server profiles the window into it. */
-async function measureStep(server: ServerChild, children: ServerChild[], row: RowName, clients: number, args: Args, profilePath: string | null = null): Promise<StepResult> {
+async function measureStep(
+  server: ServerChild,
+  children: ServerChild[],
+  row: RowName,
+  clients: number,
+  args: Args,
+  profilePath: string | null = null,
+  perfPath: string | null = null,
+): Promise<StepResult> {
   if (profilePath) await profileCommand(server, { type: "profile", start: true, intervalUs: args.profileIntervalUs });
+  const perf = perfPath && server.process.pid !== undefined ? perfRecord(server.process.pid, perfPath) : null;
+  if (perf) await sleep(300); // perf attaches to every thread
   const s0 = await ask<ScaleSampleMessage>(server, { type: "sample", reset: true }, "sample", SAMPLE_TIMEOUT_MS);
   const drops0 = udpReceiveBufferErrors();
   const serverDrops0 = udpSocketDrops(server.info.udpPort);
@@ -290,6 +322,7 @@ async function measureStep(server: ServerChild, children: ServerChild[], row: Ro
   const reports = await Promise.all(children.map((c) => ask<{ type: "report" } & ScaleClientReport>(c, { type: "window", start: false }, "report", SAMPLE_TIMEOUT_MS)));
   const s1 = await ask<ScaleSampleMessage>(server, { type: "sample", reset: false }, "sample", SAMPLE_TIMEOUT_MS);
   if (profilePath) await profileCommand(server, { type: "profile", start: false, path: profilePath });
+  await perf?.stop();
   const windowS = (performance.now() - t0) / 1000;
   const drops1 = udpReceiveBufferErrors();
   const serverDrops1 = udpSocketDrops(server.info.udpPort);
@@ -339,7 +372,9 @@ async function measureStep(server: ServerChild, children: ServerChild[], row: Ro
   if (why.length && cpuPct < SATURATED_CPU_PCT) why.push(`server under ${SATURATED_CPU_PCT} % CPU, clients at ${result.client_cpu_pct} % (of ${children.length} processes)`);
   result.saturated = why.length ? why.join(", ") : null;
   // Beside the profile, what bench/support/scale-profile.ts needs to turn its samples into µs per message.
-  if (profilePath) writeFileSync(`${profilePath}.json`, JSON.stringify({ messages: delivered, cpuUserUs: s1.cpuUser - s0.cpuUser, cpuSystemUs: s1.cpuSystem - s0.cpuSystem, windowS, ...result }));
+  for (const path of [profilePath, perfPath]) {
+    if (path) writeFileSync(`${path}.json`, JSON.stringify({ messages: delivered, cpuUserUs: s1.cpuUser - s0.cpuUser, cpuSystemUs: s1.cpuSystem - s0.cpuSystem, windowS, ...result }));
+  }
   return result;
 }
 
@@ -373,7 +408,8 @@ async function runRow(row: (typeof ROWS)[number], args: Args, rep: number): Prom
   // FASTNET_SCALE_CPU_PROF=<dir>: the server child writes a V8 CPU profile there when it exits (to find its costs).
   const profDir = process.env.FASTNET_SCALE_CPU_PROF;
   const profArgs = profDir ? ["--cpu-prof", `--cpu-prof-dir=${profDir}`] : [];
-  const server = await startScriptChild(SCALE_SERVER, `scale ${row.name}`, [row.transport, row.mode], START_TIMEOUT_MS, profArgs);
+  const perfArgs = args.perfDir ? ["--perf-basic-prof", "--interpreted-frames-native-stack"] : [];
+  const server = await startScriptChild(SCALE_SERVER, `scale ${row.name}`, [row.transport, row.mode], START_TIMEOUT_MS, [...profArgs, ...perfArgs]);
   const children: ServerChild[] = [];
   const out: StepResult[] = [];
   try {
@@ -387,9 +423,10 @@ async function runRow(row: (typeof ROWS)[number], args: Args, rep: number): Prom
       joined = n - failed;
       await sleep(args.settleMs);
       const profilePath = args.profileDir ? joinPath(args.profileDir, `${row.name}-${joined}${args.repeat > 1 ? `-r${rep}` : ""}.cpuprofile`) : null;
-      const r = await measureStep(server, children, row.name, joined, args, profilePath);
+      const perfPath = args.perfDir ? joinPath(args.perfDir, `${row.name}-${joined}${args.repeat > 1 ? `-r${rep}` : ""}.perf.data`) : null;
+      const r = await measureStep(server, children, row.name, joined, args, profilePath, perfPath);
       r.rep = rep;
-      if (args.syscalls && !r.saturated && server.process.pid !== undefined) {
+      if (args.syscalls && server.process.pid !== undefined) {
         // A second window with strace attached: only its syscall counts and message count are kept.
         const trace = straceCount(server.process.pid);
         await sleep(500); // strace attaches every thread
@@ -418,7 +455,7 @@ async function main(): Promise<void> {
   console.log(`steps ${args.steps.join(", ")}; window ${args.windowS} s after ${args.settleMs} ms settling; "holds" = latency p99 < ${args.maxP99} ms and not saturated`);
   printRowHeader();
   const results: StepResult[] = [];
-  if (args.profileDir) mkdirSync(args.profileDir, { recursive: true });
+  for (const dir of [args.profileDir, args.perfDir]) if (dir) mkdirSync(dir, { recursive: true });
   for (let rep = 1; rep <= args.repeat; rep++) for (const row of rows) results.push(...(await runRow(row, args, rep)));
 
   const maxClients: Partial<Record<RowName, number>> = {};

@@ -2,7 +2,10 @@
  * Summarizes the server profiles of `bench/scale.ts --profile DIR`: each .cpuprofile (one measuring
  * window of the server child, V8 sampling profiler) and its .json sidecar (messages delivered and the
  * process's CPU time in that window). Self time is attributed to categories by the frame's script:
- *   AEAD           seal/open: src/node/aead-*.ts, src/protocol/aead*.ts, sodium-native, node:crypto
+ *   AEAD           seal/open: src/node/aead-*.ts, src/protocol/aead*.ts, sodium-native, node:crypto (in a
+ *                  join profile: the key schedule's HKDF too)
+ *   TLS handshake  node:tls and node's TLS internals, src/node/handshake-*.ts, dev-certificate.ts
+ *   HTTP           node:http and node's HTTP internals (matchmaking requests, the Upgrade)
  *   protocol core  src/protocol/* (packets, frames, ACK, recovery, streams, endpoint)
  *   driver         src/node/* but the AEAD backends (sessions, sockets, timers, lookup)
  *   adapter        src/server/* (the Colyseus transport of this package)
@@ -44,6 +47,8 @@ export interface CpuProfile {
 
 export const CATEGORIES = [
   "AEAD",
+  "TLS handshake",
+  "HTTP",
   "protocol core",
   "driver",
   "adapter",
@@ -65,6 +70,8 @@ const NET_SCRIPT = /^node:(dgram|net|internal\/(dgram|net|stream_base_commons|st
 export function categoryOfScript(url: string): Category | null {
   if (!url) return null;
   if (/\/src\/(node|protocol)\/aead/.test(url) || url.includes("/sodium-native/") || url.startsWith("node:internal/crypto")) return "AEAD";
+  if (/^node:(_?tls|internal\/tls|_tls_)/.test(url) || /\/src\/node\/(handshake-|dev-certificate)/.test(url)) return "TLS handshake";
+  if (/^node:(_?http|internal\/http)/.test(url) || /^node:_http_/.test(url)) return "HTTP";
   if (url.includes("/src/protocol/")) return "protocol core";
   if (url.includes("/src/node/")) return "driver";
   if (url.includes("/src/server/")) return "adapter";
