@@ -44,6 +44,9 @@
  *   --syscalls  after each window, a second window of the same length with `strace -c -f` attached to
  *           the server child: syscalls per delivered message by name (strace slows the server: the
  *           counts are what they are, that window's CPU is not reported)
+ *   --fastnet-options JSON  session options for the fastnet rows, on the server (FastnetTransport) and
+ *           the clients (FastnetClient) alike, e.g. '{"maxAckDelayMs":60}' (what-if measurements; the
+ *           defaults without)
  *   --repeat K  runs the rows K times, interleaved (fastnet, ws-transport, fastnet, ...), each on a new
  *           server: on a shared machine, compare rows of the same repetition
  * Env FASTNET_SCALE_CPU_PROF=<dir>: each server child writes a V8 CPU profile (--cpu-prof) into <dir>,
@@ -108,6 +111,7 @@ interface Args extends BaseArgs {
   profileDir: string | null;
   profileIntervalUs: number;
   perfDir: string | null;
+  fastnetOptions: Record<string, unknown> | null;
   syscalls: boolean;
   repeat: number;
 }
@@ -167,6 +171,7 @@ function parse(argv: string[]): Args {
       "join-samples": { type: "string" },
       profile: { type: "string" },
       perf: { type: "string" },
+      "fastnet-options": { type: "string" },
       "profile-interval": { type: "string" },
       syscalls: { type: "boolean" },
       repeat: { type: "string" },
@@ -191,6 +196,7 @@ function parse(argv: string[]): Args {
     joinSamples: positiveIntOr("--join-samples", v["join-samples"], v.quick ? 30 : 200),
     profileDir: v.profile ?? null,
     perfDir: v.perf ?? null,
+    fastnetOptions: v["fastnet-options"] !== undefined ? (JSON.parse(v["fastnet-options"]) as Record<string, unknown>) : null,
     profileIntervalUs: positiveIntOr("--profile-interval", v["profile-interval"], 250),
     syscalls: v.syscalls === true,
     repeat: positiveIntOr("--repeat", v.repeat, 1),
@@ -198,12 +204,12 @@ function parse(argv: string[]): Args {
 }
 
 /** Adds `count` clients, split over the client children; returns how many failed and the first error. */
-async function addClients(children: ServerChild[], row: (typeof ROWS)[number], port: number, count: number): Promise<{ failed: number; firstError: string | null }> {
+async function addClients(children: ServerChild[], row: (typeof ROWS)[number], port: number, count: number, args: Args): Promise<{ failed: number; firstError: string | null }> {
   const share = (i: number): number => Math.floor(count / children.length) + (i < count % children.length ? 1 : 0);
   const timeout = JOIN_PHASE_BASE_MS + JOIN_MS_PER_CLIENT * count;
   const answers = await Promise.all(
     children.map((c, i) =>
-      ask<Extract<ScaleClientsChildMessage, { type: "joined" }>>(c, { type: "join", transport: row.transport, port, count: share(i), concurrency: JOIN_CONCURRENCY }, "joined", timeout),
+      ask<Extract<ScaleClientsChildMessage, { type: "joined" }>>(c, { type: "join", transport: row.transport, port, count: share(i), concurrency: JOIN_CONCURRENCY, fastnetOptions: row.transport === "fastnet" ? (args.fastnetOptions ?? undefined) : undefined }, "joined", timeout),
     ),
   );
   return { failed: answers.reduce((s, a) => s + a.failed, 0), firstError: answers.find((a) => a.firstError)?.firstError ?? null };
@@ -409,7 +415,7 @@ async function runRow(row: (typeof ROWS)[number], args: Args, rep: number): Prom
   const profDir = process.env.FASTNET_SCALE_CPU_PROF;
   const profArgs = profDir ? ["--cpu-prof", `--cpu-prof-dir=${profDir}`] : [];
   const perfArgs = args.perfDir ? ["--perf-basic-prof", "--interpreted-frames-native-stack"] : [];
-  const server = await startScriptChild(SCALE_SERVER, `scale ${row.name}`, [row.transport, row.mode], START_TIMEOUT_MS, [...profArgs, ...perfArgs]);
+  const server = await startScriptChild(SCALE_SERVER, `scale ${row.name}`, [row.transport, row.mode, ...(row.transport === "fastnet" && args.fastnetOptions ? [JSON.stringify(args.fastnetOptions)] : [])], START_TIMEOUT_MS, [...profArgs, ...perfArgs]);
   const children: ServerChild[] = [];
   const out: StepResult[] = [];
   try {
@@ -418,7 +424,7 @@ async function runRow(row: (typeof ROWS)[number], args: Args, rep: number): Prom
     for (const n of args.steps) {
       progress(`${row.name}: adding ${n - joined} clients (to ${n})`);
       const t0 = performance.now();
-      const { failed, firstError } = await addClients(children, row, server.info.port, n - joined);
+      const { failed, firstError } = await addClients(children, row, server.info.port, n - joined, args);
       progress(`${row.name}: ${n - joined - failed} joined in ${Math.round(performance.now() - t0)} ms${failed ? `, ${failed} failed (${firstError})` : ""}`);
       joined = n - failed;
       await sleep(args.settleMs);

@@ -2,8 +2,8 @@
  * Child process of bench/scale.ts and bench/join.ts: ONE Colyseus server (@colyseus/core `Server`, greet
  * off) on one transport with the scale room (bench/support/scale-room.ts) defined as "scale", reporting
  * where it listens over IPC. Started with fork() by the benchmark; never run by hand.
- * Usage (argv): scale-server.ts <transport> <mode>   transport: fastnet | ws-transport;
- *                                                     mode: reliable | unreliable (positions)
+ * Usage (argv): scale-server.ts <transport> <mode> [options]   transport: fastnet | ws-transport;
+ *                   mode: reliable | unreliable (positions); options: JSON of FastnetTransport options
  * Protocol (IPC): the shared one of bench/support/child-server.ts, plus {type:"sample", reset} answered
  * with {type:"sample", ...ScaleServerSample}: the process's own CPU time (process.cpuUsage, µs), RSS, the
  * event-loop delay p99 since the last reset (perf_hooks monitorEventLoopDelay) and the rooms' counters;
@@ -15,7 +15,7 @@
 import { writeFileSync } from "node:fs";
 import { Session } from "node:inspector/promises";
 import { monitorEventLoopDelay } from "node:perf_hooks";
-import { FastnetTransport } from "../../src/index.js";
+import { FastnetTransport, type FastnetTransportOptions } from "../../src/index.js";
 import type { HandshakeServer } from "../../src/node/handshake-server.js";
 import { runServerChild, takeIpc, type ParentMessage } from "./child-server.js";
 import { listenColyseus, transportOfKind } from "./colyseus-child.js";
@@ -54,9 +54,9 @@ const send = takeIpc<ScaleChildMessage>();
 const LOOP_RESOLUTION_MS = 2;
 
 runServerChild<ScaleParentMessage>("scale-server", "scale", send, async () => {
-  const [kind, mode] = process.argv.slice(2);
+  const [kind, mode, options] = process.argv.slice(2);
   if (mode !== "reliable" && mode !== "unreliable") throw new Error(`unknown position mode ${String(mode)}`);
-  const transport = transportOfKind(kind);
+  const transport = transportOfKind(kind, options ? (JSON.parse(options) as FastnetTransportOptions) : {});
 
   const server = await listenColyseus(transport, "scale", scaleRoom(mode as PositionMode), send);
   const loop = monitorEventLoopDelay({ resolution: LOOP_RESOLUTION_MS });
