@@ -12,14 +12,22 @@
  *   otherwise the first JS frame from the leaf up names it, with bench/support/scale-profile.ts's
  *   categoryOfScript (protocol core, driver, adapter, ws library, colyseus, bench room, node net/dgram,
  *   node other), so V8 builtins and C++ called from JS count for their caller;
+ *   JS, unresolved   a JS frame whose perf-map name is module top-level code (Eval:/Script:, or an
+ *                 unnamed function at 1:1, a CommonJS wrapper): a stale
+ *                 entry for an address V8 reused; other = scripts outside these categories (node_modules)
  *   native loop   main-thread user-space code with no JS frame above it (libuv, node's C++ before JS)
  *   other threads the rest
- * Usage: node --import tsx bench/support/scale-perf.ts DIR [--top K]
+ * The perf map names of JIT code go stale (V8 moves and reuses code addresses), so with --v8 DIR2 (the
+ * .cpuprofile files of the same windows, `bench/scale.ts --perf DIR --profile DIR2`) the JS time perf
+ * measured (every category named by a JS frame, the stale ones included) is split again in the
+ * proportions of the V8 profile's self time of JS functions (native frames excluded: perf has them):
+ * the second table.
+ * Usage: node --import tsx bench/support/scale-perf.ts DIR [--top K] [--v8 DIR2]
  */
 import { execFileSync } from "node:child_process";
 import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
-import { categoryOfScript } from "./scale-profile.js";
+import { categoryOfScript, summarizeJs, type Category, type CpuProfile } from "./scale-profile.js";
 
 interface Frame {
   sym: string;
@@ -74,10 +82,14 @@ export function categorize(s: Sample, mainTid: number): string {
     }
     return "kernel: other";
   }
-  if (/sodium/.test(leaf.dso) || /chacha|poly1305|ChaCha|Poly1305|EVP_(Cipher|Encrypt|Decrypt)|aead/i.test(leaf.sym)) return "AEAD";
+  if (/sodium/.test(leaf.dso) || /chacha|poly1305|ChaCha|Poly1305|EVP_(Cipher|Encrypt|Decrypt)|aead/i.test(leaf.sym)) return "AEAD (native)";
   if (/v8::internal::(Heap|Scavenger|MarkCompact|Mark|Sweeper|Evacuat|Concurrent|MinorM|GC|PagedSpace|LargeObjectSpace|MemoryAllocator|Scavenge|IncrementalMarking|ArrayBufferSweeper)|Heap::|Scavenge/.test(leaf.sym)) return "GC";
   if (/v8::internal::(compiler|maglev|baseline|Compiler|Parser|Zone|Turbofan|OptimizingCompile)/.test(leaf.sym)) return "V8 compiler";
   const js = s.frames.find(isJs);
+  // Module top-level code does not run in a steady window: such a name is a stale entry of the perf map
+  // (V8 reused the address; --perf-basic-prof never removes entries).
+  // Same for a CommonJS module's wrapper (an unnamed function at 1:1).
+  if (js && (/^(Eval|Script):/.test(js.sym) || /^\w+:[~*^]?\s\S+:1:1$/.test(js.sym))) return "JS, unresolved (stale map)";
   if (js) {
     const cat = categoryOfScript(jsUrl(js.sym)) ?? "other";
     if (cat === "node net/dgram" && !isJs(leaf)) return "node net/dgram (C++)";
@@ -100,7 +112,10 @@ function main(): void {
   const topAt = args.indexOf("--top");
   const top = topAt >= 0 ? Number(args[topAt + 1]) : 0;
   const files = readdirSync(dir).filter((f) => f.endsWith(".perf.data")).sort();
+  const v8At = args.indexOf("--v8");
+  const v8Dir = v8At >= 0 ? args[v8At + 1] : undefined;
   const columns: { name: string; perMsg: Map<string, number> }[] = [];
+  const merged: { name: string; perMsg: Map<string, number> }[] = [];
   const names = new Set<string>();
   for (const f of files) {
     const side = JSON.parse(readFileSync(join(dir, `${f}.json`), "utf8")) as Sidecar;
@@ -128,7 +143,9 @@ function main(): void {
     perMsg.set("  of which sys", side.cpuSystemUs / m);
     perMsg.set("samples", samples.length);
     perMsg.set("messages/s", side.messages / side.windowS);
-    columns.push({ name: f.replace(/\.perf\.data$/, ""), perMsg });
+    const name = f.replace(/\.perf\.data$/, "");
+    columns.push({ name, perMsg });
+    if (v8Dir) merged.push({ name, perMsg: mergeWithV8(perMsg, JSON.parse(readFileSync(join(v8Dir, `${name}.cpuprofile`), "utf8")) as CpuProfile) });
     if (top > 0) {
       console.log(`\n${f}: top ${top} leaf symbols (µs per message)`);
       for (const [k, n] of [...fnCounts].sort((a, b) => b[1] - a[1]).slice(0, top)) console.log(`  ${((n / samples.length) * (cpuUs / m)).toFixed(3).padStart(7)}  ${k}`);
@@ -142,6 +159,59 @@ function main(): void {
     const dec = r === "samples" || r === "messages/s" ? 0 : 2;
     console.log(`${r.padEnd(24)}${columns.map((c) => (c.perMsg.get(r) ?? 0).toFixed(dec).padStart(w(c))).join("")}`);
   }
+  if (!merged.length) return;
+  console.log(`\nThe same, perf's JS time split in the V8 profile's proportions (µs per message)`);
+  console.log(`${"category".padEnd(24)}${merged.map((c) => c.name.padStart(w(c))).join("")}`);
+  for (const r of MERGED_ROWS) console.log(`${r.padEnd(24)}${merged.map((c) => (c.perMsg.get(r) ?? 0).toFixed(2).padStart(w(c))).join("")}`);
+}
+
+/** perf's categories that are JS time (named by a JS frame); the rest is native, kernel or VM. */
+const PERF_JS = new Set(["protocol core", "driver", "adapter", "ws library", "colyseus", "bench room", "node net/dgram", "node other", "other", "HTTP", "TLS handshake", "AEAD", "JS, unresolved (stale map)"]);
+const MERGED_ROWS = [
+  "AEAD (native)",
+  "AEAD (JS)",
+  "protocol core",
+  "driver",
+  "adapter",
+  "ws library",
+  "colyseus",
+  "bench room",
+  "node JS (net, streams, events, timers)",
+  "native loop + node C++ (libuv, malloc)",
+  "kernel: send (UDP send / TCP write)",
+  "kernel: receive (UDP receive / TCP read)",
+  "kernel: epoll, other",
+  "GC, V8 compiler, other threads",
+  "TOTAL (cpuUsage)",
+  "  of which sys",
+];
+
+/** perf's per-message categories with its JS part re-split by the V8 profile's JS self-time shares. */
+function mergeWithV8(perf: Map<string, number>, v8: CpuProfile): Map<string, number> {
+  const get = (k: string): number => perf.get(k) ?? 0;
+  let jsUs = 0;
+  for (const [k, v] of perf) if (PERF_JS.has(k)) jsUs += v;
+  const shares = summarizeJs(v8);
+  const total = [...shares.values()].reduce((a, b) => a + b, 0) || 1;
+  const js = (c: Category): number => (jsUs * (shares.get(c) ?? 0)) / total;
+  return new Map<string, number>([
+    ["AEAD (native)", get("AEAD (native)")],
+    ["AEAD (JS)", js("AEAD")],
+    ["protocol core", js("protocol core")],
+    ["driver", js("driver")],
+    ["adapter", js("adapter")],
+    ["ws library", js("ws library")],
+    ["colyseus", js("colyseus")],
+    ["bench room", js("bench room")],
+    ["node JS (net, streams, events, timers)", js("node net/dgram") + js("node other") + js("other") + js("HTTP") + js("TLS handshake")],
+    ["native loop + node C++ (libuv, malloc)", get("native loop") + get("node net/dgram (C++)")],
+    ["kernel: send (UDP send / TCP write)", get("kernel: UDP send") + get("kernel: TCP write")],
+    ["kernel: receive (UDP receive / TCP read)", get("kernel: UDP receive") + get("kernel: TCP read")],
+    ["kernel: epoll, other", get("kernel: epoll") + get("kernel: other")],
+    ["GC, V8 compiler, other threads", get("GC") + get("V8 compiler") + get("other threads")],
+    ["TOTAL (cpuUsage)", get("TOTAL (cpuUsage)")],
+    ["  of which sys", get("  of which sys")],
+  ]);
 }
 
 if (import.meta.url === `file://${process.argv[1]}`) main();

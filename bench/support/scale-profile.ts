@@ -2,7 +2,8 @@
  * Summarizes the server profiles of `bench/scale.ts --profile DIR`: each .cpuprofile (one measuring
  * window of the server child, V8 sampling profiler) and its .json sidecar (messages delivered and the
  * process's CPU time in that window). Self time is attributed to categories by the frame's script:
- *   AEAD           seal/open: src/node/aead-*.ts, src/protocol/aead*.ts, sodium-native, node:crypto (in a
+ *   AEAD           seal/open: src/node/aead-*.ts, src/protocol/aead*.ts, packet-keys.ts and key-schedule.ts
+ *                  (the nonce and key-phase wrappers), sodium-native, node:crypto (in a
  *                  join profile: the key schedule's HKDF too)
  *   TLS handshake  node:tls and node's TLS internals, src/node/handshake-*.ts, dev-certificate.ts
  *   HTTP           node:http and node's HTTP internals (matchmaking requests, the Upgrade)
@@ -69,7 +70,7 @@ const NET_SCRIPT = /^node:(dgram|net|internal\/(dgram|net|stream_base_commons|st
 /** The category of a frame with a script (`url`), or null for a native frame. */
 export function categoryOfScript(url: string): Category | null {
   if (!url) return null;
-  if (/\/src\/(node|protocol)\/aead/.test(url) || url.includes("/sodium-native/") || url.startsWith("node:internal/crypto")) return "AEAD";
+  if (/\/src\/(node|protocol)\/(aead|packet-keys|key-schedule)/.test(url) || url.includes("/sodium-native/") || url.startsWith("node:internal/crypto")) return "AEAD";
   if (/^node:(_?tls|internal\/tls|_tls_)/.test(url) || /\/src\/node\/(handshake-|dev-certificate)/.test(url)) return "TLS handshake";
   if (/^node:(_?http|internal\/http)/.test(url) || /^node:_http_/.test(url)) return "HTTP";
   if (url.includes("/src/protocol/")) return "protocol core";
@@ -142,6 +143,20 @@ export function summarize(p: CpuProfile): ProfileSummary {
     byFunction.set(key, (byFunction.get(key) ?? 0) + dt);
   }
   return { byCategory, byFunction, busyUs, idleUs };
+}
+
+/** Self time of JS functions only (frames with a script), by category: for re-splitting another profiler's JS time. */
+export function summarizeJs(p: CpuProfile): Map<Category, number> {
+  const byId = new Map<number, ProfileNode>();
+  for (const n of p.nodes) byId.set(n.id, n);
+  const out = new Map<Category, number>();
+  for (let i = 0; i < p.samples.length; i++) {
+    const node = byId.get(p.samples[i]!)!;
+    const cat = categoryOfScript(node.callFrame.url);
+    if (!cat) continue;
+    out.set(cat, (out.get(cat) ?? 0) + (p.timeDeltas[i + 1] ?? 0));
+  }
+  return out;
 }
 
 interface Sidecar {
