@@ -34,11 +34,29 @@
  *          [--no-joins] [--join-samples N]
  *   --json  last stdout line: {"bench":"scale","results":[{transport,clients,cpu_us_per_msg,rss_mb,
  *           loop_p99_ms,lat_p50_ms,lat_p99_ms,...}],"max_clients":{...},"joins":{...}}
- * Env FASTNET_SCALE_CPU_PROF=<dir>: each server child writes a V8 CPU profile (--cpu-prof) into <dir>.
+ *   --profile DIR  the server child profiles each measuring window alone (V8 sampling profiler through
+ *           node:inspector, --profile-interval µs, default 250) into DIR/<row>-<N>[-r<k>].cpuprofile;
+ *           summarize with bench/support/scale-profile.ts. The profiler's own cost is in that window's CPU.
+ *   --perf DIR  the server child runs with --perf-basic-prof and `perf record -e cpu-clock -g` samples it
+ *           during each measuring window into DIR/<row>-<N>[-r<k>].perf.data (+ .json sidecar): CPU-time
+ *           samples (a descheduled process is not sampled, unlike the V8 profiler's wall-clock deltas),
+ *           kernel included; summarize with bench/support/scale-perf.ts DIR
+ *   --syscalls  after each window, a second window of the same length with `strace -c -f` attached to
+ *           the server child: syscalls per delivered message by name (strace slows the server: the
+ *           counts are what they are, that window's CPU is not reported)
+ *   --fastnet-options JSON  session options for the fastnet rows, on the server (FastnetTransport) and
+ *           the clients (FastnetClient) alike, e.g. '{"maxAckDelayMs":60}' (what-if measurements; the
+ *           defaults without)
+ *   --repeat K  runs the rows K times, interleaved (fastnet, ws-transport, fastnet, ...), each on a new
+ *           server: on a shared machine, compare rows of the same repetition
+ * Env FASTNET_SCALE_CPU_PROF=<dir>: each server child writes a V8 CPU profile (--cpu-prof) into <dir>,
+ * over its whole life (joins included).
  * Exit code 0 when the run completed (whatever the verdicts), 1 on an error (a child that fails, a join
  * phase or an IPC answer that times out, the whole run over OVERALL_TIMEOUT_MS).
  */
-import { readFileSync } from "node:fs";
+import { spawn } from "node:child_process";
+import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { join as joinPath } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { cpus } from "node:os";
 import { fileURLToPath } from "node:url";
@@ -50,7 +68,7 @@ import { runBench } from "./support/run-bench.js";
 import type { ScaleClientsChildMessage, ScaleClientReport } from "./support/scale-clients.js";
 import { ask } from "./support/scale-ipc.js";
 import { ECHO_EVERY, ROOM_SIZE, TICK_MS, type PositionMode } from "./support/scale-room.js";
-import type { ScaleChildMessage, ScaleServerSample } from "./support/scale-server.js";
+import type { ScaleChildMessage, ScaleSampleMessage } from "./support/scale-server.js";
 import { percentile } from "./support/stats.js";
 import { pad } from "./support/table.js";
 
@@ -90,6 +108,12 @@ interface Args extends BaseArgs {
   maxP99: number;
   joins: boolean;
   joinSamples: number;
+  profileDir: string | null;
+  profileIntervalUs: number;
+  perfDir: string | null;
+  fastnetOptions: Record<string, unknown> | null;
+  syscalls: boolean;
+  repeat: number;
 }
 
 /** One step's result; the first seven fields are the JSON the issue asks for. */
@@ -102,6 +126,16 @@ interface StepResult {
   lat_p50_ms: number;
   lat_p99_ms: number;
   cpu_pct: number;
+  /** The user and system (kernel: syscalls, the network stack) parts of cpu_us_per_msg. */
+  cpu_user_us_per_msg: number;
+  cpu_sys_us_per_msg: number;
+  /** Fastnet: UDP datagrams the server sent and received per delivered message (null for ws-transport). */
+  datagrams_out_per_msg: number | null;
+  datagrams_in_per_msg: number | null;
+  /** With --syscalls: syscalls of the server process per delivered message, by name (the largest ones). */
+  syscalls_per_msg: Record<string, number> | null;
+  /** With --repeat: which repetition (1..K). */
+  rep: number;
   /** CPU of all client processes together, % of one core (over ~90 % per client process: the clients limit the step). */
   client_cpu_pct: number;
   msgs_per_s: number;
@@ -135,6 +169,12 @@ function parse(argv: string[]): Args {
       "max-p99": { type: "string" },
       "no-joins": { type: "boolean" },
       "join-samples": { type: "string" },
+      profile: { type: "string" },
+      perf: { type: "string" },
+      "fastnet-options": { type: "string" },
+      "profile-interval": { type: "string" },
+      syscalls: { type: "boolean" },
+      repeat: { type: "string" },
     },
     "none",
   );
@@ -154,16 +194,22 @@ function parse(argv: string[]): Args {
     maxP99: positiveIntOr("--max-p99", v["max-p99"], 50),
     joins: !v["no-joins"],
     joinSamples: positiveIntOr("--join-samples", v["join-samples"], v.quick ? 30 : 200),
+    profileDir: v.profile ?? null,
+    perfDir: v.perf ?? null,
+    fastnetOptions: v["fastnet-options"] !== undefined ? (JSON.parse(v["fastnet-options"]) as Record<string, unknown>) : null,
+    profileIntervalUs: positiveIntOr("--profile-interval", v["profile-interval"], 250),
+    syscalls: v.syscalls === true,
+    repeat: positiveIntOr("--repeat", v.repeat, 1),
   };
 }
 
 /** Adds `count` clients, split over the client children; returns how many failed and the first error. */
-async function addClients(children: ServerChild[], row: (typeof ROWS)[number], port: number, count: number): Promise<{ failed: number; firstError: string | null }> {
+async function addClients(children: ServerChild[], row: (typeof ROWS)[number], port: number, count: number, args: Args): Promise<{ failed: number; firstError: string | null }> {
   const share = (i: number): number => Math.floor(count / children.length) + (i < count % children.length ? 1 : 0);
   const timeout = JOIN_PHASE_BASE_MS + JOIN_MS_PER_CLIENT * count;
   const answers = await Promise.all(
     children.map((c, i) =>
-      ask<Extract<ScaleClientsChildMessage, { type: "joined" }>>(c, { type: "join", transport: row.transport, port, count: share(i), concurrency: JOIN_CONCURRENCY }, "joined", timeout),
+      ask<Extract<ScaleClientsChildMessage, { type: "joined" }>>(c, { type: "join", transport: row.transport, port, count: share(i), concurrency: JOIN_CONCURRENCY, fastnetOptions: row.transport === "fastnet" ? (args.fastnetOptions ?? undefined) : undefined }, "joined", timeout),
     ),
   );
   return { failed: answers.reduce((s, a) => s + a.failed, 0), firstError: answers.find((a) => a.firstError)?.firstError ?? null };
@@ -210,16 +256,79 @@ function udpSocketDrops(port: number): number | null {
   return total;
 }
 
-/** One measuring window at the current number of clients. */
-async function measureStep(server: ServerChild, children: ServerChild[], row: RowName, clients: number, args: Args): Promise<StepResult> {
-  const s0 = await ask<ScaleChildMessage>(server, { type: "sample", reset: true }, "sample", SAMPLE_TIMEOUT_MS);
+/**
+ * `strace -c -f` attached to process `pid` until the returned stop() is called; stop() resolves with the
+ * calls per syscall name (null when strace is missing or fails, e.g. ptrace not permitted).
+ */
+function straceCount(pid: number): { stop(): Promise<Map<string, number> | null> } {
+  let out = "";
+  let failed = false;
+  const p = spawn("strace", ["-c", "-f", "-q", "-p", String(pid)], { stdio: ["ignore", "ignore", "pipe"] });
+  p.stderr.on("data", (c: Buffer) => (out += c.toString("utf8")));
+  p.on("error", () => (failed = true));
+  return {
+    stop: () =>
+      new Promise((resolve) => {
+        if (failed || p.exitCode !== null) return resolve(null);
+        p.once("exit", () => {
+          // The summary table: "% time seconds usecs/call calls [errors] syscall", a dashed line, rows, a total.
+          const calls = new Map<string, number>();
+          for (const line of out.split("\n")) {
+            const cols = line.trim().split(/\s+/);
+            if (cols.length < 5 || !/^\d+(\.\d+)?$/.test(cols[0]!) || cols[cols.length - 1] === "total") continue;
+            calls.set(cols[cols.length - 1]!, Number(cols[3]));
+          }
+          resolve(calls.size ? calls : null);
+        });
+        p.kill("SIGINT");
+      }),
+  };
+}
+
+/** `perf record -e cpu-clock -g` on process `pid` into `path` until stop() (SIGINT; resolves once perf wrote the file). */
+function perfRecord(pid: number, path: string): { stop(): Promise<void> } {
+  const p = spawn("perf", ["record", "-q", "-e", "cpu-clock", "-F", "1999", "-g", "-p", String(pid), "-o", path], { stdio: "ignore" });
+  let failed = false;
+  p.on("error", () => (failed = true));
+  return {
+    stop: () =>
+      new Promise((resolve) => {
+        if (failed || p.exitCode !== null) return resolve();
+        p.once("exit", () => resolve());
+        p.kill("SIGINT");
+      }),
+  };
+}
+
+/** Asks the server child to start or stop (and write) its profile of the window. */
+async function profileCommand(server: ServerChild, msg: object): Promise<void> {
+  const a = await ask<Extract<ScaleChildMessage, { type: "profile" }>>(server, msg, "profile", SAMPLE_TIMEOUT_MS);
+  if (a.error) throw new Error(`${server.label}: profile: ${a.error}`);
+}
+
+/** One measuring window at the current number of clients; `profilePath`: the server profiles the window into it. */
+async function measureStep(
+  server: ServerChild,
+  children: ServerChild[],
+  row: RowName,
+  clients: number,
+  args: Args,
+  profilePath: string | null = null,
+  perfPath: string | null = null,
+): Promise<StepResult> {
+  if (profilePath) await profileCommand(server, { type: "profile", start: true, intervalUs: args.profileIntervalUs });
+  const perf = perfPath && server.process.pid !== undefined ? perfRecord(server.process.pid, perfPath) : null;
+  if (perf) await sleep(300); // perf attaches to every thread
+  const s0 = await ask<ScaleSampleMessage>(server, { type: "sample", reset: true }, "sample", SAMPLE_TIMEOUT_MS);
   const drops0 = udpReceiveBufferErrors();
   const serverDrops0 = udpSocketDrops(server.info.udpPort);
   for (const c of children) c.process.send({ type: "window", start: true });
   const t0 = performance.now();
   await sleep(args.windowS * 1000);
   const reports = await Promise.all(children.map((c) => ask<{ type: "report" } & ScaleClientReport>(c, { type: "window", start: false }, "report", SAMPLE_TIMEOUT_MS)));
-  const s1: ScaleServerSample = await ask<ScaleChildMessage>(server, { type: "sample", reset: false }, "sample", SAMPLE_TIMEOUT_MS);
+  const s1 = await ask<ScaleSampleMessage>(server, { type: "sample", reset: false }, "sample", SAMPLE_TIMEOUT_MS);
+  if (profilePath) await profileCommand(server, { type: "profile", start: false, path: profilePath });
+  await perf?.stop();
   const windowS = (performance.now() - t0) / 1000;
   const drops1 = udpReceiveBufferErrors();
   const serverDrops1 = udpSocketDrops(server.info.udpPort);
@@ -243,6 +352,12 @@ async function measureStep(server: ServerChild, children: ServerChild[], row: Ro
     lat_p50_ms: round(percentile(lat, 0.5)),
     lat_p99_ms: round(percentile(lat, 0.99)),
     cpu_pct: round(cpuPct, 1),
+    cpu_user_us_per_msg: round((s1.cpuUser - s0.cpuUser) / Math.max(1, delivered)),
+    cpu_sys_us_per_msg: round((s1.cpuSystem - s0.cpuSystem) / Math.max(1, delivered)),
+    datagrams_out_per_msg: server.info.udpPort ? round((s1.packetsSent - s0.packetsSent) / Math.max(1, delivered), 3) : null,
+    datagrams_in_per_msg: server.info.udpPort ? round((s1.packetsReceived - s0.packetsReceived) / Math.max(1, delivered), 3) : null,
+    syscalls_per_msg: null,
+    rep: 1,
     client_cpu_pct: round((reports.reduce((s, r) => s + r.cpuUs, 0) / 1e6 / windowS) * 100, 1),
     msgs_per_s: Math.round(delivered / windowS),
     sent_pct: round((sent / due) * 100, 1),
@@ -258,9 +373,14 @@ async function measureStep(server: ServerChild, children: ServerChild[], row: Ro
   if (inputs < SATURATED_DELIVERY * sent) why.push(`inputs received ${result.inputs_pct} % of sent`);
   if (patches < SATURATED_DELIVERY * due) why.push(`patches received ${result.patches_pct} %`);
   if (!(result.lat_p99_ms <= SATURATED_P99_MS)) why.push(`latency p99 ${result.lat_p99_ms} ms`);
+  if (s1.webSocketClients > 0) why.push(`${s1.webSocketClients} fastnet clients on the WebSocket path`);
   if (failures > 0) why.push(`${failures} clients dropped (${reports.find((r) => r.firstFailure)?.firstFailure})`);
   if (why.length && cpuPct < SATURATED_CPU_PCT) why.push(`server under ${SATURATED_CPU_PCT} % CPU, clients at ${result.client_cpu_pct} % (of ${children.length} processes)`);
   result.saturated = why.length ? why.join(", ") : null;
+  // Beside the profile, what bench/support/scale-profile.ts needs to turn its samples into µs per message.
+  for (const path of [profilePath, perfPath]) {
+    if (path) writeFileSync(`${path}.json`, JSON.stringify({ messages: delivered, cpuUserUs: s1.cpuUser - s0.cpuUser, cpuSystemUs: s1.cpuSystem - s0.cpuSystem, windowS, ...result }));
+  }
   return result;
 }
 
@@ -274,13 +394,28 @@ function printRow(r: StepResult): void {
   console.log(
     `${r.transport.padEnd(20)}${pad(r.clients, 8)}${pad(r.rooms, 6)}${pad(r.cpu_us_per_msg.toFixed(2), 11)}${pad(r.cpu_pct.toFixed(1), 7)}${pad(r.client_cpu_pct.toFixed(0), 7)}${pad(r.msgs_per_s, 8)}${pad(r.sent_pct.toFixed(1), 7)}${pad(r.inputs_pct.toFixed(1), 7)}${pad(r.patches_pct.toFixed(1), 7)}${pad(r.rss_mb.toFixed(1), 8)}${pad(r.loop_p99_ms.toFixed(2), 9)}${pad(r.lat_p50_ms.toFixed(2), 9)}${pad(r.lat_p99_ms.toFixed(2), 9)}${pad(r.udp_rcvbuf_drops ?? "n/a", 10)}${pad(r.server_udp_drops ?? "n/a", 10)}${r.saturated ? `  saturated: ${r.saturated}` : ""}`,
   );
+  const extra = [`user ${r.cpu_user_us_per_msg.toFixed(2)} + sys ${r.cpu_sys_us_per_msg.toFixed(2)} µs/msg`];
+  if (r.datagrams_out_per_msg !== null) extra.push(`datagrams per msg: out ${r.datagrams_out_per_msg} in ${r.datagrams_in_per_msg}`);
+  if (r.syscalls_per_msg) extra.push(`syscalls per msg: ${Object.entries(r.syscalls_per_msg).map(([k, v]) => `${k} ${v}`).join(", ")}`);
+  console.log(`    ${r.rep > 1 ? `(rep ${r.rep}) ` : ""}${extra.join("; ")}`);
 }
 
-async function runRow(row: (typeof ROWS)[number], args: Args): Promise<StepResult[]> {
+/** Syscalls (largest first, at most SYSCALLS_SHOWN) per delivered message in a window of `msgs` messages. */
+const SYSCALLS_SHOWN = 8;
+function perMessage(calls: Map<string, number>, msgs: number): Record<string, number> {
+  const out: Record<string, number> = {};
+  const sorted = [...calls].sort((a, b) => b[1] - a[1]).slice(0, SYSCALLS_SHOWN);
+  for (const [name, n] of sorted) out[name] = round(n / Math.max(1, msgs), 3);
+  out.total = round([...calls.values()].reduce((a, b) => a + b, 0) / Math.max(1, msgs), 3);
+  return out;
+}
+
+async function runRow(row: (typeof ROWS)[number], args: Args, rep: number): Promise<StepResult[]> {
   // FASTNET_SCALE_CPU_PROF=<dir>: the server child writes a V8 CPU profile there when it exits (to find its costs).
   const profDir = process.env.FASTNET_SCALE_CPU_PROF;
   const profArgs = profDir ? ["--cpu-prof", `--cpu-prof-dir=${profDir}`] : [];
-  const server = await startScriptChild(SCALE_SERVER, `scale ${row.name}`, [row.transport, row.mode], START_TIMEOUT_MS, profArgs);
+  const perfArgs = args.perfDir ? ["--perf-basic-prof", "--interpreted-frames-native-stack"] : [];
+  const server = await startScriptChild(SCALE_SERVER, `scale ${row.name}`, [row.transport, row.mode, ...(row.transport === "fastnet" && args.fastnetOptions ? [JSON.stringify(args.fastnetOptions)] : [])], START_TIMEOUT_MS, [...profArgs, ...perfArgs]);
   const children: ServerChild[] = [];
   const out: StepResult[] = [];
   try {
@@ -289,11 +424,23 @@ async function runRow(row: (typeof ROWS)[number], args: Args): Promise<StepResul
     for (const n of args.steps) {
       progress(`${row.name}: adding ${n - joined} clients (to ${n})`);
       const t0 = performance.now();
-      const { failed, firstError } = await addClients(children, row, server.info.port, n - joined);
+      const { failed, firstError } = await addClients(children, row, server.info.port, n - joined, args);
       progress(`${row.name}: ${n - joined - failed} joined in ${Math.round(performance.now() - t0)} ms${failed ? `, ${failed} failed (${firstError})` : ""}`);
       joined = n - failed;
       await sleep(args.settleMs);
-      const r = await measureStep(server, children, row.name, joined, args);
+      const profilePath = args.profileDir ? joinPath(args.profileDir, `${row.name}-${joined}${args.repeat > 1 ? `-r${rep}` : ""}.cpuprofile`) : null;
+      const perfPath = args.perfDir ? joinPath(args.perfDir, `${row.name}-${joined}${args.repeat > 1 ? `-r${rep}` : ""}.perf.data`) : null;
+      const r = await measureStep(server, children, row.name, joined, args, profilePath, perfPath);
+      r.rep = rep;
+      if (args.syscalls && server.process.pid !== undefined) {
+        // A second window with strace attached: only its syscall counts and message count are kept.
+        const trace = straceCount(server.process.pid);
+        await sleep(500); // strace attaches every thread
+        const traced = await measureStep(server, children, row.name, joined, args);
+        const calls = await trace.stop();
+        if (calls) r.syscalls_per_msg = perMessage(calls, traced.msgs_per_s * args.windowS);
+        else progress(`${row.name}: strace gave no counts (missing, or ptrace not permitted)`);
+      }
       if (failed > JOIN_FAILURE_SHARE * n) r.saturated = [r.saturated, `${failed} joins failed (${firstError})`].filter(Boolean).join(", ");
       printRow(r);
       out.push(r);
@@ -314,7 +461,8 @@ async function main(): Promise<void> {
   console.log(`steps ${args.steps.join(", ")}; window ${args.windowS} s after ${args.settleMs} ms settling; "holds" = latency p99 < ${args.maxP99} ms and not saturated`);
   printRowHeader();
   const results: StepResult[] = [];
-  for (const row of rows) results.push(...(await runRow(row, args)));
+  for (const dir of [args.profileDir, args.perfDir]) if (dir) mkdirSync(dir, { recursive: true });
+  for (let rep = 1; rep <= args.repeat; rep++) for (const row of rows) results.push(...(await runRow(row, args, rep)));
 
   const maxClients: Partial<Record<RowName, number>> = {};
   for (const row of rows) {

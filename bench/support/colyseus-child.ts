@@ -5,14 +5,17 @@
 import type { AddressInfo } from "node:net";
 import { Server, type Room } from "@colyseus/core";
 import { WebSocketTransport } from "@colyseus/ws-transport";
-import { FastnetTransport } from "../../src/index.js";
+import { FastnetTransport, type FastnetTransportOptions } from "../../src/index.js";
 import type { ChildMessage } from "./child-server.js";
 
 const HOST = "127.0.0.1";
 
-/** The transport a child's command line names: "fastnet" or "ws-transport" (anything else throws). */
-export function transportOfKind(kind: string | undefined): FastnetTransport | WebSocketTransport {
-  if (kind === "fastnet") return new FastnetTransport();
+/**
+ * The transport a child's command line names: "fastnet" or "ws-transport" (anything else throws);
+ * `fastnetOptions` for the fastnet one (the default options without).
+ */
+export function transportOfKind(kind: string | undefined, fastnetOptions: FastnetTransportOptions = {}): FastnetTransport | WebSocketTransport {
+  if (kind === "fastnet") return new FastnetTransport(fastnetOptions);
   if (kind === "ws-transport") return new WebSocketTransport();
   throw new Error(`unknown transport ${String(kind)}`);
 }

@@ -6,7 +6,8 @@
  * Usage (argv): scale-clients.ts (started with fork() by the benchmark; never run by hand).
  * Protocol (IPC), on top of bench/support/child-server.ts ("ready" with port 0 at once; "stop" leaves
  * every room, bounded, and exits):
- *   {type:"join", transport, port, count, concurrency} -> {type:"joined", total, failed, firstError}
+ *   {type:"join", transport, port, count, concurrency, fastnetOptions?} -> {type:"joined", total, failed, firstError}
+ *     (fastnetOptions: session options for FastnetClient, e.g. {"maxAckDelayMs":60}; the first join's count)
  *   {type:"window", start:true}   starts a measuring window (zeroes the counters)
  *   {type:"window", start:false}  -> {type:"report", ...ScaleClientReport} for the window since the start
  */
@@ -38,7 +39,7 @@ export interface ScaleClientReport {
 
 export type ScaleClientsParentMessage =
   | ParentMessage
-  | { type: "join"; transport: "fastnet" | "ws-transport"; port: number; count: number; concurrency: number }
+  | { type: "join"; transport: "fastnet" | "ws-transport"; port: number; count: number; concurrency: number; fastnetOptions?: Record<string, unknown> }
   | { type: "window"; start: boolean };
 export type ScaleClientsChildMessage =
   | { type: "joined"; total: number; failed: number; firstError: string | null }
@@ -80,9 +81,11 @@ runServerChild<ScaleClientsParentMessage>("scale-clients", "scale", send, async 
     w.inputs++;
   };
 
-  const joinOne = async (transport: string, port: number): Promise<void> => {
+  const joinOne = async (transport: string, port: number, fastnetOptions: Record<string, unknown> = {}): Promise<void> => {
     const endpoint = `http://127.0.0.1:${port}`;
-    sdk ??= transport === "fastnet" ? new FastnetClient(endpoint) : new Client(endpoint);
+    // path "udp": the default "auto" falls back to the server's WebSocket path when a UDP bind goes
+    // unanswered for 1 s (a loaded server), and the "fastnet" row would then measure WebSocket clients too.
+    sdk ??= transport === "fastnet" ? new FastnetClient(endpoint, { ...fastnetOptions, path: "udp" }) : new Client(endpoint);
     const room = await withTimeout(sdk.joinOrCreate("scale"), JOIN_TIMEOUT_MS, `${transport}: joinOrCreate("scale")`);
     const p: Player = { room, timer: undefined, seq: 0, phase: Math.random() * 2 * Math.PI, sentAt: new Float64Array(ECHO_SLOTS), sentSeq: new Int32Array(ECHO_SLOTS).fill(-1) };
     room.onStateChange(() => w.patches++);
@@ -105,7 +108,7 @@ runServerChild<ScaleClientsParentMessage>("scale-clients", "scale", send, async 
     players.push(p);
   };
 
-  const join = async (transport: string, port: number, count: number, concurrency: number): Promise<void> => {
+  const join = async (transport: string, port: number, count: number, concurrency: number, fastnetOptions?: Record<string, unknown>): Promise<void> => {
     let failed = 0;
     let firstError: string | null = null;
     let next = 0;
@@ -113,7 +116,7 @@ runServerChild<ScaleClientsParentMessage>("scale-clients", "scale", send, async 
       while (next < count) {
         next++;
         try {
-          await joinOne(transport, port);
+          await joinOne(transport, port, fastnetOptions);
         } catch (err) {
           failed++;
           firstError ??= (err as Error).message;
@@ -133,7 +136,7 @@ runServerChild<ScaleClientsParentMessage>("scale-clients", "scale", send, async 
     },
     onMessage: (msg) => {
       if (msg.type === "join") {
-        join(msg.transport, msg.port, msg.count, msg.concurrency).catch((err: Error) => send?.({ type: "joined", total: players.length, failed: msg.count, firstError: err.message }));
+        join(msg.transport, msg.port, msg.count, msg.concurrency, msg.fastnetOptions).catch((err: Error) => send?.({ type: "joined", total: players.length, failed: msg.count, firstError: err.message }));
       } else if (msg.type === "window") {
         if (msg.start) {
           w.inputs = w.patches = w.echoes = 0;

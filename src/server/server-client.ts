@@ -86,6 +86,9 @@ export class FastnetServerClient implements Client, ClientPrivate {
 
   /** The Client of the live connection, when a reconnection replaced this one (else undefined). */
   private get successor(): (Client & ClientPrivate) | undefined {
+    // Every send asks: while `ref` is still our own emitter (no reconnection moved one onto this
+    // Client), currentClient would find us; skip its WeakMap lookup on the hot path.
+    if (this.ref === this.events) return undefined;
     const current = currentClient(this);
     return current === this ? undefined : (current as Client & ClientPrivate);
   }
