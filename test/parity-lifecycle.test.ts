@@ -1,5 +1,6 @@
 /**
- * Parity: joining, leaving and reconnecting, on ws-transport (the reference) and on fastnet.
+ * Parity: joining, leaving and reconnecting, on ws-transport (the reference), on fastnet over UDP
+ * and on fastnet's WebSocket path (stock SDK Client); see support/parity-harness.ts.
  * Close codes seen by both ends, the room hooks that run (onLeave / onDrop / onReconnect), automatic
  * reconnection and reconnection by token, and seat reservations made on the server.
  */

@@ -1,5 +1,6 @@
 /**
- * Parity: what a room and its clients exchange, on ws-transport (the reference) and on fastnet. State
+ * Parity: what a room and its clients exchange, on ws-transport (the reference), on fastnet over UDP
+ * and on fastnet's WebSocket path (stock SDK Client); see support/parity-harness.ts. State
  * sync, messages both ways (typed, bytes, requests), their order, broadcast with `except`, the client's
  * onLeave when the room disconnects it, and messages the SDK queues while it reconnects.
  */

@@ -1,5 +1,6 @@
 /**
- * Parity: the server's own lifecycle, on ws-transport (the reference) and on fastnet. Shutting down
+ * Parity: the server's own lifecycle, on ws-transport (the reference), on fastnet over UDP
+ * and on fastnet's WebSocket path (stock SDK Client); see support/parity-harness.ts. Shutting down
  * (clients told 4001 at once), listening again on the same port right after Colyseus' shutdown
  * returns (as Colyseus itself and its tests do), and devMode restarts where the client gets its seat
  * back with the same sessionId and the room's state restored.

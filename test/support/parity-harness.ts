@@ -1,7 +1,11 @@
 /**
- * Parity harness: the same transport-agnostic Colyseus behaviour tests run against @colyseus/ws-transport
- * (with the plain @colyseus/sdk Client, the reference) and against FastnetTransport (with FastnetClient),
- * so that a behaviour where fastnet differs from ws-transport shows up as a failing pair.
+ * Parity harness: the same transport-agnostic Colyseus behaviour tests run on three legs, so that a
+ * behaviour where fastnet differs from ws-transport shows up as a failing row:
+ * - "ws": @colyseus/ws-transport with the plain @colyseus/sdk Client (the reference);
+ * - "fastnet": FastnetTransport with FastnetClient forced onto UDP (`path: "udp"`), so a broken UDP path
+ *   fails here instead of passing silently over the WebSocket fallback of the default "auto";
+ * - "fastnet-ws": FastnetTransport with the plain @colyseus/sdk Client, i.e. the dual-stack WebSocket path
+ *   that browsers (and FastnetClient's fallback) use.
  *
  * A test file declares one table of cases; `describeParity` turns it into one `describe` per transport.
  * Every case gets a {@link ParityContext}: servers on 127.0.0.1 with OS-chosen ports, SDK clients, a log
@@ -15,21 +19,27 @@ import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { LocalPresence, Server, matchMaker, type Presence, type Room, type Transport } from "@colyseus/core";
 import { Client, type Room as SdkRoom } from "@colyseus/sdk";
+import { WebSocketTransport as SdkWebSocketTransport } from "@colyseus/sdk/transport/WebSocketTransport";
 import { WebSocketTransport } from "@colyseus/ws-transport";
 import { FastnetTransport } from "../../src/index.js";
-import { FastnetClient, type FastnetClientTransport } from "../../src/client.js";
+import { FastnetClient, transportOf, type FastnetClientTransport } from "../../src/client.js";
 import { pollUntil, within } from "./wait.js";
 
 export { within };
 
 /** A transport under test: how to make its server side and its SDK client. */
 export interface ParityTransport {
-  /** Shown in the describe title: "ws" (the reference) or "fastnet". */
+  /** Shown in the describe title: "ws" (the reference), "fastnet" or "fastnet-ws". */
   readonly name: string;
   /** A fresh server transport; `devCertificateDir` is the case's own temporary directory. */
   createTransport(devCertificateDir: string): Transport;
   /** An SDK client for the HTTP endpoint `endpoint`. */
   createClient(endpoint: string): Client;
+  /**
+   * Throws if a room this leg's client joined (or got back by reconnect / consumeSeatReservation) is not
+   * on the path the leg is about; called on every room the case tracks.
+   */
+  checkRoom?(room: SdkRoom<any, any>): void;
 }
 
 /** The reference: what Colyseus users get by default. */
@@ -39,14 +49,36 @@ export const WS_TRANSPORT: ParityTransport = {
   createClient: (endpoint) => new Client(endpoint),
 };
 
-/** This project: the dev certificate is kept under the case's temporary directory, never the repository. */
+/**
+ * This project over UDP: FastnetClient with `path: "udp"`, so that no case can pass over the WebSocket
+ * fallback (a UDP failure fails the case). The dev certificate is kept under the case's temporary
+ * directory, never the repository.
+ */
 export const FASTNET_TRANSPORT: ParityTransport = {
   name: "fastnet",
   createTransport: (devCertificateDir) => new FastnetTransport({ devCertificateDir }),
-  createClient: (endpoint) => new FastnetClient(endpoint),
+  createClient: (endpoint) => new FastnetClient(endpoint, { path: "udp" }),
+  checkRoom: (room) => {
+    const path = transportOf(room).path;
+    if (path !== "udp") throw new Error(`parity fastnet: the room is on the ${path} path, not UDP`);
+  },
 };
 
-export const PARITY_TRANSPORTS: readonly ParityTransport[] = [WS_TRANSPORT, FASTNET_TRANSPORT];
+/**
+ * The dual-stack path: the same FastnetTransport server, joined by the stock @colyseus/sdk Client over
+ * Colyseus' standard WebSocket path (what a browser does), held to the same behaviours as ws-transport.
+ */
+export const FASTNET_WS_TRANSPORT: ParityTransport = {
+  name: "fastnet-ws",
+  createTransport: (devCertificateDir) => new FastnetTransport({ devCertificateDir }),
+  createClient: (endpoint) => new Client(endpoint),
+  checkRoom: (room) => {
+    const t = (room.connection as { transport?: unknown } | undefined)?.transport;
+    if (!(t instanceof SdkWebSocketTransport)) throw new Error("parity fastnet-ws: the room does not run over the SDK's own WebSocketTransport");
+  },
+};
+
+export const PARITY_TRANSPORTS: readonly ParityTransport[] = [WS_TRANSPORT, FASTNET_TRANSPORT, FASTNET_WS_TRANSPORT];
 
 /** One row of a parity table: a behaviour every transport must show the same way. */
 export interface ParityCase {
@@ -142,9 +174,13 @@ export class ParityContext {
     return this.transport.createClient(server.endpoint);
   }
 
-  /** Registers an SDK room so teardown ends it (and any reconnection loop it might be in). */
+  /**
+   * Registers an SDK room so teardown ends it (and any reconnection loop it might be in), and checks that
+   * it is on the path this leg is about (see {@link ParityTransport.checkRoom}).
+   */
   track<R extends SdkRoom<any, any>>(room: R): R {
     this.rooms.push(room as unknown as SdkRoom);
+    this.transport.checkRoom?.(room);
     return room;
   }
 
