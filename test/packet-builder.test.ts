@@ -81,7 +81,7 @@ describe("PacketBuilder", () => {
     assert.equal(o.header.type, PacketType.Bind);
     assert.deepEqual(o.frames, ["ping"]);
     assert.equal(s.builder.nextPn, 1);
-    assert.deepEqual(s.recovery.sent.map((p) => p.pn), [0]);
+    assert.deepEqual(s.recovery.sent.pns(), [0]);
     assert.equal(s.builder.bytesSent, MAX_DATAGRAM_SIZE);
   });
 
@@ -107,11 +107,12 @@ describe("PacketBuilder", () => {
     assert.deepEqual(first.frames, ["ack", "datagram", "stream"]);
     const second = openPacket(s.peer, s.builder.build(0, "data")!);
     assert.deepEqual(second.frames, ["stream"]);
-    const [a, b] = s.recovery.sent;
-    assert.deepEqual(a!.stream, [0, first.stream[0]![1]]);
-    assert.equal(a!.ackLargest, 0);
-    assert.deepEqual(b!.stream, [first.stream[0]![1], first.stream[0]![1] + second.stream[0]![1]]);
-    assert.equal(b!.ackLargest, -1);
+    const a = s.recovery.sent.record(0);
+    const b = s.recovery.sent.record(1);
+    assert.deepEqual(a.stream, [0, first.stream[0]![1]]);
+    assert.equal(a.ackLargest, 0);
+    assert.deepEqual(b.stream, [first.stream[0]![1], first.stream[0]![1] + second.stream[0]![1]]);
+    assert.equal(b.ackLargest, -1);
   });
 
   it("control packets leave data and datagrams queued; a PING is added only when owed", () => {

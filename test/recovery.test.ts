@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { AckFrame } from "../src/protocol/frames.js";
-import { Recovery, SENT_RECORD_CHARGE, type SentPacket } from "../src/protocol/recovery.js";
+import { Recovery, SENT_SLOT_CHARGE } from "../src/protocol/recovery.js";
+import type { SentPackets } from "../src/protocol/sent-packets.js";
 
 /** An ACK frame for inclusive ranges given highest first. */
 function ack(ranges: [number, number][], delayUs = 0): AckFrame {
@@ -20,9 +21,9 @@ function setup(initialRtt = 100): { r: Recovery; acked: number[]; lost: number[]
   const lost: number[] = [];
   const probed: number[] = [];
   const r = new Recovery(initialRtt, 10, 25, {
-    onAcked: (p: SentPacket) => acked.push(p.pn),
-    onLost: (p: SentPacket) => lost.push(p.pn),
-    onProbe: (p: SentPacket) => probed.push(p.pn),
+    onAcked: (sent: SentPackets, s: number) => acked.push(sent.pn[s]!),
+    onLost: (sent: SentPackets, s: number) => lost.push(sent.pn[s]!),
+    onProbe: (sent: SentPackets, s: number) => probed.push(sent.pn[s]!),
   });
   return { r, acked, lost, probed };
 }
@@ -34,7 +35,7 @@ describe("Recovery", () => {
     assert.equal(r.cc.bytesInFlight, 4000);
     assert.equal(r.onAck(ack([[2, 3], [0, 0]], 5000), 40), true);
     assert.deepEqual(acked, [0, 2, 3]);
-    assert.deepEqual(r.sent.map((p) => p.pn), [1]);
+    assert.deepEqual(r.sent.pns(), [1]);
     assert.equal(r.cc.bytesInFlight, 1000);
     assert.equal(r.largestAcked, 3);
     assert.equal(r.rtt.latest, 35, "the sample less the peer's 5 ms ACK delay");
@@ -117,9 +118,11 @@ describe("Recovery", () => {
     assert.equal(r.cc.cwnd, 12000);
   });
 
-  it("charges heldBytes for records and the ranges they list", () => {
+  it("charges heldBytes for the record slots and the extra lists they hold", () => {
     const { r } = setup();
+    const empty = r.heldBytes();
+    assert.equal(empty, r.sent.slots * SENT_SLOT_CHARGE);
     r.onSent(0, 0, 100, [0, 10, 20, 30], -1, false, [1]);
-    assert.equal(r.heldBytes(), SENT_RECORD_CHARGE + 5 * 8);
+    assert.equal(r.heldBytes(), empty + 3 * 8, "the second range (2 entries) and one CID; the first range is in the slot");
   });
 });

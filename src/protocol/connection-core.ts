@@ -11,8 +11,9 @@ import { PacketBuilder } from "./packet-builder.js";
 import { CID_OFFSET, PacketType, parseHeader, type ParsedHeader } from "./packet-header.js";
 import { PacketKeys } from "./packet-keys.js";
 import { PathValidator } from "./path-validation.js";
-import { Recovery, type SentPacket } from "./recovery.js";
+import { Recovery } from "./recovery.js";
 import type { RttEstimator } from "./rtt-estimator.js";
+import type { SentPackets } from "./sent-packets.js";
 import { emptyDropCounters, type DropCounters } from "./stats.js";
 import { StreamReceiver, type StreamError } from "./stream-receive.js";
 import { StreamSender } from "./stream-send.js";
@@ -90,18 +91,21 @@ export abstract class ConnectionCore {
     // The peer's ACK delay, not ours, bounds how late its acknowledgements come (PTO, RTT samples).
     const peerAckDelay = config.peerParams ? (peer.maxAckDelayMs ?? DEFAULT_PEER_MAX_ACK_DELAY_MS) : o.maxAckDelayMs;
     this.recovery = new Recovery(config.initialRttMs && config.initialRttMs > 0 ? config.initialRttMs : o.initialRttMs, o.initialWindowPackets, peerAckDelay, {
-      onAcked: (p: SentPacket) => {
-        if (p.stream) for (let i = 0; i < p.stream.length; i += 2) streamOut.onAcked(p.stream[i]!, p.stream[i + 1]!);
-        if (p.ackLargest >= 0) this.acks.onAckAcked(p.ackLargest);
-        if (p.cids) this.cids.onAcked(p.cids);
-        this.keys.onAcked(p.pn);
+      onAcked: (sent: SentPackets, s: number) => {
+        if (sent.streamStart[s]! >= 0) streamRanges(sent, s, streamOut, true);
+        const ackLargest = sent.ackLargest[s]!;
+        if (ackLargest >= 0) this.acks.onAckAcked(ackLargest);
+        const cids = sent.cids[s];
+        if (cids) this.cids.onAcked(cids);
+        this.keys.onAcked(sent.pn[s]!);
       },
-      onLost: (p: SentPacket) => {
-        if (p.stream) for (let i = 0; i < p.stream.length; i += 2) streamOut.onLost(p.stream[i]!, p.stream[i + 1]!);
-        if (p.cids) this.cids.onLost(p.cids);
+      onLost: (sent: SentPackets, s: number) => {
+        if (sent.streamStart[s]! >= 0) streamRanges(sent, s, streamOut, false);
+        const cids = sent.cids[s];
+        if (cids) this.cids.onLost(cids);
       },
-      onProbe: (p: SentPacket) => {
-        if (p.stream) for (let i = 0; i < p.stream.length; i += 2) streamOut.onLost(p.stream[i]!, p.stream[i + 1]!);
+      onProbe: (sent: SentPackets, s: number) => {
+        if (sent.streamStart[s]! >= 0) streamRanges(sent, s, streamOut, false);
       },
     });
     this.rtt = this.recovery.rtt;
@@ -167,7 +171,7 @@ export abstract class ConnectionCore {
   }
 
   // Tests and the hostile harness read these private details by name.
-  private get sent(): SentPacket[] {
+  private get sent(): SentPackets {
     return this.recovery.sent;
   }
   private get addressValidated(): boolean {
@@ -352,6 +356,18 @@ export abstract class ConnectionCore {
   protected finishClose(): void {
     this._state = "closed";
     this.events.push({ type: "close", code: this.closer.code, reason: this.closer.reasonText, remote: false });
+  }
+}
+
+/** The stream ranges a sent packet carried are acknowledged (`acked`) or to be sent again. */
+function streamRanges(sent: SentPackets, s: number, streamOut: StreamSender, acked: boolean): void {
+  const more = sent.moreStream[s];
+  if (acked) {
+    streamOut.onAcked(sent.streamStart[s]!, sent.streamEnd[s]!);
+    if (more) for (let i = 0; i < more.length; i += 2) streamOut.onAcked(more[i]!, more[i + 1]!);
+  } else {
+    streamOut.onLost(sent.streamStart[s]!, sent.streamEnd[s]!);
+    if (more) for (let i = 0; i < more.length; i += 2) streamOut.onLost(more[i]!, more[i + 1]!);
   }
 }
 

@@ -4,7 +4,7 @@ import { MAX_MESSAGES_PER_TURN, OBJECT_CHARGE } from "./events.js";
 import type { SessionOptions } from "./options.js";
 import { MAX_STREAM_FRAMES_PER_PACKET } from "./packet-builder.js";
 import { MAX_CHALLENGES, MAX_PATH_RESPONSES } from "./path-validation.js";
-import { MAX_SENT_PACKETS, SENT_RECORD_CHARGE } from "./recovery.js";
+import { MAX_SENT_PACKETS, SENT_SLOT_CHARGE } from "./recovery.js";
 import { MIN_PIECE_CHARGE, maxPieces } from "./stream-receive.js";
 import { MAX_DATAGRAM_SIZE } from "./version.js";
 
@@ -27,7 +27,7 @@ export function maxHeldBytes(o: SessionOptions): number {
     o.maxMessageSize +
     OBJECT_CHARGE * (MAX_MESSAGES_PER_TURN + 8);
   const cidFrames = ACTIVE_CID_LIMIT + MAX_RETIRING_CIDS; // NEW/RETIRE_CONNECTION_ID sequence numbers a record lists
-  const sent = MAX_SENT_PACKETS * (SENT_RECORD_CHARGE + 8 * (2 * MAX_STREAM_FRAMES_PER_PACKET + cidFrames));
+  const sent = MAX_SENT_PACKETS * (SENT_SLOT_CHARGE + 8 * (2 * MAX_STREAM_FRAMES_PER_PACKET + cidFrames));
   const queued = MAX_QUEUED_DATAGRAMS * (OBJECT_CHARGE + MAX_DATAGRAM_SIZE) + (MAX_PATH_RESPONSES + MAX_CHALLENGES) * OBJECT_CHARGE;
   return send + receive + sent + queued;
 }

@@ -68,6 +68,8 @@ export class PacketBuilder {
   private readonly scratch = new Uint8Array(MAX_DATAGRAM_SIZE);
   /** The last plaintext view of `scratch` sealed: a flow's packets repeat their length, so it is reused. */
   private plain = this.scratch.subarray(0, 0);
+  /** The stream ranges of the packet being built (Recovery copies them): reused, never reallocated. */
+  private readonly streamRanges: number[] = [];
   private readonly segment = { offset: 0, len: 0 };
   private readonly role: Role;
   private readonly alloc: Allocator;
@@ -149,7 +151,8 @@ export class PacketBuilder {
     let off = 0;
     let ackEliciting = false;
     let ackLargest = -1;
-    let stream: number[] | null = null;
+    const stream = this.streamRanges;
+    stream.length = 0;
     let cids: number[] | null = null;
     let appLimited = true;
 
@@ -207,9 +210,7 @@ export class PacketBuilder {
           const dataAt = writeStreamFrameHeader(p, off, offset, len);
           this.streamOut.copy(offset, len, p, dataAt);
           off = dataAt + len;
-          // A literal, not push() onto []: push grows a fresh array to 17 slots for 2 numbers.
-          if (stream === null) stream = [offset, offset + len];
-          else stream.push(offset, offset + len);
+          stream.push(offset, offset + len);
           ackEliciting = true;
           appLimited = false;
         }

@@ -1,29 +1,18 @@
 import { NewReno, Pacer } from "./congestion.js";
 import type { AckFrame } from "./frames.js";
 import { RttEstimator } from "./rtt-estimator.js";
+import { SentPackets } from "./sent-packets.js";
 import { MAX_DATAGRAM_SIZE } from "./version.js";
 
-/** What we remember of an ack-eliciting packet until it is acknowledged or declared lost. */
-export interface SentPacket {
-  pn: number;
-  timeSent: number;
-  size: number;
-  /** Flat [start, end) pairs of stream bytes carried. */
-  stream: number[] | null;
-  /** Largest packet number acknowledged by the ACK frame it carried, or -1. */
-  ackLargest: number;
-  /** Sent while the window was not in use: its ACK says nothing about capacity (RFC 9002 §7.8). */
-  appLimited: boolean;
-  /** Sequence numbers of the NEW_CONNECTION_ID (server) or RETIRE_CONNECTION_ID (client) frames carried. */
-  cids: number[] | null;
-}
-
-/** What the frames of a sent packet mean once its fate is known (the stream, CID and key state). */
+/**
+ * What the frames of a sent packet mean once its fate is known (the stream, CID and key state). Each
+ * call names the record by its slot in `sent`, readable only during the call.
+ */
 export interface SentPacketHandler {
-  onAcked(p: SentPacket): void;
-  onLost(p: SentPacket): void;
-  /** A probe timeout: resend `p`'s data (the oldest outstanding) without declaring it lost. */
-  onProbe(p: SentPacket): void;
+  onAcked(sent: SentPackets, slot: number): void;
+  onLost(sent: SentPackets, slot: number): void;
+  /** A probe timeout: resend the data of the record in `slot` (the oldest outstanding) without declaring it lost. */
+  onProbe(sent: SentPackets, slot: number): void;
 }
 
 /** Packet-number threshold and time threshold for loss (RFC 9002 §6.1). */
@@ -49,10 +38,11 @@ const STALE_ACK_SLACK_MS = 25;
 export const MAX_SENT_PACKETS = 1024;
 const SENT_CONTROL_SLACK = 64;
 /**
- * What `heldBytes` charges for a sent-packet record (object, plus its ranges at 16 bytes a pair).
- * Rough V8 sizes, rounded up: the point is a bound a test can compare with, not a heap profile.
+ * What `heldBytes` charges for a sent-packet slot: the typed-array columns (6 x 8 + 4 + 1 bytes) and
+ * two array slots for the rare extra ranges and CID lists, rounded up. Charged per slot allocated,
+ * held or not; the lists themselves at 8 bytes an entry.
  */
-export const SENT_RECORD_CHARGE = 96;
+export const SENT_SLOT_CHARGE = 72;
 
 /**
  * The send side of reliability (RFC 9002): sent-packet records, RTT, loss detection, probe timeouts,
@@ -61,7 +51,7 @@ export const SENT_RECORD_CHARGE = 96;
  */
 export class Recovery {
   /** Outstanding ack-eliciting packets, oldest first. */
-  readonly sent: SentPacket[] = [];
+  readonly sent = new SentPackets(MAX_SENT_PACKETS);
   readonly rtt: RttEstimator;
   readonly cc: NewReno;
   private readonly pacer: Pacer;
@@ -102,8 +92,9 @@ export class Recovery {
   }
 
   /** Records an ack-eliciting packet just sent. `appLimited`: it carried no stream data. */
-  onSent(pn: number, now: number, size: number, stream: number[] | null, ackLargest: number, appLimited: boolean, cids: number[] | null): void {
-    this.sent.push({ pn, timeSent: now, size, stream, ackLargest, appLimited: appLimited && this.cc.bytesInFlight < this.cc.cwnd / 2, cids });
+  /** `stream`: flat [start, end) pairs of stream bytes carried (copied, not kept); `cids`: kept. */
+  onSent(pn: number, now: number, size: number, stream: readonly number[] | null, ackLargest: number, appLimited: boolean, cids: number[] | null): void {
+    this.sent.push(pn, now, size, stream, ackLargest, appLimited && this.cc.bytesInFlight < this.cc.cwnd / 2, cids);
     this.cc.onSent(size);
     this.pacer.onSent(size);
     this.lastAckElicitingSent = now;
@@ -115,28 +106,39 @@ export class Recovery {
    */
   onAck(ack: AckFrame, now: number): boolean {
     const ackDelay = ack.delayUs / 1000;
-    let largestNewlyAcked: SentPacket | null = null;
+    let largestNewlyAcked = false;
+    let largestNewlyAckedSent = 0;
     let anyAckEliciting = false;
     let r = ack.count - 1; // ranges come highest first; walk them lowest first
     const sent = this.sent;
-    let w = 0; // compacts `sent` in place: no array per ACK
-    for (let i = 0; i < sent.length; i++) {
-      const p = sent[i]!;
-      while (r >= 0 && ack.largestOf[r]! < p.pn) r--;
-      if (r >= 0 && ack.smallest[r]! <= p.pn) {
+    const n = sent.length;
+    // Compacts the ring in place (see SentPackets.retain): nothing allocated per ACK.
+    let leading = 0;
+    let w = 0;
+    for (let k = 0; k < n; k++) {
+      const s = sent.slot(k);
+      const pn = sent.pn[s]!;
+      while (r >= 0 && ack.largestOf[r]! < pn) r--;
+      if (r >= 0 && ack.smallest[r]! <= pn) {
         // newly acknowledged
         anyAckEliciting = true;
-        if (p.pn === ack.largest) largestNewlyAcked = p;
-        this.cc.onAcked(p.size, p.timeSent, p.appLimited);
-        this.handler.onAcked(p);
-      } else {
-        sent[w++] = p;
+        if (pn === ack.largest) {
+          largestNewlyAcked = true;
+          largestNewlyAckedSent = sent.timeSent[s]!;
+        }
+        this.cc.onAcked(sent.size[s]!, sent.timeSent[s]!, sent.appLimited[s] === 1);
+        this.handler.onAcked(sent, s);
+        sent.release(s);
+        if (w === 0) leading++;
+        continue;
       }
+      if (k !== leading + w) sent.move(s, sent.slot(leading + w));
+      w++;
     }
-    sent.length = w;
+    sent.retain(leading, w);
     if (ack.largest > this.largestAcked) this.largestAcked = ack.largest;
     if (largestNewlyAcked && anyAckEliciting && ackDelay <= this.maxAckDelayMs + Math.max(this.rtt.smoothed, STALE_ACK_SLACK_MS)) {
-      this.rtt.update(now - largestNewlyAcked.timeSent, ackDelay, this.maxAckDelayMs);
+      this.rtt.update(now - largestNewlyAckedSent, ackDelay, this.maxAckDelayMs);
     }
     if (anyAckEliciting) this.ptoCount = 0;
     return anyAckEliciting;
@@ -151,27 +153,32 @@ export class Recovery {
     let firstLostSent = Infinity;
     let lostCount = 0;
     const sent = this.sent;
+    const n = sent.length;
+    let leading = 0;
     let w = 0;
-    for (let i = 0; i < sent.length; i++) {
-      const p = sent[i]!;
-      if (p.pn > this.largestAcked) {
-        sent[w++] = p;
-        continue;
-      }
-      // One expression for both the test and the timer, so float rounding cannot leave a timer due forever.
-      const lossAt = p.timeSent + lossDelay;
-      if (lossAt <= now || this.largestAcked - p.pn >= PACKET_THRESHOLD) {
-        lostCount++;
-        this.cc.onRemoved(p.size);
-        this.handler.onLost(p);
-        if (p.timeSent > largestLostSent) largestLostSent = p.timeSent;
-        if (p.timeSent < firstLostSent) firstLostSent = p.timeSent;
-      } else {
-        sent[w++] = p;
+    for (let k = 0; k < n; k++) {
+      const s = sent.slot(k);
+      const pn = sent.pn[s]!;
+      const timeSent = sent.timeSent[s]!;
+      if (pn <= this.largestAcked) {
+        // One expression for both the test and the timer, so float rounding cannot leave a timer due forever.
+        const lossAt = timeSent + lossDelay;
+        if (lossAt <= now || this.largestAcked - pn >= PACKET_THRESHOLD) {
+          lostCount++;
+          this.cc.onRemoved(sent.size[s]!);
+          this.handler.onLost(sent, s);
+          sent.release(s);
+          if (timeSent > largestLostSent) largestLostSent = timeSent;
+          if (timeSent < firstLostSent) firstLostSent = timeSent;
+          if (w === 0) leading++;
+          continue;
+        }
         this.lossTime = Math.min(this.lossTime, lossAt);
       }
+      if (k !== leading + w) sent.move(s, sent.slot(leading + w));
+      w++;
     }
-    sent.length = w;
+    sent.retain(leading, w);
     if (lostCount > 0) {
       this.packetsLost += lostCount;
       // Persistent congestion (RFC 9002 §7.6), approximated: losses spanning 3 PTOs with nothing left in flight before them.
@@ -193,8 +200,7 @@ export class Recovery {
     this.ptoCount++;
     this.probeTimeouts++;
     this.probesPending = 2;
-    const oldest = this.sent[0];
-    if (oldest) this.handler.onProbe(oldest);
+    if (this.sent.length > 0) this.handler.onProbe(this.sent, this.sent.slot(0));
   }
 
   /** So many packets are unacknowledged that the peer must be ignoring ACK duties (see MAX_SENT_PACKETS). */
@@ -225,13 +231,8 @@ export class Recovery {
     this.rtt.resetTo(this.rtt.smoothed);
   }
 
-  /** See ConnectionStats.heldBytes: the records and the ranges they list. */
+  /** See ConnectionStats.heldBytes: the record slots and the lists they hold. */
   heldBytes(): number {
-    let ranges = 0;
-    for (const p of this.sent) {
-      if (p.stream) ranges += p.stream.length;
-      if (p.cids) ranges += p.cids.length;
-    }
-    return this.sent.length * SENT_RECORD_CHARGE + ranges * 8;
+    return this.sent.slots * SENT_SLOT_CHARGE + this.sent.extraEntries() * 8;
   }
 }

@@ -23,7 +23,7 @@ import { CID_LENGTH, MAX_DATAGRAM_SIZE } from "../../src/protocol/version.js";
  * The documented worst case of one hostile session's `session.getStats().heldBytes` on the server
  * with the default options, whatever the peer does: the engine's own bound, `maxHeldBytes` (send
  * queue, receive window and piece charges, the partly reassembled message, sent-packet records,
- * queued datagrams and path frames: 3,585,024 bytes with the defaults). An application that queues
+ * queued datagrams and path frames: 3,560,448 bytes with the defaults). An application that queues
  * behind the send queue in a SendBacklog, as the Colyseus adapters do, adds at most its
  * DEFAULT_BACKLOG_BYTES (2 MiB) on top.
  */
