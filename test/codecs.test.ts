@@ -472,6 +472,19 @@ describe("codecs: frames", function () {
     assert.equal(FrameType.ImmediateAck, 0x0a);
   });
 
+  it("frames are parsed once, then visited: a payload malformed at its end visits nothing, and each ACK frame is visited with its own ranges", function () {
+    const { frames, visitor } = recorder();
+    const stream = [FrameType.Stream, 0, 3, 1, 2, 3];
+    assert.equal(walkFrames(Uint8Array.from([...stream, FrameType.Ping, 0x0b]), visitor, new AckFrame(), { ackEliciting: false }), false);
+    assert.equal(frames.length, 0, "a bad last frame: the good ones before it were not handed over");
+    const twoAcks = Uint8Array.from([FrameType.Ack, 9, 0, 0, 1, ...stream, FrameType.Ack, 4, 7, 0, 0]);
+    assert.equal(walkFrames(twoAcks, visitor, new AckFrame(), { ackEliciting: false }), true);
+    assert.deepEqual(frames.map((f) => (f.t === "ack" ? [f.delayUs, f.ranges] : f.t)), [[0, [[8, 9]]], "stream", [7, [[4, 4]]]]);
+    const reenter: FrameVisitor = { ...visitor, onPing: () => walkFrames(Uint8Array.of(FrameType.Ping), null, new AckFrame(), { ackEliciting: false }) };
+    assert.throws(() => walkFrames(Uint8Array.of(FrameType.Ping), reenter, new AckFrame(), { ackEliciting: false }), /from inside its own visitor/);
+    assert.equal(walkFrames(Uint8Array.of(FrameType.Ping), visitor, new AckFrame(), { ackEliciting: false }), true, "usable again after the throw");
+  });
+
   it("unknown frame types are rejected, before or after valid frames", function () {
     for (let type = 0x0b; type <= 0xff; type++) {
       assert.equal(walkFrames(Uint8Array.of(type), null, new AckFrame(), { ackEliciting: false }), false);

@@ -5,7 +5,7 @@ import { Closing } from "./closing.js";
 import { AEAD_INTEGRITY_LIMIT, CloseCode, Received, STATELESS_RESET_TOKEN_LENGTH, type ConnectionConfig, type ConnectionState, type Role } from "./connection-types.js";
 import { DatagramQueue } from "./datagram-queue.js";
 import { EventQueue, MAX_MESSAGES_PER_TURN } from "./events.js";
-import { AckFrame, walkFrames, type FrameFlags, type FrameVisitor } from "./frames.js";
+import { AckFrame, FrameList, type FrameFlags, type FrameVisitor } from "./frames.js";
 import { DEFAULT_PEER_MAX_ACK_DELAY_MS, DEFAULT_SESSION_OPTIONS, resolveOptions, transportParams, type SessionOptions } from "./options.js";
 import { PacketBuilder } from "./packet-builder.js";
 import { CID_OFFSET, PacketType, parseHeader, type ParsedHeader } from "./packet-header.js";
@@ -241,7 +241,8 @@ export abstract class ConnectionCore {
       return Received.Dropped;
     }
     // Authenticated. A peer with the keys that sends unparseable frames is still dropped, not obeyed.
-    if (!walkFrames(payload, null, this.ackFrame, this.frameFlags)) {
+    const frames = sharedFrames;
+    if (!frames.parse(payload, this.ackFrame, this.frameFlags)) {
       this.dropped.malformed++;
       return Received.Dropped;
     }
@@ -270,7 +271,7 @@ export abstract class ConnectionCore {
     this.ackAppliedThisPacket = false;
     this.path.beginPacket();
     this.streamTurn(false);
-    walkFrames(payload, this.visitor, this.ackFrame, this.frameFlags);
+    frames.visit(payload, this.visitor, this.ackFrame);
     this.path.endPacket(!this.closingOrClosed);
     // Replacements for retired CIDs (and the first spares, after the bind): at most 2 per packet.
     if (this._state === "open") this.cids.topUp();
@@ -370,6 +371,12 @@ function streamRanges(sent: SentPackets, s: number, streamOut: StreamSender, ack
     if (more) for (let i = 0; i < more.length; i += 2) streamOut.onLost(more[i]!, more[i + 1]!);
   }
 }
+
+/**
+ * Frames of the packet being processed: parsed once, then visited. One list for every connection, since
+ * a packet is parsed and visited before the next is looked at, and visiting never parses.
+ */
+const sharedFrames = new FrameList();
 
 function streamErrorText(err: StreamError, maxPieces: number): string {
   switch (err) {

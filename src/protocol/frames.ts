@@ -1,5 +1,5 @@
 import { readVarint, varintSize, writeVarint } from "./varint.js";
-import { CID_LENGTH } from "./version.js";
+import { CID_LENGTH, MAX_DATAGRAM_SIZE } from "./version.js";
 
 /**
  * Frames inside a sealed packet (types are one byte; integers are QUIC varints):
@@ -75,113 +75,223 @@ const textDecoder = new TextDecoder("utf-8", { fatal: false });
 const textEncoder = new TextEncoder();
 
 /**
- * Walks the frames of a decrypted payload. With `visitor` null it only validates. Returns false on the
- * first malformed frame; callers validate first, then apply, so a bad packet changes nothing.
- * `flags` says whether the payload is ack-eliciting and whether it asks for an immediate ACK.
+ * The frames of one payload as `parseFrames` found them: per frame its type and up to three numbers
+ * (a value, a position in the payload, a length), so that `visitFrames` reads no varint twice.
+ * PADDING is not listed. One list serves any number of payloads, one at a time.
  */
-export function walkFrames(
-  p: Uint8Array,
-  visitor: FrameVisitor | null,
-  ack: AckFrame,
-  flags: FrameFlags,
-): boolean {
-  const cur = { pos: 0 };
-  const end = p.length;
-  flags.ackEliciting = false;
-  flags.immediateAck = false;
-  while (cur.pos < end) {
-    const type = p[cur.pos++]!;
-    switch (type) {
-      case FrameType.Padding:
-        break;
-      case FrameType.Ping:
-        flags.ackEliciting = true;
-        visitor?.onPing();
-        break;
-      case FrameType.Ack: {
-        const largest = readVarint(p, cur, end);
-        const delay = readVarint(p, cur, end);
-        const extra = readVarint(p, cur, end);
-        const first = readVarint(p, cur, end);
-        if (largest < 0 || delay < 0 || extra < 0 || first < 0 || extra > MAX_ACK_RANGES || first > largest) return false;
-        ack.largest = largest;
-        ack.delayUs = delay;
-        ack.largestOf[0] = largest;
-        ack.smallest[0] = largest - first;
-        let smallest = largest - first;
-        for (let i = 1; i <= extra; i++) {
-          const gap = readVarint(p, cur, end);
-          const len = readVarint(p, cur, end);
-          if (gap < 0 || len < 0) return false;
-          const hi = smallest - gap - 2;
-          const lo = hi - len;
-          if (lo < 0) return false;
-          ack.largestOf[i] = hi;
-          ack.smallest[i] = lo;
-          smallest = lo;
+export class FrameList {
+  count = 0;
+  readonly type: Uint8Array;
+  /** STREAM offset, CLOSE code, CID frame sequence number, or an ACK frame's position (2nd and later). */
+  readonly value: Float64Array;
+  /** Where the frame's bytes start in the payload (STREAM, DATAGRAM, CLOSE reason, PATH_*, NEW_CONNECTION_ID). */
+  readonly at: Uint32Array;
+  readonly length: Uint32Array;
+
+  /** `capacity`: frames per payload at most; every frame but PADDING takes at least one byte. */
+  constructor(capacity = MAX_DATAGRAM_SIZE) {
+    this.type = new Uint8Array(capacity);
+    this.value = new Float64Array(capacity);
+    this.at = new Uint32Array(capacity);
+    this.length = new Uint32Array(capacity);
+  }
+
+  private add(type: number, value: number, at: number, length: number): void {
+    const i = this.count++;
+    this.type[i] = type;
+    this.value[i] = value;
+    this.at[i] = at;
+    this.length[i] = length;
+  }
+
+  /**
+   * Parses and validates every frame of a decrypted payload into this list, and the first ACK frame
+   * into `ack`. Returns false on the first malformed frame (the list is then incomplete and must not be
+   * visited). `flags` says whether the payload is ack-eliciting and whether it asks for an immediate ACK.
+   */
+  parse(p: Uint8Array, ack: AckFrame, flags: FrameFlags): boolean {
+    const cur = cursor;
+    cur.pos = 0;
+    const end = p.length;
+    this.count = 0;
+    if (end > this.type.length) return false; // longer than any datagram: not ours
+    let acks = 0;
+    flags.ackEliciting = false;
+    flags.immediateAck = false;
+    while (cur.pos < end) {
+      const type = p[cur.pos++]!;
+      switch (type) {
+        case FrameType.Padding:
+          break;
+        case FrameType.Ping:
+          this.add(type, 0, 0, 0);
+          flags.ackEliciting = true;
+          break;
+        case FrameType.Ack: {
+          // Only the first is kept in `ack`; a later one is validated and found again by its position.
+          const at = cur.pos;
+          if (!readAck(p, cur, end, acks === 0 ? ack : spareAck)) return false;
+          this.add(type, at, 0, 0);
+          acks++;
+          break;
         }
-        ack.count = extra + 1;
-        visitor?.onAck(ack);
-        break;
+        case FrameType.Stream: {
+          const offset = readVarint(p, cur, end);
+          const len = readVarint(p, cur, end);
+          if (offset < 0 || len < 0 || cur.pos + len > end) return false;
+          flags.ackEliciting = true;
+          this.add(type, offset, cur.pos, len);
+          cur.pos += len;
+          break;
+        }
+        case FrameType.Datagram: {
+          const len = readVarint(p, cur, end);
+          if (len < 0 || cur.pos + len > end) return false;
+          flags.ackEliciting = true;
+          this.add(type, 0, cur.pos, len);
+          cur.pos += len;
+          break;
+        }
+        case FrameType.Close: {
+          const code = readVarint(p, cur, end);
+          const len = readVarint(p, cur, end);
+          if (code < 0 || len < 0 || len > MAX_CLOSE_REASON_BYTES || cur.pos + len > end) return false;
+          this.add(type, code, cur.pos, len);
+          cur.pos += len;
+          break;
+        }
+        case FrameType.PathChallenge:
+        case FrameType.PathResponse: {
+          if (cur.pos + PATH_DATA_LENGTH > end) return false;
+          flags.ackEliciting = true;
+          this.add(type, 0, cur.pos, PATH_DATA_LENGTH);
+          cur.pos += PATH_DATA_LENGTH;
+          break;
+        }
+        case FrameType.NewConnectionId: {
+          const seq = readVarint(p, cur, end);
+          if (seq < 0 || cur.pos + CID_LENGTH + RESET_TOKEN_LENGTH > end) return false;
+          flags.ackEliciting = true;
+          this.add(type, seq, cur.pos, CID_LENGTH + RESET_TOKEN_LENGTH);
+          cur.pos += CID_LENGTH + RESET_TOKEN_LENGTH;
+          break;
+        }
+        case FrameType.RetireConnectionId: {
+          const seq = readVarint(p, cur, end);
+          if (seq < 0) return false;
+          flags.ackEliciting = true;
+          this.add(type, seq, 0, 0);
+          break;
+        }
+        case FrameType.ImmediateAck:
+          flags.ackEliciting = true;
+          flags.immediateAck = true;
+          this.add(type, 0, 0, 0);
+          break;
+        default:
+          return false;
       }
-      case FrameType.Stream: {
-        const offset = readVarint(p, cur, end);
-        const len = readVarint(p, cur, end);
-        if (offset < 0 || len < 0 || cur.pos + len > end) return false;
-        flags.ackEliciting = true;
-        visitor?.onStream(offset, p.subarray(cur.pos, cur.pos + len));
-        cur.pos += len;
-        break;
+    }
+    return true;
+  }
+
+  /**
+   * Hands the listed frames of `p` (just parsed into this list, with its first ACK in `ack`) to
+   * `visitor`, in order. Views alias `p`. The visitor must not parse into this list meanwhile.
+   */
+  visit(p: Uint8Array, visitor: FrameVisitor, ack: AckFrame): void {
+    let acks = 0;
+    const n = this.count;
+    for (let i = 0; i < n; i++) {
+      const at = this.at[i]!;
+      switch (this.type[i]!) {
+        case FrameType.Ping:
+          visitor.onPing();
+          break;
+        case FrameType.Ack:
+          if (acks++ > 0) {
+            cursor.pos = this.value[i]!;
+            readAck(p, cursor, p.length, ack); // valid: parse() read it already
+          }
+          visitor.onAck(ack);
+          break;
+        case FrameType.Stream:
+          visitor.onStream(this.value[i]!, p.subarray(at, at + this.length[i]!));
+          break;
+        case FrameType.Datagram:
+          visitor.onDatagram(p.subarray(at, at + this.length[i]!));
+          break;
+        case FrameType.Close:
+          visitor.onClose(this.value[i]!, textDecoder.decode(p.subarray(at, at + this.length[i]!)));
+          break;
+        case FrameType.PathChallenge:
+          visitor.onPathChallenge(p.subarray(at, at + PATH_DATA_LENGTH));
+          break;
+        case FrameType.PathResponse:
+          visitor.onPathResponse(p.subarray(at, at + PATH_DATA_LENGTH));
+          break;
+        case FrameType.NewConnectionId:
+          visitor.onNewConnectionId?.(this.value[i]!, p.subarray(at, at + CID_LENGTH), p.subarray(at + CID_LENGTH, at + CID_LENGTH + RESET_TOKEN_LENGTH));
+          break;
+        case FrameType.RetireConnectionId:
+          visitor.onRetireConnectionId?.(this.value[i]!);
+          break;
+        case FrameType.ImmediateAck:
+          visitor.onImmediateAck?.();
+          break;
       }
-      case FrameType.Datagram: {
-        const len = readVarint(p, cur, end);
-        if (len < 0 || cur.pos + len > end) return false;
-        flags.ackEliciting = true;
-        visitor?.onDatagram(p.subarray(cur.pos, cur.pos + len));
-        cur.pos += len;
-        break;
-      }
-      case FrameType.Close: {
-        const code = readVarint(p, cur, end);
-        const len = readVarint(p, cur, end);
-        if (code < 0 || len < 0 || len > MAX_CLOSE_REASON_BYTES || cur.pos + len > end) return false;
-        visitor?.onClose(code, textDecoder.decode(p.subarray(cur.pos, cur.pos + len)));
-        cur.pos += len;
-        break;
-      }
-      case FrameType.PathChallenge:
-      case FrameType.PathResponse: {
-        if (cur.pos + PATH_DATA_LENGTH > end) return false;
-        flags.ackEliciting = true;
-        const data = p.subarray(cur.pos, cur.pos + PATH_DATA_LENGTH);
-        if (type === FrameType.PathChallenge) visitor?.onPathChallenge(data);
-        else visitor?.onPathResponse(data);
-        cur.pos += PATH_DATA_LENGTH;
-        break;
-      }
-      case FrameType.NewConnectionId: {
-        const seq = readVarint(p, cur, end);
-        if (seq < 0 || cur.pos + CID_LENGTH + RESET_TOKEN_LENGTH > end) return false;
-        flags.ackEliciting = true;
-        const at = cur.pos;
-        cur.pos += CID_LENGTH + RESET_TOKEN_LENGTH;
-        visitor?.onNewConnectionId?.(seq, p.subarray(at, at + CID_LENGTH), p.subarray(at + CID_LENGTH, cur.pos));
-        break;
-      }
-      case FrameType.RetireConnectionId: {
-        const seq = readVarint(p, cur, end);
-        if (seq < 0) return false;
-        flags.ackEliciting = true;
-        visitor?.onRetireConnectionId?.(seq);
-        break;
-      }
-      case FrameType.ImmediateAck:
-        flags.ackEliciting = true;
-        flags.immediateAck = true;
-        visitor?.onImmediateAck?.();
-        break;
-      default:
-        return false;
+    }
+  }
+}
+
+// Parsing is synchronous and never nested, so one cursor and one spare ACK serve every list.
+const cursor = { pos: 0 };
+const spareAck = new AckFrame();
+const walkList = new FrameList();
+let walking = false;
+
+/** Reads an ACK frame's fields (after its type byte) into `ack`; false when malformed. */
+function readAck(p: Uint8Array, cur: { pos: number }, end: number, ack: AckFrame): boolean {
+  const largest = readVarint(p, cur, end);
+  const delay = readVarint(p, cur, end);
+  const extra = readVarint(p, cur, end);
+  const first = readVarint(p, cur, end);
+  if (largest < 0 || delay < 0 || extra < 0 || first < 0 || extra > MAX_ACK_RANGES || first > largest) return false;
+  ack.largest = largest;
+  ack.delayUs = delay;
+  ack.largestOf[0] = largest;
+  ack.smallest[0] = largest - first;
+  let smallest = largest - first;
+  for (let i = 1; i <= extra; i++) {
+    const gap = readVarint(p, cur, end);
+    const len = readVarint(p, cur, end);
+    if (gap < 0 || len < 0) return false;
+    const hi = smallest - gap - 2;
+    const lo = hi - len;
+    if (lo < 0) return false;
+    ack.largestOf[i] = hi;
+    ack.smallest[i] = lo;
+    smallest = lo;
+  }
+  ack.count = extra + 1;
+  return true;
+}
+
+/**
+ * Validates the frames of a decrypted payload and, when all are well formed and `visitor` is given,
+ * hands them to it in order; a malformed payload visits nothing. Returns whether all were well formed.
+ * `flags` says whether the payload is ack-eliciting and whether it asks for an immediate ACK. (The
+ * connection uses a FrameList directly, to act between validating and visiting.)
+ */
+export function walkFrames(p: Uint8Array, visitor: FrameVisitor | null, ack: AckFrame, flags: FrameFlags): boolean {
+  if (walking) throw new Error("walkFrames called from inside its own visitor");
+  if (!walkList.parse(p, ack, flags)) return false;
+  if (visitor) {
+    walking = true;
+    try {
+      walkList.visit(p, visitor, ack);
+    } finally {
+      walking = false;
     }
   }
   return true;
