@@ -5,25 +5,14 @@
  * named `splice`, `subarray`, `push`, `(V8 API)`, `allocUnsafe` and `Socket.send` are also listed by caller.
  */
 import { Session } from "node:inspector/promises";
-const root = process.argv[4] ?? new URL("../..", import.meta.url).pathname.replace(/\/$/, "");
-const { FastnetServer, connect } = (await import(`${root}/src/index.ts`)) as typeof import("../../src/index.js");
-const server = new FastnetServer({ aead: "sodium", devCertificateDir: false });
-await server.listen(0, "127.0.0.1");
-server.on("session", (s) => s.on("message", (m: Uint8Array) => s.send(m)));
-const fp = Buffer.from(server.fingerprint!).toString("hex");
-const client = await connect(`http://127.0.0.1:${server.port}`, { fingerprint: fp, aead: "sodium" });
+import { openEchoPair, THIS_ROOT } from "./echo-pair.js";
+
+const pair = await openEchoPair(process.argv[4] ?? THIS_ROOT);
 const payload = new Uint8Array(Number(process.argv[2] ?? 32));
 const N = Number(process.argv[3] ?? 20000), WARM = 5000;
 const ins = new Session(); ins.connect();
-let n = 0;
-await new Promise<void>((resolve) => {
-  client.on("message", () => {
-    n++;
-    if (n === WARM) void ins.post("HeapProfiler.startSampling", { samplingInterval: 256, includeObjectsCollectedByMinorGC: true, includeObjectsCollectedByMajorGC: true });
-    if (n === WARM + N) return resolve();
-    client.send(payload);
-  });
-  client.send(payload);
+await pair.run(payload, WARM, N, () => {
+  void ins.post("HeapProfiler.startSampling", { samplingInterval: 256, includeObjectsCollectedByMinorGC: true, includeObjectsCollectedByMajorGC: true });
 });
 const { profile } = await ins.post("HeapProfiler.stopSampling");
 const self = new Map<string, number>();
@@ -38,4 +27,5 @@ const walk = (node: ProfileNode, stack: string): void => {
 walk(profile.head, "");
 console.log(`bytes per round trip (both ends): ${(total / N).toFixed(0)}`);
 for (const [k, v] of [...self].sort((a, b) => b[1] - a[1]).slice(0, 30)) console.log(`${(v / N).toFixed(0).padStart(6)} B/rt  ${k}`);
-client.close(); await server.close(); process.exit(0);
+await pair.close();
+process.exit(0);

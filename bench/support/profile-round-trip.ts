@@ -6,29 +6,18 @@
  * "node:dgram" Node's UDP module and its native send/receive (the syscalls), "gc", "idle", "other".
  */
 import { Session } from "node:inspector/promises";
-const root = process.argv[4] ?? new URL("../..", import.meta.url).pathname.replace(/\/$/, "");
-const { FastnetServer, connect } = (await import(`${root}/src/index.ts`)) as typeof import("../../src/index.js");
-const server = new FastnetServer({ aead: "sodium", devCertificateDir: false });
-await server.listen(0, "127.0.0.1");
-server.on("session", (s) => s.on("message", (m: Uint8Array) => s.send(m)));
-const fp = Buffer.from(server.fingerprint!).toString("hex");
-const client = await connect(`http://127.0.0.1:${server.port}`, { fingerprint: fp, aead: "sodium" });
+import { openEchoPair, THIS_ROOT } from "./echo-pair.js";
+
+const pair = await openEchoPair(process.argv[4] ?? THIS_ROOT);
 const payload = new Uint8Array(Number(process.argv[2] ?? 32));
 const N = Number(process.argv[3] ?? 30000), WARM = 5000;
 const ins = new Session();
 ins.connect();
 await ins.post("Profiler.enable");
 await ins.post("Profiler.setSamplingInterval", { interval: 50 });
-let n = 0;
 let started: Promise<unknown> | null = null;
-await new Promise<void>((resolve) => {
-  client.on("message", () => {
-    n++;
-    if (n === WARM) started = ins.post("Profiler.start");
-    if (n === WARM + N) return resolve();
-    client.send(payload);
-  });
-  client.send(payload);
+await pair.run(payload, WARM, N, () => {
+  started = ins.post("Profiler.start");
 });
 await started;
 const { profile } = await ins.post("Profiler.stop");
@@ -63,6 +52,5 @@ console.log(`µs per round trip (both ends, wall of the profiled window): ${(tot
 for (const [k, v] of [...layers].sort((a, b) => b[1] - a[1])) console.log(`${(v / N).toFixed(2).padStart(7)} µs  ${(100 * v / total).toFixed(1).padStart(5)} %  ${k}`);
 console.log("top functions:");
 for (const [k, v] of [...fns].sort((a, b) => b[1] - a[1]).slice(0, 25)) console.log(`${(v / N).toFixed(2).padStart(7)} µs  ${k}`);
-client.close();
-await server.close();
+await pair.close();
 process.exit(0);

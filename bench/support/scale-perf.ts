@@ -27,6 +27,7 @@
 import { execFileSync } from "node:child_process";
 import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
+import { parseArgs } from "node:util";
 import { categoryOfScript, summarizeJs, type Category, type CpuProfile } from "./scale-profile.js";
 
 interface Frame {
@@ -106,14 +107,12 @@ interface Sidecar {
 }
 
 function main(): void {
-  const args = process.argv.slice(2);
-  const dir = args[0];
-  if (!dir) throw new Error("usage: scale-perf.ts DIR [--top K]");
-  const topAt = args.indexOf("--top");
-  const top = topAt >= 0 ? Number(args[topAt + 1]) : 0;
+  const { values, positionals } = parseArgs({ allowPositionals: true, options: { top: { type: "string" }, v8: { type: "string" } } });
+  const dir = positionals[0];
+  if (!dir) throw new Error("usage: scale-perf.ts DIR [--top K] [--v8 DIR]");
+  const top = Number(values.top ?? 0);
   const files = readdirSync(dir).filter((f) => f.endsWith(".perf.data")).sort();
-  const v8At = args.indexOf("--v8");
-  const v8Dir = v8At >= 0 ? args[v8At + 1] : undefined;
+  const v8Dir = values.v8;
   const columns: { name: string; perMsg: Map<string, number> }[] = [];
   const merged: { name: string; perMsg: Map<string, number> }[] = [];
   const names = new Set<string>();

@@ -27,6 +27,7 @@
  */
 import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
+import { parseArgs } from "node:util";
 
 interface CallFrame {
   functionName: string;
@@ -169,11 +170,10 @@ interface Sidecar {
 }
 
 function main(): void {
-  const args = process.argv.slice(2);
-  const dir = args[0];
+  const { values, positionals } = parseArgs({ allowPositionals: true, options: { top: { type: "string" } } });
+  const dir = positionals[0];
   if (!dir) throw new Error("usage: scale-profile.ts DIR [--top K]");
-  const topAt = args.indexOf("--top");
-  const top = topAt >= 0 ? Number(args[topAt + 1]) : 0;
+  const top = Number(values.top ?? 0);
   const files = readdirSync(dir).filter((f) => f.endsWith(".cpuprofile")).sort();
   const columns: { name: string; perMsg: Map<string, number> }[] = [];
   for (const f of files) {
