@@ -735,7 +735,7 @@ describe("codecs: reliable stream (StreamSender → StreamReceiver)", function (
 
   it("random fragmentation, reordering, overlap and duplicates deliver exactly the messages, in order", function () {
     fc.assert(
-      fc.property(messagesArb, fc.nat(), fc.boolean(), fc.boolean(), (messages, seed, tight, pooled) => {
+      fc.property(messagesArb, fc.nat(), fc.boolean(), fc.boolean(), fc.boolean(), (messages, seed, tight, pooled, inPlace) => {
         const rng = new Prng(seed);
         const alloc = pooled ? poisonedPoolAllocator(seed) : undefined;
         const { bytes } = senderBytes(messages, rng, alloc);
@@ -757,11 +757,14 @@ describe("codecs: reliable stream (StreamSender → StreamReceiver)", function (
         const got: Uint8Array[] = [];
         const maxMessage = Math.max(0, ...messages.map((m) => m.length));
         const rx = new StreamReceiver(tight ? total : total + 1_000_000, maxMessage, (m) => got.push(m), alloc);
-        const scratch = new Uint8Array(total + 1);
+        const scratch = new Uint8Array(total + 64);
         for (const [s, e] of pieces) {
-          // Hand the data in a reused buffer, as the AEAD scratch would, and trash it afterwards.
-          scratch.set(bytes.subarray(s, e), 0);
-          assert.equal(rx.onData(s, scratch.subarray(0, e - s)), null);
+          // Hand the data in a reused buffer, as the AEAD scratch would, and trash it afterwards;
+          // `inPlace`: as a packet payload does (onDataAt), somewhere inside the buffer.
+          const at = inPlace ? rng.int(60) : 0;
+          scratch.set(bytes.subarray(s, e), at);
+          if (inPlace) assert.equal(rx.onDataAt(s, scratch, at, e - s), null);
+          else assert.equal(rx.onData(s, scratch.subarray(0, e - s)), null);
           scratch.fill(0xdd);
         }
         assert.equal(got.length, messages.length);
@@ -773,6 +776,23 @@ describe("codecs: reliable stream (StreamSender → StreamReceiver)", function (
       }),
       { seed: SEED, numRuns: 200 },
     );
+  });
+
+  it("onDataAt with a per-turn budget parks what the turn cannot take, and later turns deliver it in order", function () {
+    const messages = Array.from({ length: 7 }, (_, i) => Uint8Array.from({ length: 3 + i }, (_, k) => i * 16 + k));
+    const { bytes } = senderBytes(messages, new Prng(1));
+    const got: Uint8Array[] = [];
+    const rx = new StreamReceiver(10_000, 100, (m) => got.push(m), undefined, 2);
+    const payload = new Uint8Array(bytes.length + 10).fill(0xee);
+    payload.set(bytes, 10);
+    assert.equal(rx.onDataAt(0, payload, 10, bytes.length), null);
+    payload.fill(0xdd); // the packet's buffer is reused: what was parked must be a copy
+    assert.equal(got.length, 2, "two messages in the first turn");
+    assert.ok(rx.hasParked);
+    for (let turn = 0; turn < 5 && rx.hasParked; turn++) assert.equal(rx.beginTurn(), null);
+    assert.equal(got.length, 7);
+    got.forEach((m, i) => assert.ok(eq(m, messages[i]!), `message ${i}`));
+    assert.equal<StreamError | null>(rx.onDataAt(bytes.length + 20_000, payload, 0, 1), "flow-control", "the window holds on this path too");
   });
 
   it("refuses data beyond the window (flow-control) and messages above maxMessageSize", function () {

@@ -33,6 +33,28 @@ describe("PacketKeys", () => {
     assert.equal(open(server, forged, 2, 0), null);
   });
 
+  it("openPacket opens a whole datagram like open, for any header length and size, and refuses what does not fit", () => {
+    const client = new PacketKeys(nobleBackend, km, "client");
+    const server = new PacketKeys(nobleBackend, km, "server");
+    const text = (n: number) => "x".repeat(n);
+    for (const [pn, len] of [[0, 5], [1, 5], [2, 900], [3, 1], [4, 5]] as const) {
+      const pkt = seal(client, pn, text(len));
+      const header = pkt.slice(0, HEADER);
+      const viaOpen = open(server, pkt.slice(), pn, 0);
+      const plain = server.openPacket(pn, pkt[0]! & 1, pkt, HEADER, 0);
+      assert.equal(plain === null ? null : new TextDecoder().decode(plain), text(len), `packet ${pn}`);
+      assert.equal(viaOpen, text(len));
+      assert.deepEqual(pkt.subarray(0, HEADER), header, "the datagram itself is left as it was");
+      // A longer header over the same bytes: the AAD differs, so it must not authenticate.
+      assert.equal(server.openPacket(pn, pkt[0]! & 1, pkt, HEADER + 1, 0), null);
+    }
+    const forged = seal(client, 5, "y");
+    forged[2]! ^= 1;
+    assert.equal(server.openPacket(5, forged[0]! & 1, forged, HEADER, 0), null, "a changed header fails");
+    assert.equal(server.openPacket(6, 0, new Uint8Array(1201), HEADER, 0), null, "longer than any datagram");
+    assert.equal(server.openPacket(6, 0, new Uint8Array(HEADER), HEADER, 0), null, "nothing after the header");
+  });
+
   it("a key update is followed by the peer and confirmed by an acknowledgement", () => {
     const client = new PacketKeys(nobleBackend, km, "client");
     const server = new PacketKeys(nobleBackend, km, "server");

@@ -141,6 +141,11 @@ export abstract class ConnectionCore {
         const err = this.streamIn.onData(offset, data);
         if (err) this.violation(streamErrorText(err, this.streamIn.maxPieces));
       },
+      onStreamAt: (offset, payload, at, length) => {
+        if (this.closingOrClosed) return;
+        const err = this.streamIn.onDataAt(offset, payload, at, length);
+        if (err) this.violation(streamErrorText(err, this.streamIn.maxPieces));
+      },
       onDatagram: (data) => {
         if (this._state !== "open") return;
         this.counters.datagramsReceived++;
@@ -230,7 +235,7 @@ export abstract class ConnectionCore {
       this.checkStatelessReset(buf);
       return Received.Dropped;
     }
-    const payload = this.keys.open(pn, h.keyPhase, buf.subarray(0, h.headerLength), buf.subarray(h.headerLength), now);
+    const payload = this.keys.openPacket(pn, h.keyPhase, buf, h.headerLength, now);
     if (payload === null) {
       this.dropped.decrypt++;
       this.checkStatelessReset(buf);

@@ -44,6 +44,8 @@ export interface FrameVisitor {
   /** Ranges arrive as inclusive [smallest, largest] pairs, highest first, in `ack`. */
   onAck(ack: AckFrame): void;
   onStream(offset: number, data: Uint8Array): void;
+  /** When present, STREAM frames come here instead, as `payload[at, at + length)`: no view is made. */
+  onStreamAt?(offset: number, payload: Uint8Array, at: number, length: number): void;
   onDatagram(data: Uint8Array): void;
   onClose(code: number, reason: string): void;
   onPathChallenge(data: Uint8Array): void;
@@ -216,7 +218,8 @@ export class FrameList {
           visitor.onAck(ack);
           break;
         case FrameType.Stream:
-          visitor.onStream(this.value[i]!, p.subarray(at, at + this.length[i]!));
+          if (visitor.onStreamAt) visitor.onStreamAt(this.value[i]!, p, at, this.length[i]!);
+          else visitor.onStream(this.value[i]!, p.subarray(at, at + this.length[i]!));
           break;
         case FrameType.Datagram:
           visitor.onDatagram(p.subarray(at, at + this.length[i]!));

@@ -1,6 +1,16 @@
 import type { AeadBackend } from "./aead.js";
 import type { Role } from "./connection-types.js";
 import { PacketCipher, splitExportedSecrets } from "./key-schedule.js";
+import { MAX_DATAGRAM_SIZE } from "./version.js";
+
+/**
+ * Where a received packet is opened from: a copy in one buffer, so that the header (AAD) and the
+ * sealed part are views made once and reused, instead of two new views of every datagram. Opening is
+ * synchronous and the plaintext lands in the backend's own buffer, so all sessions share it.
+ */
+const rx = new Uint8Array(MAX_DATAGRAM_SIZE);
+const aadViews: Uint8Array[] = [];
+let sealedView = rx.subarray(0, 0);
 
 /**
  * Packet protection for one session in both directions, and key updates (RFC 9001 §6). Generations
@@ -64,6 +74,19 @@ export class PacketKeys {
       this.rotatePending = true;
     }
     return cipher === null ? null : cipher.open(pn, aad, sealed);
+  }
+
+  /**
+   * `open` for a whole datagram `buf` (at most MAX_DATAGRAM_SIZE bytes) whose header is its first
+   * `headerLength` bytes, without allocating: see `rx`.
+   */
+  openPacket(pn: number, keyPhase: number, buf: Uint8Array, headerLength: number, now: number): Uint8Array | null {
+    if (buf.length > rx.length || headerLength >= buf.length) return null;
+    rx.set(buf);
+    const aad = (aadViews[headerLength] ??= rx.subarray(0, headerLength));
+    let sealed = sealedView;
+    if (sealed.byteOffset !== headerLength || sealed.length !== buf.length - headerLength) sealed = sealedView = rx.subarray(headerLength, buf.length);
+    return this.open(pn, keyPhase, aad, sealed, now);
   }
 
   /** The last `open` used the next generation's key: accepting that packet completes the peer's update. */

@@ -133,6 +133,27 @@ export class StreamReceiver {
     return err ?? this.absorb();
   }
 
+  /**
+   * `onData` for the STREAM bytes `buf[at, at + len)`: the usual in-order frame is parsed where it lies,
+   * with no view of it made; anything else goes through `onData`.
+   */
+  onDataAt(offset: number, buf: Uint8Array, at: number, len: number): StreamError | null {
+    if (offset !== this.contiguousEnd || this.parked !== null || len === 0 || offset + len > this.contiguousEnd + this.window) {
+      return this.onData(offset, buf.subarray(at, at + len));
+    }
+    this.contiguousEnd += len;
+    const r = this.parse(buf, at, at + len);
+    if (typeof r === "string") return r;
+    if (r < len) {
+      // The turn's budget ran out: park the rest (a copy: `buf` is the packet's).
+      const rest = this.alloc(len - r);
+      rest.set(buf.subarray(at + r, at + len));
+      this.parked = { start: this.contiguousEnd - rest.length, len: rest.length, buf: rest, off: 0 };
+      this.capacity += Math.max(rest.length, MIN_PIECE_CHARGE);
+    }
+    return this.absorb();
+  }
+
   /** Takes held pieces that the contiguous end has reached. */
   private absorb(): StreamError | null {
     const pieces = this.pieces;
@@ -290,19 +311,19 @@ export class StreamReceiver {
   }
 
   /**
-   * Parses contiguous stream bytes into messages. Returns how many bytes it took: all of them, or
-   * fewer when the turn's budget ran out (it stops only where a message starts).
+   * Parses contiguous stream bytes (`bytes` from `from` to `to`) into messages. Returns how many bytes
+   * it took: all of them, or fewer when the turn's budget ran out (it stops only where a message starts).
    */
-  private parse(bytes: Uint8Array): StreamError | number {
-    let p = 0;
-    while (p < bytes.length) {
+  private parse(bytes: Uint8Array, from = 0, to = bytes.length): StreamError | number {
+    let p = from;
+    while (p < to) {
       if (this.body === null) {
         if (this.prefixHave === 0) {
-          if (this.budget <= 0) return p;
+          if (this.budget <= 0) return p - from;
           this.prefixNeed = 1 << (bytes[p]! >>> 6);
         }
-        while (this.prefixHave < this.prefixNeed && p < bytes.length) this.prefix[this.prefixHave++] = bytes[p++]!;
-        if (this.prefixHave < this.prefixNeed) return p;
+        while (this.prefixHave < this.prefixNeed && p < to) this.prefix[this.prefixHave++] = bytes[p++]!;
+        if (this.prefixHave < this.prefixNeed) return p - from;
         let len = this.prefix[0]! & 0x3f;
         for (let k = 1; k < this.prefixNeed; k++) len = len * 256 + this.prefix[k]!;
         this.prefixHave = 0;
@@ -312,10 +333,10 @@ export class StreamReceiver {
           this.deliver(this.alloc(0));
           continue;
         }
-        if (bytes.length - p >= len) {
+        if (to - p >= len) {
           // Whole message in this piece: one copy, since `bytes` may alias a reused buffer.
           const msg = this.alloc(len);
-          if (len === bytes.length) msg.set(bytes);
+          if (len === bytes.length) msg.set(bytes); // then p is 0 and to is the length
           else if (len <= SMALL_COPY) for (let k = 0; k < len; k++) msg[k] = bytes[p + k]!; // no view to allocate
           else msg.set(bytes.subarray(p, p + len));
           this.budget--;
@@ -326,7 +347,7 @@ export class StreamReceiver {
         this.body = this.alloc(len);
         this.bodyFill = 0;
       }
-      const n = Math.min(this.body.length - this.bodyFill, bytes.length - p);
+      const n = Math.min(this.body.length - this.bodyFill, to - p);
       this.body.set(bytes.subarray(p, p + n), this.bodyFill);
       this.bodyFill += n;
       p += n;
@@ -337,6 +358,6 @@ export class StreamReceiver {
         this.deliver(msg);
       }
     }
-    return p;
+    return p - from;
   }
 }
