@@ -44,7 +44,6 @@ class NodeCryptoKey implements AeadKey {
     cipher.setAAD(aad, { plaintextLength: plaintext.length });
     const ct = cipher.update(plaintext);
     cipher.final(); // a stream cipher emits nothing here, but final() computes the tag
-    // After update() has read all of `plaintext`, so it may alias the destination (sealing in place).
     out.set(ct, outOffset);
     out.set(cipher.getAuthTag(), outOffset + plaintext.length);
     return n;

@@ -59,7 +59,6 @@ class SodiumKey implements AeadKey {
       view = this.sealView = this.sealScratch.subarray(0, n);
     }
     this.sodium.crypto_aead_chacha20poly1305_ietf_encrypt(view, plaintext, aad, null, nonce, this.key);
-    // After the call, so `plaintext` may even alias the destination region (sealing in place).
     out.set(view, outOffset);
     return n;
   }

@@ -121,7 +121,6 @@ class NobleKey implements AeadKey {
     w.fit(n).set(plaintext, BLOCK);
     w.run(this.key, nonce);
     w.mac(aad, w.outputData, w.tag);
-    // `plaintext` was read in full before this point, so it may alias the destination (sealing in place).
     out.set(w.outputData, outOffset);
     out.set(w.tag, outOffset + n);
     return n + AEAD_TAG_LENGTH;
