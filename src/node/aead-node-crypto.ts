@@ -26,7 +26,18 @@ const OPTIONS = { authTagLength: AEAD_TAG_LENGTH } as const;
  * Error.stackTraceLimit is writable (it is not under --frozen-intrinsics), and always restored: nothing
  * else runs during the synchronous calls.
  */
-const canSilenceStacks = Object.getOwnPropertyDescriptor(Error, "stackTraceLimit")?.writable === true;
+let canSilenceStacks = Object.getOwnPropertyDescriptor(Error, "stackTraceLimit")?.writable === true;
+
+/** Sets Error.stackTraceLimit to 0 if it can; false (and never again tried) once Error has been frozen. */
+function silenceStacks(): boolean {
+  if (!canSilenceStacks) return false;
+  try {
+    Error.stackTraceLimit = 0;
+    return true;
+  } catch {
+    return (canSilenceStacks = false);
+  }
+}
 
 class NodeCryptoKey implements AeadKey {
   // A KeyObject copies the key once, instead of on every createCipheriv call.
@@ -53,7 +64,7 @@ class NodeCryptoKey implements AeadKey {
     if (sealed.length < AEAD_TAG_LENGTH || nonce.length !== AEAD_NONCE_LENGTH) return null;
     const n = sealed.length - AEAD_TAG_LENGTH;
     const limit = Error.stackTraceLimit;
-    if (canSilenceStacks) Error.stackTraceLimit = 0;
+    const silenced = silenceStacks();
     try {
       const decipher = createDecipheriv(ALGORITHM, this.key, nonce, OPTIONS);
       decipher.setAAD(aad, { plaintextLength: n });
@@ -66,7 +77,7 @@ class NodeCryptoKey implements AeadKey {
     } catch {
       return null;
     } finally {
-      if (canSilenceStacks) Error.stackTraceLimit = limit;
+      if (silenced) Error.stackTraceLimit = limit;
     }
   }
 }
