@@ -6,6 +6,8 @@
  * per-packet path allocates nothing on the JS heap.
  */
 import assert from "node:assert/strict";
+import { execFileSync } from "node:child_process";
+import { fileURLToPath } from "node:url";
 import { GCProfiler, getHeapSpaceStatistics } from "node:v8";
 import { AEAD_TAG_LENGTH, type AeadBackend, type AeadKey } from "../src/protocol/aead.js";
 import { nodeCryptoAvailable, nodeCryptoBackend } from "../src/node/aead-node-crypto.js";
@@ -148,6 +150,27 @@ describe("AEAD backends across each other", () => {
       assert.ok(other.open(nonce, aad, sealAt(other, nonce, aad, otherPt, 0)));
       assert.deepEqual(got.slice(), pt, `${b.name}: the opened plaintext changed`);
     }
+  });
+
+  it("opens and rejects without throwing after Error has been frozen (child process)", () => {
+    // The native backends switch Error.stackTraceLimit off around a failing call; once Error is frozen
+    // (after they loaded: lockdown-style hardening) that store throws, and open() must not.
+    const code = `
+      const { availableAeadBackends } = await import(${JSON.stringify(fileURLToPath(new URL("../src/node/aead-select.ts", import.meta.url)))});
+      const backends = availableAeadBackends();
+      Object.freeze(Error);
+      const out = backends.map((b) => {
+        const k = b.createKey(new Uint8Array(32));
+        const sealed = new Uint8Array(21);
+        k.sealInto(sealed, 0, new Uint8Array(12), new Uint8Array(2), Uint8Array.of(1, 2, 3, 4, 5));
+        const bad = sealed.slice(); bad[20] ^= 1;
+        const forged = k.open(new Uint8Array(12), new Uint8Array(2), bad);
+        const genuine = k.open(new Uint8Array(12), new Uint8Array(2), sealed);
+        return [b.name, forged, genuine && Array.from(genuine)];
+      });
+      console.log(JSON.stringify(out));`;
+    const stdout = execFileSync(process.execPath, ["--import", "tsx", "--input-type=module", "-e", code], { encoding: "utf8" });
+    assert.deepEqual(JSON.parse(stdout), backends.map((b) => [b.name, null, [1, 2, 3, 4, 5]]));
   });
 
   it("a rejected packet leaves Error.stackTraceLimit as it was", () => {
