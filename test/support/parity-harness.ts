@@ -324,6 +324,33 @@ export class ServerLog {
   }
 }
 
+/**
+ * Holds `room`'s reconnection attempts until the returned function is called: the SDK still drops the
+ * room and schedules its attempts on its own timers, but an attempt that falls due while held opens its
+ * connection only on release (at once if released already). For a case that restarts the server on the
+ * same port: it orders "the new server listens" before "the client's first attempt", whatever the
+ * restart takes.
+ *
+ * Needed on the stock-SDK legs under Node 22: the SDK's WebSocket there is Node's own (undici 6.x),
+ * which on a refused connection fires `error` but never `close` and stays CONNECTING
+ * (nodejs/undici#3506); the SDK retries only on `close` and has no connect timeout, so an attempt
+ * made while no server listens waits forever, on ws-transport exactly as on fastnet's WebSocket path.
+ * No server code takes part in such an attempt.
+ */
+export function holdReconnection(room: SdkRoom<any, any>): () => void {
+  const connection = room.connection as unknown as { reconnect(query: Record<string, unknown>): void };
+  const reconnect = connection.reconnect;
+  let release!: () => void;
+  const released = new Promise<void>((resolve) => (release = resolve));
+  connection.reconnect = (query) => {
+    void released.then(() => reconnect.call(connection, query));
+  };
+  return () => {
+    connection.reconnect = reconnect;
+    release();
+  };
+}
+
 /** Resolves when `room` fires onLeave (with its code); bounded. */
 export function nextLeave(room: SdkRoom<any, any>, ms: number, what: string): Promise<number> {
   return within(new Promise<number>((res) => room.onLeave((code) => res(code))), ms, what);
