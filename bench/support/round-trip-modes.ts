@@ -1,6 +1,9 @@
 /**
  * Where fastnet's round trip costs more than raw UDP's (issue 11): the same echo, 32 B, one message in
- * flight, in one process pinned to one CPU, so that CPU time per round trip is the whole cost:
+ * flight, in one process pinned to one CPU, so that CPU time per round trip is the whole cost. Kinds:
+ * "raw" (dgram), "fastnet" (FastnetServer and connect(), sodium), "core" (the sans-IO Connection driven
+ * straight from dgram sockets: fastnet without its Node driver, no session, endpoint, events or timers).
+ * Modes:
  *   - mode "thread": client and echo server in the main thread (no switch between them);
  *   - mode "worker": the echo server in a worker thread (a thread switch per half round trip, one
  *     address space), to compare with bench:rtt's two processes (a process switch);
@@ -19,9 +22,13 @@ import dgram from "node:dgram";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { Worker, isMainThread, parentPort, workerData } from "node:worker_threads";
+import { randomFillSync } from "node:crypto";
+import { selectAeadBackend } from "../../src/node/aead-select.js";
+import { Connection } from "../../src/protocol/connection.js";
+import { CID_LENGTH } from "../../src/protocol/version.js";
 
 interface Case {
-  kind: "raw" | "fastnet";
+  kind: "raw" | "fastnet" | "core";
   mode: "thread" | "worker";
   sweepKb: number;
   codeFns: number;
@@ -49,8 +56,34 @@ function sweeper(kb: number, codeFns: number): () => void {
   };
 }
 
+/** Shared secrets of a "core" pair (no handshake: both ends get the same keying material and CID). */
+interface CoreKeys {
+  km: Uint8Array;
+  cid: Uint8Array;
+}
+
+function coreConnection(role: "client" | "server", k: CoreKeys): Connection {
+  const aead = selectAeadBackend("sodium");
+  return new Connection({ role, cid: k.cid, keyingMaterial: k.km, aead, now: performance.now(), random: randomFillSync, alloc: Buffer.allocUnsafe, initialRttMs: 1 });
+}
+
 /** Starts the echo server in this thread; resolves to what a client needs. */
-async function startEcho(kind: Case["kind"], sweep: () => void): Promise<{ port: number; fp: string }> {
+async function startEcho(kind: Case["kind"], sweep: () => void, keys: CoreKeys): Promise<{ port: number; fp: string }> {
+  if (kind === "core") {
+    const conn = coreConnection("server", keys);
+    const s = dgram.createSocket("udp4");
+    await new Promise<void>((r) => s.bind(0, "127.0.0.1", () => r()));
+    s.on("message", (m, ri) => {
+      conn.handleDatagram(m, performance.now());
+      for (let ev = conn.pollEvent(); ev; ev = conn.pollEvent()) {
+        if (ev.type !== "message") continue;
+        sweep();
+        conn.send(ev.data);
+      }
+      for (let d = conn.pollTransmit(performance.now()); d; d = conn.pollTransmit(performance.now())) s.send(d, ri.port, ri.address);
+    });
+    return { port: s.address().port, fp: "" };
+  }
   if (kind === "raw") {
     const s = dgram.createSocket("udp4");
     await new Promise<void>((r) => s.bind(0, "127.0.0.1", () => r()));
@@ -74,20 +107,48 @@ async function startEcho(kind: Case["kind"], sweep: () => void): Promise<{ port:
 
 async function runChild(c: Case): Promise<Result> {
   const sweep = sweeper(c.sweepKb, c.codeFns);
+  const keys: CoreKeys = { km: randomFillSync(new Uint8Array(64)), cid: randomFillSync(new Uint8Array(CID_LENGTH)) };
   let echo: { port: number; fp: string };
   let worker: Worker | null = null;
   if (c.mode === "worker") {
-    worker = new Worker(new URL(import.meta.url), { workerData: c, execArgv: ["--import", "tsx"] });
+    worker = new Worker(new URL(import.meta.url), { workerData: { c, keys }, execArgv: ["--import", "tsx"] });
     echo = await new Promise((resolve, reject) => {
       worker!.once("message", resolve);
       worker!.once("error", reject);
     });
   } else {
-    echo = await startEcho(c.kind, sweep);
+    echo = await startEcho(c.kind, sweep, keys);
   }
   let send: () => void;
   let onEcho: (cb: () => void) => void;
-  if (c.kind === "raw") {
+  if (c.kind === "core") {
+    const conn = coreConnection("client", keys);
+    const sock = dgram.createSocket("udp4");
+    await new Promise<void>((r) => sock.connect(echo.port, "127.0.0.1", () => r()));
+    const flush = (): void => {
+      for (let d = conn.pollTransmit(performance.now()); d; d = conn.pollTransmit(performance.now())) sock.send(d);
+    };
+    let echoed: (() => void) | null = null;
+    let opened!: () => void;
+    const open = new Promise<void>((r) => (opened = r));
+    sock.on("message", (m) => {
+      conn.handleDatagram(m, performance.now());
+      for (let ev = conn.pollEvent(); ev; ev = conn.pollEvent()) {
+        if (ev.type === "open") opened();
+        else if (ev.type === "message") echoed?.();
+      }
+      flush();
+    });
+    flush(); // the bind
+    await open;
+    const p = new Uint8Array(32);
+    // From the echo handler the send leaves with the flush that follows it; the first one needs its own.
+    send = () => {
+      conn.send(p);
+      flush();
+    };
+    onEcho = (cb) => (echoed = cb);
+  } else if (c.kind === "raw") {
     const sock = dgram.createSocket("udp4");
     await new Promise<void>((r) => sock.connect(echo.port, "127.0.0.1", () => r()));
     const p = Buffer.alloc(32);
@@ -124,8 +185,8 @@ async function runChild(c: Case): Promise<Result> {
 }
 
 if (!isMainThread) {
-  const c = workerData as Case;
-  parentPort!.postMessage(await startEcho(c.kind, sweeper(c.sweepKb, c.codeFns)));
+  const { c, keys } = workerData as { c: Case; keys: CoreKeys };
+  parentPort!.postMessage(await startEcho(c.kind, sweeper(c.sweepKb, c.codeFns), keys));
 } else if (process.argv[2] === "--child") {
   const r = await runChild(JSON.parse(process.argv[3]!) as Case);
   console.log(JSON.stringify(r));
@@ -133,7 +194,7 @@ if (!isMainThread) {
 } else {
   const { values } = parseArgs({
     options: {
-      kind: { type: "string", default: "raw,fastnet" },
+      kind: { type: "string", default: "raw,core,fastnet" },
       mode: { type: "string", default: "thread,worker" },
       "sweep-kb": { type: "string", default: "0" },
       "code-fns": { type: "string", default: "0" },
