@@ -11,33 +11,15 @@
  * is in those native calls (context creation first) and in collecting their garbage; the JS around
  * them is a few percent. What this file controls is kept lean: the key is a KeyObject imported once, not
  * per call; the only copies are the two into `out`; and a failed open skips the stack trace of the error
- * that `final()` throws (see canSilenceStacks). (setAAD's `plaintextLength` matters only for CCM, but
+ * that `final()` throws (see silence-stacks.ts). (setAAD's `plaintextLength` matters only for CCM, but
  * the typings require it and dropping that one small object measured no difference.)
  */
 import { createCipheriv, createDecipheriv, createSecretKey, getCiphers, type KeyObject } from "node:crypto";
+import { silenceStacks } from "./silence-stacks.js";
 import { AEAD_KEY_LENGTH, AEAD_NONCE_LENGTH, AEAD_TAG_LENGTH, type AeadBackend, type AeadKey } from "../protocol/aead.js";
 
 const ALGORITHM = "chacha20-poly1305";
 const OPTIONS = { authTagLength: AEAD_TAG_LENGTH } as const;
-
-/**
- * Decipher.final() reports a tag mismatch by throwing, and capturing that error's stack trace is a good
- * part of the cost of rejecting a forged packet. Stack capture is switched off around the call only where
- * Error.stackTraceLimit is writable (it is not under --frozen-intrinsics), and always restored: nothing
- * else runs during the synchronous calls.
- */
-let canSilenceStacks = Object.getOwnPropertyDescriptor(Error, "stackTraceLimit")?.writable === true;
-
-/** Sets Error.stackTraceLimit to 0 if it can; false (and never again tried) once Error has been frozen. */
-function silenceStacks(): boolean {
-  if (!canSilenceStacks) return false;
-  try {
-    Error.stackTraceLimit = 0;
-    return true;
-  } catch {
-    return (canSilenceStacks = false);
-  }
-}
 
 class NodeCryptoKey implements AeadKey {
   // A KeyObject copies the key once, instead of on every createCipheriv call.

@@ -11,6 +11,7 @@
  * The combined calls are used, not the `_detached` ones, which would need a view for the tag as well.
  */
 import { createRequire } from "node:module";
+import { silenceStacks } from "./silence-stacks.js";
 import { AEAD_KEY_LENGTH, AEAD_NONCE_LENGTH, AEAD_TAG_LENGTH, type AeadBackend, type AeadKey } from "../protocol/aead.js";
 import { MAX_DATAGRAM_SIZE } from "../protocol/version.js";
 
@@ -25,26 +26,6 @@ interface SodiumAead {
 }
 
 const EMPTY = new Uint8Array(0);
-
-/**
- * sodium-native reports a tag mismatch by throwing an Error, and capturing its stack trace is most of the
- * cost of rejecting a forged packet (about 5.3 µs against 1.3 µs without it at 64 B here: bench/aead.ts,
- * column "bad ns"). Stack capture is switched off around the call only where Error.stackTraceLimit is
- * writable (it is not under --frozen-intrinsics), and always restored: nothing else runs during the
- * synchronous call.
- */
-let canSilenceStacks = Object.getOwnPropertyDescriptor(Error, "stackTraceLimit")?.writable === true;
-
-/** Sets Error.stackTraceLimit to 0 if it can; false (and never again tried) once Error has been frozen. */
-function silenceStacks(): boolean {
-  if (!canSilenceStacks) return false;
-  try {
-    Error.stackTraceLimit = 0;
-    return true;
-  } catch {
-    return (canSilenceStacks = false);
-  }
-}
 
 class SodiumKey implements AeadKey {
   private readonly key: Uint8Array;
