@@ -5,20 +5,17 @@ import { SentPackets } from "../src/protocol/sent-packets.js";
 function removeWhere(s: SentPackets, drop: (pn: number) => boolean): number[] {
   const removed: number[] = [];
   const n = s.length;
-  let leading = 0;
-  let w = 0;
+  s.beginCompaction();
   for (let k = 0; k < n; k++) {
     const slot = s.slot(k);
     if (drop(s.pn[slot]!)) {
       removed.push(s.pn[slot]!);
-      s.release(slot);
-      if (w === 0) leading++;
-      continue;
+      s.drop(slot);
+    } else {
+      s.keep(k, slot);
     }
-    if (k !== leading + w) s.move(slot, s.slot(leading + w));
-    w++;
   }
-  s.retain(leading, w);
+  s.endCompaction();
   return removed;
 }
 

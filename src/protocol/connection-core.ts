@@ -136,11 +136,8 @@ export abstract class ConnectionCore {
         this.ackAppliedThisPacket = true;
         this.onAck(ack);
       },
-      onStream: (offset, data) => {
-        if (this.closingOrClosed) return;
-        const err = this.streamIn.onData(offset, data);
-        if (err) this.violation(streamErrorText(err, this.streamIn.maxPieces));
-      },
+      // Not called while onStreamAt is present (FrameList.visit prefers it); kept for the interface.
+      onStream: (offset, data) => this.visitor.onStreamAt!(offset, data, 0, data.length),
       onStreamAt: (offset, payload, at, length) => {
         if (this.closingOrClosed) return;
         const err = this.streamIn.onDataAt(offset, payload, at, length);

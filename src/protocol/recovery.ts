@@ -112,9 +112,7 @@ export class Recovery {
     let r = ack.count - 1; // ranges come highest first; walk them lowest first
     const sent = this.sent;
     const n = sent.length;
-    // Compacts the ring in place (see SentPackets.retain): nothing allocated per ACK.
-    let leading = 0;
-    let w = 0;
+    sent.beginCompaction(); // in place: nothing allocated per ACK
     for (let k = 0; k < n; k++) {
       const s = sent.slot(k);
       const pn = sent.pn[s]!;
@@ -128,14 +126,12 @@ export class Recovery {
         }
         this.cc.onAcked(sent.size[s]!, sent.timeSent[s]!, sent.appLimited[s] === 1);
         this.handler.onAcked(sent, s);
-        sent.release(s);
-        if (w === 0) leading++;
-        continue;
+        sent.drop(s);
+      } else {
+        sent.keep(k, s);
       }
-      if (k !== leading + w) sent.move(s, sent.slot(leading + w));
-      w++;
     }
-    sent.retain(leading, w);
+    sent.endCompaction();
     if (ack.largest > this.largestAcked) this.largestAcked = ack.largest;
     if (largestNewlyAcked && anyAckEliciting && ackDelay <= this.maxAckDelayMs + Math.max(this.rtt.smoothed, STALE_ACK_SLACK_MS)) {
       this.rtt.update(now - largestNewlyAckedSent, ackDelay, this.maxAckDelayMs);
@@ -154,8 +150,7 @@ export class Recovery {
     let lostCount = 0;
     const sent = this.sent;
     const n = sent.length;
-    let leading = 0;
-    let w = 0;
+    sent.beginCompaction();
     for (let k = 0; k < n; k++) {
       const s = sent.slot(k);
       const pn = sent.pn[s]!;
@@ -167,22 +162,20 @@ export class Recovery {
           lostCount++;
           this.cc.onRemoved(sent.size[s]!);
           this.handler.onLost(sent, s);
-          sent.release(s);
+          sent.drop(s);
           if (timeSent > largestLostSent) largestLostSent = timeSent;
           if (timeSent < firstLostSent) firstLostSent = timeSent;
-          if (w === 0) leading++;
           continue;
         }
         this.lossTime = Math.min(this.lossTime, lossAt);
       }
-      if (k !== leading + w) sent.move(s, sent.slot(leading + w));
-      w++;
+      sent.keep(k, s);
     }
-    sent.retain(leading, w);
+    sent.endCompaction();
     if (lostCount > 0) {
       this.packetsLost += lostCount;
       // Persistent congestion (RFC 9002 §7.6), approximated: losses spanning 3 PTOs with nothing left in flight before them.
-      const persistent = this.rtt.hasSample && largestLostSent - firstLostSent > 3 * this.ptoBase() && w === 0;
+      const persistent = this.rtt.hasSample && largestLostSent - firstLostSent > 3 * this.ptoBase() && sent.length === 0;
       this.cc.onLost(largestLostSent, now, persistent);
     }
   }

@@ -5,9 +5,8 @@
  * carried (most packets carry one), any further ranges, the largest packet number its ACK frame
  * acknowledged, whether it was app-limited, and the CID frame sequence numbers it carried.
  *
- * Records leave by compaction (Recovery walks them oldest first, releases the removed, moves the kept
- * down over the gaps, then calls `retain`): order is kept, and removals before the first kept record
- * only move the head, so the usual ACK of the oldest packets copies nothing.
+ * Records leave by compaction (see beginCompaction): order is kept, and removals before the first kept
+ * record only move the head, so the usual ACK of the oldest packets copies nothing.
  */
 export class SentPackets {
   /** How many records are held. */
@@ -15,6 +14,9 @@ export class SentPackets {
   private head = 0;
   private mask = 0;
   private readonly initialSlots: number;
+  // Compaction state (see beginCompaction).
+  private leading = 0;
+  private kept = 0;
   pn!: Float64Array;
   timeSent!: Float64Array;
   size!: Uint32Array;
@@ -83,15 +85,33 @@ export class SentPackets {
   }
 
   /**
-   * Ends a compaction (see Recovery.onAck): walking k = 0..length-1, the caller released the removed
-   * records, moved each kept one from slot(k) to slot(leading + kept-so-far), and counted `leading`
-   * removals before the first kept record. The head moves past those; `kept` records remain.
+   * A compaction walks the records oldest first (k = 0..length-1, slot(k)) and calls `drop` or `keep`
+   * for each, then `endCompaction`. Order is kept; drops before the first kept record only move the
+   * head, so the usual ACK of the oldest packets copies nothing.
    */
-  retain(leading: number, kept: number): void {
-    this.head = (this.head + leading) & this.mask;
-    this.length = kept;
+  beginCompaction(): void {
+    this.leading = 0;
+    this.kept = 0;
+  }
+
+  /** Removes the record in slot `s` (the caller is done reading it). */
+  drop(s: number): void {
+    this.release(s);
+    if (this.kept === 0) this.leading++;
+  }
+
+  /** Keeps the k-th record (in slot `s`), moving it down over the gaps dropped before it. */
+  keep(k: number, s: number): void {
+    const to = this.leading + this.kept;
+    if (k !== to) this.move(s, (this.head + to) & this.mask);
+    this.kept++;
+  }
+
+  endCompaction(): void {
+    this.head = (this.head + this.leading) & this.mask;
+    this.length = this.kept;
     // Once a burst is all acknowledged, the slots it grew go back: an idle session holds the minimum.
-    if (kept === 0 && this.mask + 1 > this.initialSlots) this.allocate(this.initialSlots);
+    if (this.kept === 0 && this.mask + 1 > this.initialSlots) this.allocate(this.initialSlots);
   }
 
   /** Numbers of stream-range and CID entries held beyond the slots (for heldBytes). */
@@ -120,13 +140,13 @@ export class SentPackets {
   }
 
   /** Forgets what slot `s` refers to (its extra ranges and CID list). */
-  release(s: number): void {
+  private release(s: number): void {
     this.moreStream[s] = null;
     this.cids[s] = null;
   }
 
   /** Copies the record in slot `from` to slot `to` and releases `from`. */
-  move(from: number, to: number): void {
+  private move(from: number, to: number): void {
     this.pn[to] = this.pn[from]!;
     this.timeSent[to] = this.timeSent[from]!;
     this.size[to] = this.size[from]!;

@@ -124,34 +124,21 @@ export class StreamReceiver {
 
   /** Handles one STREAM frame. Returns an error for a violation; duplicates are ignored. */
   onData(offset: number, data: Uint8Array): StreamError | null {
-    const end = offset + data.length;
-    if (end > this.contiguousEnd + this.window) return "flow-control";
-    if (end <= this.contiguousEnd) return null;
-    if (offset > this.contiguousEnd) return this.hold(offset, data);
-    // In order (perhaps overlapping what was received): take it, then whatever it made contiguous.
-    const err = this.advance(offset === this.contiguousEnd ? data : data.subarray(this.contiguousEnd - offset), null);
-    return err ?? this.absorb();
+    return this.onDataAt(offset, data, 0, data.length);
   }
 
   /**
-   * `onData` for the STREAM bytes `buf[at, at + len)`: the usual in-order frame is parsed where it lies,
-   * with no view of it made; anything else goes through `onData`.
+   * `onData` for the STREAM bytes `buf[at, at + len)`, such as a frame inside a packet's payload: bytes
+   * in order are parsed where they lie, with no view of them made.
    */
   onDataAt(offset: number, buf: Uint8Array, at: number, len: number): StreamError | null {
-    if (offset !== this.contiguousEnd || this.parked !== null || len === 0 || offset + len > this.contiguousEnd + this.window) {
-      return this.onData(offset, buf.subarray(at, at + len));
-    }
-    this.contiguousEnd += len;
-    const r = this.parse(buf, at, at + len);
-    if (typeof r === "string") return r;
-    if (r < len) {
-      // The turn's budget ran out: park the rest (a copy: `buf` is the packet's).
-      const rest = this.alloc(len - r);
-      rest.set(buf.subarray(at + r, at + len));
-      this.parked = { start: this.contiguousEnd - rest.length, len: rest.length, buf: rest, off: 0 };
-      this.capacity += Math.max(rest.length, MIN_PIECE_CHARGE);
-    }
-    return this.absorb();
+    const end = offset + len;
+    if (end > this.contiguousEnd + this.window) return "flow-control";
+    if (end <= this.contiguousEnd) return null;
+    if (offset > this.contiguousEnd) return this.hold(offset, buf.subarray(at, at + len));
+    // In order (perhaps overlapping what was received): take it, then whatever it made contiguous.
+    const err = this.advance(buf, at + (this.contiguousEnd - offset), at + len, null);
+    return err ?? this.absorb();
   }
 
   /** Takes held pieces that the contiguous end has reached. */
@@ -168,34 +155,35 @@ export class StreamReceiver {
       p.off += skip;
       p.len -= skip;
       p.start += skip;
-      err = this.advance(p.buf.subarray(p.off, p.off + p.len), p);
+      err = this.advance(p.buf, p.off, p.off + p.len, p);
     }
     if (n > 0) pieces.splice(0, n);
     return err;
   }
 
   /**
-   * Bytes that extend the contiguous end: parsed now, or parked once the turn's budget is spent.
+   * Bytes `buf[from, to)` that extend the contiguous end: parsed now, or parked once the turn's budget is spent.
    * `owner`: the piece whose buffer holds them (adopted as the parked piece instead of a copy).
    */
-  private advance(bytes: Uint8Array, owner: Piece | null): StreamError | null {
-    this.contiguousEnd += bytes.length;
+  private advance(buf: Uint8Array, from: number, to: number, owner: Piece | null): StreamError | null {
+    this.contiguousEnd += to - from;
     if (this.parked !== null) {
-      this.appendParked(bytes);
+      this.appendParked(buf.subarray(from, to));
       return null;
     }
-    const r = this.parse(bytes);
+    const r = this.parse(buf, from, to);
     if (typeof r === "string") return r;
-    if (r === bytes.length) return null;
+    if (r === to - from) return null;
     if (owner) {
       owner.off += r;
       owner.len -= r;
       owner.start += r;
       this.parked = owner;
     } else {
-      const buf = this.alloc(bytes.length - r);
-      buf.set(bytes.subarray(r));
-      this.parked = { start: this.contiguousEnd - buf.length, len: buf.length, buf, off: 0 };
+      // A copy: `buf` is the caller's (a packet's payload).
+      const rest = this.alloc(to - from - r);
+      rest.set(buf.subarray(from + r, to));
+      this.parked = { start: this.contiguousEnd - rest.length, len: rest.length, buf: rest, off: 0 };
     }
     this.capacity += Math.max(this.parked.buf.length, MIN_PIECE_CHARGE);
     return null;
